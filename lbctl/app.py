@@ -1,0 +1,151 @@
+"""Composition root: clients, informers, allocator, reconcilers, workers and the HTTP server.
+
+Start-up order matters for safety: every informer lists once, the allocator then holds every
+address recorded in a Vip or shown on a Service, and only after that do workers start, so no
+new allocation can hand out an address that is already in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import structlog
+
+from lbctl import http
+from lbctl.config import Settings
+from lbctl.ipam.allocator import AddressInUse, Allocator
+from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient, api_client_from
+from lbctl.kube.events import EventRecorder
+from lbctl.kube.informer import Informer, object_key
+from lbctl.kube.workqueue import WorkQueue
+from lbctl.model import ServiceView
+from lbctl.reconcile.controller import Controller
+from lbctl.reconcile.service import Requeue, ServiceReconciler
+from lbctl.reconcile.vip import VipReconciler, VipTracker
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The live parts of one running lbctl, exposed for tests and the HTTP endpoints."""
+
+    client: KubeClient
+    allocator: Allocator
+    services: Informer
+    vips: Informer
+    queue: WorkQueue
+    controller: Controller
+    service_reconciler: ServiceReconciler
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def ready(self) -> bool:
+        return self.started.is_set()
+
+
+def build(settings: Settings, client: KubeClient) -> Runtime:
+    allocator = Allocator(settings.pools)
+    services = Informer(client, SERVICES)
+    vips = Informer(client, VIPS)
+    queue = WorkQueue()
+    recorder = EventRecorder(client)
+    service_reconciler = ServiceReconciler(
+        client=client,
+        services=services,
+        vips=vips,
+        allocator=allocator,
+        recorder=recorder,
+        load_balancer_class=settings.load_balancer_class,
+    )
+
+    def enqueue_service(key: str) -> None:
+        queue.add(f"Service:{key}")
+
+    def enqueue_vip(key: str) -> None:
+        queue.add(f"Vip:{key}")
+
+    def on_release() -> None:
+        for key in list(service_reconciler.waiting):
+            enqueue_service(key)
+        for key in list(vip_reconciler.waiting):
+            enqueue_vip(key)
+
+    tracker = VipTracker(allocator, enqueue_service, enqueue_vip, on_release)
+    vip_reconciler = VipReconciler(
+        client=client, vips=vips, allocator=allocator, recorder=recorder, tracker=tracker
+    )
+
+    async def reconcile_vip(key: str) -> Requeue | None:
+        await vip_reconciler.reconcile(key)
+        return None
+
+    def on_service(kind: str, old: JSON | None, new: JSON | None) -> None:
+        obj = new if new is not None else old
+        if obj is not None:
+            enqueue_service(object_key(obj))
+
+    vips.add_handler(tracker)
+    services.add_handler(on_service)
+    controller = Controller(
+        queue,
+        {"Service": service_reconciler.reconcile, "Vip": reconcile_vip},
+        workers=settings.workers,
+    )
+    return Runtime(client, allocator, services, vips, queue, controller, service_reconciler)
+
+
+def reserve_shown_addresses(runtime: Runtime) -> None:
+    """Hold addresses that Services already show but no Vip records (e.g. a Vip deleted by hand)."""
+    for key, raw in runtime.services.items():
+        service = ServiceView.from_raw(raw)
+        if not runtime.service_reconciler.handles(service) or runtime.vips.get(key) is not None:
+            continue
+        for address in service.held_addresses():
+            if runtime.allocator.pool_of(address) is None:
+                continue
+            try:
+                runtime.allocator.assign(key, address)
+                break
+            except AddressInUse as err:
+                log.warning(
+                    "address shown on service is held elsewhere",
+                    service=key,
+                    address=str(address),
+                    holder=err.holder,
+                )
+
+
+async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | None = None) -> None:
+    """Run until cancelled, on an existing client (tests pass their own)."""
+    runtime = runtime or build(settings, client)
+    runner = None
+    if settings.metrics_bind_address != "0":
+        runner = await http.serve(http.build_app(runtime.ready), settings.metrics_bind_address)
+    informers = [asyncio.create_task(i.run()) for i in (runtime.services, runtime.vips)]
+    try:
+        await runtime.services.synced.wait()
+        await runtime.vips.synced.wait()
+        reserve_shown_addresses(runtime)
+        runtime.started.set()
+        log.info(
+            "caches synced, reconciling",
+            services=len(runtime.services),
+            vips=len(runtime.vips),
+            workers=settings.workers,
+        )
+        await runtime.controller.run()
+    finally:
+        for task in informers:
+            task.cancel()
+        await asyncio.gather(*informers, return_exceptions=True)
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def run(settings: Settings) -> None:
+    client = KubeClient(await api_client_from(settings.kubeconfig))
+    try:
+        await run_with(settings, client)
+    finally:
+        await client.close()

@@ -1,0 +1,20 @@
+"""Settings for one lbctl process, grouped and frozen; built by ``lbctl.cli``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lbctl.ipam.ranges import Pool
+
+
+@dataclass(frozen=True)
+class Settings:
+    pools: tuple[Pool, ...]
+    kubeconfig: str | None = None
+    """None means the in-cluster service account."""
+    workers: int = 4
+    """Concurrent reconciles; one key is never reconciled by two workers at once."""
+    load_balancer_class: str | None = None
+    """Handle only Services of this class; None handles Services without a class."""
+    metrics_bind_address: str = ":8080"
+    """host:port of /metrics, /healthz and /readyz; '0' turns the server off."""

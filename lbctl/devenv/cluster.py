@@ -1,0 +1,33 @@
+"""Helpers to prepare a cluster for lbctl: apply its CRD and wait until it is served."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import yaml
+
+from lbctl.kube.client import CRDS, JSON, KubeClient
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+VIP_CRD = MANIFESTS / "crds" / "vip.yaml"
+
+
+def load_documents(path: Path) -> list[JSON]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+async def install_crds(client: KubeClient, timeout: float = 30.0) -> None:
+    """Apply the Vip CRD and wait for its Established condition."""
+    for crd in load_documents(VIP_CRD):
+        await client.apply(CRDS, crd)
+        deadline = time.monotonic() + timeout
+        while True:
+            current = await client.get(CRDS, None, crd["metadata"]["name"])
+            conditions = (current.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {crd['metadata']['name']} not established in {timeout} s")
+            await asyncio.sleep(0.1)

@@ -1,0 +1,128 @@
+"""``lbctl demo``: the whole flow on this machine, from nothing to a Service with its VIP.
+
+Builds (once) and starts a local kube-apiserver + etcd, installs the Vip CRD, starts the real
+``python -m lbctl`` process, creates demo LoadBalancer Services and prints what each received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from lbctl.devenv.build import ControlPlaneBuildError, ensure_binaries
+from lbctl.devenv.cluster import install_crds
+from lbctl.devenv.controlplane import ControlPlaneStartError, LocalControlPlane
+from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIPS, KubeClient, api_client_from
+from lbctl.kube.errors import AlreadyExists
+
+DEMO_RANGE = '["10.99.98.0/24"]'
+DEMO_SERVICES = [("echo1", 80), ("echo2", 8443)]
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def demo_service(name: str, port: int) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": name},
+            "ports": [{"name": "web", "protocol": "TCP", "port": port, "targetPort": 8080}],
+        },
+    }
+
+
+async def wait_for_vip(client: KubeClient, namespace: str, name: str, timeout: float) -> JSON:
+    deadline = time.monotonic() + timeout
+    while True:
+        service = await client.get(SERVICES, namespace, name)
+        ingress = (service.get("status", {}).get("loadBalancer") or {}).get("ingress")
+        if ingress:
+            return service
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Service {namespace}/{name} got no VIP within {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+async def exercise(plane: LocalControlPlane, vip_range: str, namespace: str, hold: bool) -> None:
+    client = KubeClient(await api_client_from(str(plane.kubeconfig)))
+    controller: subprocess.Popen[bytes] | None = None
+    try:
+        await install_crds(client)
+        say("installed CRD vips.ipam.citrix.com")
+        with contextlib.suppress(AlreadyExists):
+            await client.create(NAMESPACES, None, {"metadata": {"name": namespace}})
+        log_path = plane.workdir / "lbctl.log"
+        env = dict(os.environ, VIP_RANGE=vip_range, LBCTL_LOG_FORMAT="console")
+        with open(log_path, "wb") as log_file:
+            controller = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "lbctl",
+                    "--kubeconfig",
+                    str(plane.kubeconfig),
+                    "--metrics-bind-address",
+                    "127.0.0.1:0",
+                ],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        say(f"started lbctl (pid {controller.pid}) with VIP_RANGE={vip_range}; log: {log_path}")
+        for name, port in DEMO_SERVICES:
+            await client.create(SERVICES, namespace, demo_service(name, port))
+            say(f"created Service {namespace}/{name} (type LoadBalancer, port {port}/TCP)")
+        for name, _ in DEMO_SERVICES:
+            service = await wait_for_vip(client, namespace, name, timeout=60)
+            ip = service["status"]["loadBalancer"]["ingress"][0]["ip"]
+            annotation = service["metadata"].get("annotations", {}).get("com.citrix.vip")
+            vip = await client.get(VIPS, namespace, name)
+            say(
+                f"{namespace}/{name}: VIP {ip}  (status.loadBalancer.ingress[0].ip={ip}, "
+                f"annotation com.citrix.vip={annotation}, Vip {namespace}/{name} "
+                f"spec.ipaddress={vip['spec']['ipaddress']})"
+            )
+        if hold:
+            say(f"running; KUBECONFIG={plane.kubeconfig}; press Ctrl-C to stop")
+            await asyncio.Event().wait()
+    finally:
+        if controller is not None:
+            controller.send_signal(signal.SIGTERM)
+            controller.wait(timeout=30)
+        await client.close()
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lbctl demo", description=__doc__)
+    parser.add_argument("--vip-range", default=os.environ.get("VIP_RANGE") or DEMO_RANGE)
+    parser.add_argument("--namespace", default="demo")
+    parser.add_argument("--hold", action="store_true", help="keep everything running until Ctrl-C")
+    args = parser.parse_args(argv)
+    try:
+        started = time.monotonic()
+        binaries = ensure_binaries(progress=say)
+        say(f"control plane binaries ready ({time.monotonic() - started:.1f} s)")
+        with LocalControlPlane(binaries) as plane:
+            say(
+                f"kube-apiserver {binaries.kube_version} at {plane.url}, etcd "
+                f"{binaries.etcd_version}"
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(exercise(plane, args.vip_range, args.namespace, args.hold))
+    except (ControlPlaneBuildError, ControlPlaneStartError, TimeoutError) as err:
+        print(f"lbctl demo: {err}", file=sys.stderr)
+        return 1
+    say("done; control plane and lbctl stopped")
+    return 0

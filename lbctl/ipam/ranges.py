@@ -1,0 +1,147 @@
+"""Parse ``VIP_RANGE`` into named pools of address ranges.
+
+Accepted forms, IPv4 and IPv6 (the prototype's and NetScaler IPAM's, as a superset):
+
+* a JSON list of CIDRs: ``["10.99.98.0/24"]``
+* dash ranges: ``["10.0.0.10 - 10.0.0.20"]``; single addresses: ``["10.0.0.7"]``
+* named ranges plus an unnamed default:
+  ``[{"Prod": ["10.1.2.0/24"]}, {"Dev": ["10.1.4.0/24"]}, ["10.1.6.0/24"]]``
+
+IPv4 CIDRs of /30 and larger lose their network and broadcast address.  Every problem is a
+``RangeError`` whose message names the offending element.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import json
+from dataclasses import dataclass
+
+DEFAULT_POOL = "default"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class RangeError(ValueError):
+    """VIP_RANGE is not acceptable; the message names the offending element."""
+
+
+@dataclass(frozen=True, order=True)
+class AddressRange:
+    """An inclusive range of addresses of one family, kept as integers."""
+
+    version: int
+    first: int
+    last: int
+    source: str
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+    def contains(self, address: IPAddress) -> bool:
+        return address.version == self.version and self.first <= int(address) <= self.last
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    ranges: tuple[AddressRange, ...]
+
+    def contains(self, address: IPAddress) -> bool:
+        return any(r.contains(address) for r in self.ranges)
+
+
+def _address(text: str, element: str) -> IPAddress:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise RangeError(f"VIP_RANGE: {element!r} is not a valid IP address") from None
+
+
+def parse_range(element: str) -> AddressRange:
+    """One element: a CIDR, ``first - last`` or a single address."""
+    text = element.strip()
+    if not text:
+        raise RangeError("VIP_RANGE: an empty string is not a range")
+    if "-" in text and "/" not in text:
+        first_text, _, last_text = text.partition("-")
+        first, last = _address(first_text, element), _address(last_text, element)
+        if first.version != last.version:
+            raise RangeError(f"VIP_RANGE: {element!r} mixes IPv4 and IPv6")
+        if int(last) < int(first):
+            raise RangeError(f"VIP_RANGE: {element!r} is reversed (the end is below the start)")
+        return AddressRange(first.version, int(first), int(last), element)
+    if "/" in text:
+        try:
+            network = ipaddress.ip_network(text, strict=True)
+        except ValueError as err:
+            raise RangeError(f"VIP_RANGE: {element!r} is not a valid CIDR ({err})") from None
+        low, high = int(network.network_address), int(network.broadcast_address)
+        if network.version == 4 and network.prefixlen <= 30:
+            low, high = low + 1, high - 1
+        return AddressRange(network.version, low, high, element)
+    address = _address(text, element)
+    return AddressRange(address.version, int(address), int(address), element)
+
+
+def _ranges(name: str, items: object) -> tuple[AddressRange, ...]:
+    if not isinstance(items, list):
+        raise RangeError(f"VIP_RANGE: pool {name!r} must be a list of ranges, got {items!r}")
+    if not items:
+        raise RangeError(f"VIP_RANGE: pool {name!r} is empty")
+    parsed = []
+    for item in items:
+        if not isinstance(item, str):
+            raise RangeError(f"VIP_RANGE: {item!r} in pool {name!r} is not a string")
+        parsed.append(parse_range(item))
+    return tuple(parsed)
+
+
+def parse_vip_range(text: str) -> tuple[Pool, ...]:
+    """Parse the whole ``VIP_RANGE`` value into pools; the unnamed one is ``default``."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RangeError(f"VIP_RANGE is not valid JSON ({err.msg} at char {err.pos})") from None
+    if not isinstance(document, list) or not document:
+        raise RangeError(f"VIP_RANGE must be a non-empty JSON list, got {text.strip()!r}")
+    named: dict[str, list[AddressRange]] = {}
+    default: list[AddressRange] = []
+    for element in document:
+        if isinstance(element, str):
+            default.append(parse_range(element))
+        elif isinstance(element, list):
+            default.extend(_ranges(DEFAULT_POOL, element))
+        elif isinstance(element, dict) and len(element) == 1:
+            ((name, items),) = element.items()
+            if not isinstance(name, str) or not name.strip():
+                raise RangeError(f"VIP_RANGE: pool name {name!r} is empty")
+            if name == DEFAULT_POOL:
+                raise RangeError(
+                    f"VIP_RANGE: pool name {name!r} is reserved for the unnamed list of ranges"
+                )
+            if name in named:
+                raise RangeError(f"VIP_RANGE: pool name {name!r} is used twice")
+            named[name] = list(_ranges(name, items))
+        else:
+            raise RangeError(
+                f"VIP_RANGE: {element!r} is neither a range, a list of ranges nor "
+                f'a one-key object {{"name": [ranges]}}'
+            )
+    pools = [Pool(name, tuple(ranges)) for name, ranges in named.items()]
+    if default:
+        pools.insert(0, Pool(DEFAULT_POOL, tuple(default)))
+    _reject_overlaps(pools)
+    return tuple(pools)
+
+
+def _reject_overlaps(pools: list[Pool]) -> None:
+    owned = sorted((r, pool.name) for pool in pools for r in pool.ranges)
+    for (left, left_pool), (right, right_pool) in itertools.pairwise(owned):
+        if left.version == right.version and right.first <= left.last:
+            raise RangeError(
+                f"VIP_RANGE: {right.source!r} (pool {right_pool!r}) overlaps "
+                f"{left.source!r} (pool {left_pool!r})"
+            )

@@ -1,0 +1,220 @@
+"""A small raw-JSON REST client for the apiserver, built on kubernetes_asyncio's transport.
+
+Objects stay plain dicts end to end: no typed-model deserialisation, which is the slow and
+memory-hungry part of the generated client.  All transport errors are mapped here, once, into
+``lbctl.kube.errors``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+
+from lbctl.kube.errors import KubeUnavailable, status_error
+
+JSON = dict[str, Any]
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(
+        self, namespace: str | None = None, name: str | None = None, sub: str | None = None
+    ) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if namespace is not None and self.namespaced:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{name}"
+        if sub is not None:
+            base += f"/{sub}"
+        return base
+
+
+SERVICES = Resource("", "v1", "services", "Service")
+VIPS = Resource("ipam.citrix.com", "v1", "vips", "Vip")
+EVENTS = Resource("", "v1", "events", "Event")
+NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+CRDS = Resource(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    "CustomResourceDefinition",
+    namespaced=False,
+)
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+async def api_client_from(kubeconfig: str | None) -> k8s_client.ApiClient:
+    """An ApiClient from a kubeconfig file, or the in-cluster service account when None."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig:
+        await k8s_config.load_kube_config(
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    else:
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return k8s_client.ApiClient(configuration=configuration)
+
+
+class KubeClient:
+    def __init__(self, api: k8s_client.ApiClient) -> None:
+        self._api = api
+        self.requests: Counter[str] = Counter()
+        """Requests made, by verb (get, list, watch, create, patch, delete); for tests and bench."""
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _send(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
+    ) -> aiohttp.ClientResponse:
+        self.requests[verb] += 1
+        try:
+            response: aiohttp.ClientResponse = await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise KubeUnavailable(f"{method} {path}: {type(err).__name__}: {err}") from err
+        if not 200 <= response.status < 300:
+            try:
+                data = await response.read()
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                data = b""
+            finally:
+                response.release()
+            raise status_error(response.status, data)
+        return response
+
+    async def _json(self, verb: str, method: str, path: str, **kwargs: Any) -> JSON:
+        response = await self._send(verb, method, path, **kwargs)
+        try:
+            data = await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise KubeUnavailable(f"{method} {path}: reading the answer: {err}") from err
+        finally:
+            response.release()
+        result: JSON = json.loads(data)
+        return result
+
+    async def list(
+        self, resource: Resource, namespace: str | None = None, page_size: int = 500
+    ) -> tuple[list[JSON], str]:
+        """All objects and the list's resourceVersion, paging through ``continue`` tokens."""
+        items: list[JSON] = []
+        token = ""
+        while True:
+            query: list[tuple[str, Any]] = [("limit", page_size)]
+            if token:
+                query.append(("continue", token))
+            page = await self._json("list", "GET", resource.path(namespace), query=query)
+            items.extend(page.get("items") or [])
+            token = page.get("metadata", {}).get("continue") or ""
+            if not token:
+                return items, str(page["metadata"]["resourceVersion"])
+
+    async def watch(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None,
+        resource_version: str,
+        timeout_seconds: int,
+        read_timeout: float,
+    ) -> AsyncIterator[JSON]:
+        """Yield raw watch events until the server ends the stream."""
+        query: list[tuple[str, Any]] = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", timeout_seconds),
+        ]
+        timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=read_timeout)
+        response = await self._send(
+            "watch", "GET", resource.path(namespace), query=query, timeout=timeout
+        )
+        buffer = b""
+        try:
+            async for chunk in response.content.iter_any():
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise KubeUnavailable(f"watch {resource.plural}: {type(err).__name__}: {err}") from err
+        finally:
+            response.release()
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> JSON:
+        return await self._json("get", "GET", resource.path(namespace, name))
+
+    async def create(self, resource: Resource, namespace: str | None, body: JSON) -> JSON:
+        return await self._json("create", "POST", resource.path(namespace), body=body)
+
+    async def patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        subresource: str | None = None,
+        content_type: str = MERGE_PATCH,
+    ) -> JSON:
+        path = resource.path(namespace, name, subresource)
+        return await self._json("patch", "PATCH", path, body=patch, content_type=content_type)
+
+    async def apply(self, resource: Resource, body: JSON, *, field_manager: str = "lbctl") -> JSON:
+        """Server-side apply of a whole object (JSON is YAML, so it is sent as is)."""
+        meta = body["metadata"]
+        path = resource.path(meta.get("namespace"), meta["name"])
+        query: list[tuple[str, Any]] = [("fieldManager", field_manager), ("force", "true")]
+        return await self._json(
+            "patch", "PATCH", path, query=query, body=body, content_type=APPLY_PATCH
+        )
+
+    async def delete(
+        self, resource: Resource, namespace: str | None, name: str, *, uid: str | None = None
+    ) -> JSON:
+        """Delete; with ``uid``, only that incarnation of the object (a precondition)."""
+        body: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        return await self._json("delete", "DELETE", resource.path(namespace, name), body=body)

@@ -1,0 +1,167 @@
+"""A list+watch informer: a local cache of one resource kept current from a watch.
+
+It lists, then watches from the list's resourceVersion with bookmarks on and a randomised
+server-side timeout; a closed watch resumes from the last seen resourceVersion.  On 410 Gone it
+relists and diffs the new list against the cache, so objects deleted during the gap still
+produce DELETED events.  Other failures back off exponentially with jitter.  Handlers get
+``(event_type, old, new)``; cached objects are shared and must never be mutated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import structlog
+
+from lbctl.kube.client import JSON, KubeClient, Resource
+from lbctl.kube.errors import Gone, KubeError, status_error
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[str, JSON | None, JSON | None], None]
+"""``(type, old, new)`` with type ADDED / MODIFIED / DELETED; called in event order."""
+
+
+def object_key(obj: JSON) -> str:
+    meta = obj["metadata"]
+    namespace = meta.get("namespace")
+    return f"{namespace}/{meta['name']}" if namespace else str(meta["name"])
+
+
+class Backoff:
+    """Exponential backoff with full jitter, capped; ``reset()`` after a success."""
+
+    def __init__(self, initial: float = 0.8, cap: float = 30.0, rng: random.Random | None = None):
+        self.initial, self.cap = initial, cap
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.initial * 2.0**self.failures)
+        self.failures += 1
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Informer:
+    def __init__(
+        self,
+        client: KubeClient,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        watch_timeout: tuple[int, int] = (240, 360),
+        read_timeout: float = 90.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._client = client
+        self.resource = resource
+        self._namespace = namespace
+        self._watch_timeout = watch_timeout
+        self._read_timeout = read_timeout
+        self._backoff = backoff or Backoff()
+        self._handlers: list[Handler] = []
+        self._store: dict[str, JSON] = {}
+        self._resource_version = ""
+        self.synced = asyncio.Event()
+        self.relists = 0
+        self.watch_restarts = 0
+
+    def add_handler(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    def get(self, key: str) -> JSON | None:
+        return self._store.get(key)
+
+    def items(self) -> Iterator[tuple[str, JSON]]:
+        return iter(list(self._store.items()))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def _emit(self, kind: str, old: JSON | None, new: JSON | None) -> None:
+        for handler in self._handlers:
+            try:
+                handler(kind, old, new)
+            except Exception:
+                log.exception("informer handler failed", resource=self.resource.plural)
+
+    async def run(self) -> None:
+        """List and watch forever; only cancellation stops it."""
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._list()
+                    need_list = False
+                await self._watch()
+                self._backoff.reset()
+            except Gone:
+                log.info("watch expired, relisting", resource=self.resource.plural)
+                need_list = True
+            except KubeError as err:
+                delay = self._backoff.next_delay()
+                log.warning(
+                    "list/watch failed, retrying",
+                    resource=self.resource.plural,
+                    error=str(err),
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+            self.watch_restarts += 1
+
+    async def _list(self) -> None:
+        items, resource_version = await self._client.list(self.resource, self._namespace)
+        fresh = {object_key(item): item for item in items}
+        old_store, self._store = self._store, fresh
+        self._resource_version = resource_version
+        if self.synced.is_set():
+            self.relists += 1
+        for key, gone in old_store.items():
+            if key not in fresh:
+                self._emit("DELETED", gone, None)
+        for key, new in fresh.items():
+            old = old_store.get(key)
+            if old is None:
+                self._emit("ADDED", None, new)
+            elif old["metadata"].get("resourceVersion") != new["metadata"].get("resourceVersion"):
+                self._emit("MODIFIED", old, new)
+        self.synced.set()
+
+    async def _watch(self) -> None:
+        low, high = self._watch_timeout
+        stream = self._client.watch(
+            self.resource,
+            namespace=self._namespace,
+            resource_version=self._resource_version,
+            timeout_seconds=random.randint(low, high),
+            read_timeout=self._read_timeout,
+        )
+        async for event in stream:
+            self._apply(event)
+
+    def _apply(self, event: JSON) -> None:
+        kind = event.get("type")
+        obj: Any = event.get("object") or {}
+        if kind == "ERROR":
+            raise status_error(int(obj.get("code") or 500), obj)
+        resource_version = obj.get("metadata", {}).get("resourceVersion")
+        if resource_version:
+            self._resource_version = str(resource_version)
+        if kind == "BOOKMARK":
+            return
+        key = object_key(obj)
+        old = self._store.get(key)
+        if kind in ("ADDED", "MODIFIED"):
+            self._store[key] = obj
+            self._emit("ADDED" if old is None else "MODIFIED", old, obj)
+        elif kind == "DELETED":
+            self._store.pop(key, None)
+            self._emit("DELETED", obj, None)
+        else:
+            log.warning("unknown watch event type", type=kind, resource=self.resource.plural)

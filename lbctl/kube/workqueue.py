@@ -1,0 +1,178 @@
+"""A keyed work queue with client-go's guarantees, for asyncio.
+
+* Keys, not objects; a key added twice before it is taken is processed once.
+* A key added while a worker holds it is processed again after ``done``, never by two workers
+  at once.
+* ``add_rate_limited`` delays by the larger of per-key exponential backoff and a shared token
+  bucket; ``forget`` resets the key's backoff.
+* ``shutdown`` refuses new keys and drops queued ones; ``get`` then returns None.
+
+Time comes from an injected clock so tests run without real waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections import deque
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class RateLimiter:
+    """Per-key ``base * 2**failures`` capped at ``cap``, and a shared ``qps``/``burst`` bucket."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        base: float = 0.005,
+        cap: float = 300.0,
+        qps: float = 10.0,
+        burst: int = 100,
+    ) -> None:
+        self._clock = clock
+        self._base, self._cap = base, cap
+        self._qps, self._burst = qps, burst
+        self._tokens = float(burst)
+        self._last = clock.now()
+        self._failures: dict[str, int] = {}
+
+    def when(self, key: str) -> float:
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        per_key = min(self._cap, self._base * 2.0**failures)
+        now = self._clock.now()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._qps)
+        self._last = now
+        self._tokens -= 1
+        bucket = 0.0 if self._tokens >= 0 else -self._tokens / self._qps
+        return max(per_key, bucket)
+
+    def forget(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def failures(self, key: str) -> int:
+        return self._failures.get(key, 0)
+
+
+class WorkQueue:
+    def __init__(self, clock: Clock | None = None, limiter: RateLimiter | None = None) -> None:
+        self._clock = clock or MonotonicClock()
+        self.limiter = limiter or RateLimiter(self._clock)
+        self._queue: deque[str] = deque()
+        self._dirty: set[str] = set()
+        self._processing: set[str] = set()
+        self._delayed: list[tuple[float, int, str]] = []
+        self._delayed_at: dict[str, float] = {}
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._shutting_down = False
+        self.adds = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def processing(self) -> int:
+        return len(self._processing)
+
+    def add(self, key: str) -> None:
+        if self._shutting_down or key in self._dirty:
+            return
+        self.adds += 1
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.append(key)
+            self._wakeup.set()
+
+    def add_after(self, key: str, delay: float) -> None:
+        if self._shutting_down:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        ready_at = self._clock.now() + delay
+        if self._delayed_at.get(key, float("inf")) <= ready_at:
+            return
+        self._delayed_at[key] = ready_at
+        heapq.heappush(self._delayed, (ready_at, next(self._seq), key))
+        self._wakeup.set()
+
+    def add_rate_limited(self, key: str) -> None:
+        self.add_after(key, self.limiter.when(key))
+
+    def forget(self, key: str) -> None:
+        self.limiter.forget(key)
+
+    def done(self, key: str) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._wakeup.set()
+        elif self._shutting_down and not self._processing:
+            self._wakeup.set()
+
+    def shutdown(self) -> None:
+        """Refuse new keys and drop queued ones; keys being processed may finish."""
+        self._shutting_down = True
+        self._queue.clear()
+        self._dirty.clear()
+        self._delayed.clear()
+        self._delayed_at.clear()
+        self._wakeup.set()
+
+    def _promote_due(self) -> float | None:
+        """Move due delayed keys into the queue; return seconds until the next one, if any."""
+        now = self._clock.now()
+        while self._delayed:
+            ready_at, _, key = self._delayed[0]
+            if self._delayed_at.get(key) != ready_at:
+                heapq.heappop(self._delayed)
+                continue
+            if ready_at > now:
+                return ready_at - now
+            heapq.heappop(self._delayed)
+            del self._delayed_at[key]
+            self.add(key)
+        return None
+
+    async def get(self) -> str | None:
+        """The next key to process (mark it done with ``done``); None after shutdown."""
+        while True:
+            next_due = self._promote_due()
+            if self._queue:
+                key = self._queue.popleft()
+                self._dirty.discard(key)
+                self._processing.add(key)
+                return key
+            if self._shutting_down:
+                return None
+            self._wakeup.clear()
+            waiter = asyncio.ensure_future(self._wakeup.wait())
+            timers = [asyncio.ensure_future(self._clock.sleep(next_due))] if next_due else []
+            try:
+                await asyncio.wait([waiter, *timers], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (waiter, *timers):
+                    task.cancel()
+
+    async def drained(self) -> None:
+        """Wait until no key is being processed (used after ``shutdown``)."""
+        while self._processing:
+            self._wakeup.clear()
+            await self._wakeup.wait()

@@ -1,0 +1,155 @@
+"""Read-only views of the raw Service and Vip objects, and the names lbctl writes.
+
+Pure: parsing only, no I/O.  Views copy what the reconcilers need out of the cached dicts, so
+nothing downstream can mutate the informer cache by accident.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+LB_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+VIP_ANNOTATION = "com.citrix.vip"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGER = "lbctl"
+SERVICE_UID_ANNOTATION = "lbctl.io/service-uid"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_ip(text: Any) -> IPAddress | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = obj.get("metadata") or {}
+    return meta
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    type: str
+    load_balancer_class: str | None
+    deleting: bool
+    finalizers: tuple[str, ...]
+    annotations: dict[str, str]
+    ingress_ips: tuple[str, ...]
+    load_balancer_ip: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def is_load_balancer(self) -> bool:
+        return self.type == "LoadBalancer"
+
+    @property
+    def has_finalizer(self) -> bool:
+        return LB_FINALIZER in self.finalizers
+
+    def held_addresses(self) -> list[IPAddress]:
+        """Addresses the Service already shows (annotation first, then status), parsed."""
+        found: list[IPAddress] = []
+        for text in (self.annotations.get(VIP_ANNOTATION), *self.ingress_ips):
+            address = parse_ip(text)
+            if address is not None and address not in found:
+                found.append(address)
+        return found
+
+    @classmethod
+    def from_raw(cls, obj: dict[str, Any]) -> ServiceView:
+        meta = _meta(obj)
+        spec = obj.get("spec") or {}
+        ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            resource_version=meta.get("resourceVersion", ""),
+            type=spec.get("type", "ClusterIP"),
+            load_balancer_class=spec.get("loadBalancerClass"),
+            deleting=bool(meta.get("deletionTimestamp")),
+            finalizers=tuple(meta.get("finalizers") or ()),
+            annotations=dict(meta.get("annotations") or {}),
+            ingress_ips=tuple(str(i["ip"]) for i in ingress if isinstance(i, dict) and "ip" in i),
+            load_balancer_ip=spec.get("loadBalancerIP") or None,
+        )
+
+
+@dataclass(frozen=True)
+class VipView:
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    address_text: str | None
+    service: str | None
+    service_uid: str | None
+    managed: bool
+    deleting: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def address(self) -> IPAddress | None:
+        return parse_ip(self.address_text)
+
+    @classmethod
+    def from_raw(cls, obj: dict[str, Any]) -> VipView:
+        meta = _meta(obj)
+        spec = obj.get("spec") or {}
+        labels = meta.get("labels") or {}
+        annotations = meta.get("annotations") or {}
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            resource_version=meta.get("resourceVersion", ""),
+            address_text=spec.get("ipaddress") or None,
+            service=spec.get("service") or None,
+            service_uid=annotations.get(SERVICE_UID_ANNOTATION),
+            managed=labels.get(MANAGED_BY_LABEL) == MANAGER,
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+
+def vip_for_service(service: ServiceView, address: IPAddress, pool: str | None) -> dict[str, Any]:
+    """The Vip lbctl creates for a Service: same name and namespace, address in the spec."""
+    return {
+        "apiVersion": "ipam.citrix.com/v1",
+        "kind": "Vip",
+        "metadata": {
+            "name": service.name,
+            "namespace": service.namespace,
+            "labels": {MANAGED_BY_LABEL: MANAGER},
+            "annotations": {SERVICE_UID_ANNOTATION: service.uid},
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "name": service.name,
+                    "uid": service.uid,
+                }
+            ],
+        },
+        "spec": {
+            "ipaddress": str(address),
+            "service": service.name,
+            "pool": pool or "",
+            "description": f"LoadBalancer address of Service {service.key}",
+        },
+    }

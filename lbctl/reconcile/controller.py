@@ -1,0 +1,72 @@
+"""The worker loop: keys from the queue to reconcilers, results back to the queue.
+
+A key is ``Kind:namespace/name``.  A reconciler that raises is retried with per-key backoff;
+one that returns ``Requeue`` is looked at again later; success forgets the key's failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from lbctl.kube.workqueue import WorkQueue
+from lbctl.reconcile.service import Requeue
+
+log = structlog.get_logger(__name__)
+
+Reconcile = Callable[[str], Awaitable[Requeue | None]]
+
+
+class Controller:
+    def __init__(self, queue: WorkQueue, reconcilers: dict[str, Reconcile], workers: int) -> None:
+        self._queue = queue
+        self._reconcilers = reconcilers
+        self._workers = workers
+        self.reconciles = 0
+        self.failures = 0
+
+    def enqueue(self, kind: str, key: str) -> None:
+        self._queue.add(f"{kind}:{key}")
+
+    async def run(self, grace: float = 30.0) -> None:
+        """Run the workers until cancelled; then let in-flight reconciles finish (``grace``)."""
+        workers = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        try:
+            await asyncio.wait(workers)
+        finally:
+            self._queue.shutdown()
+            _, unfinished = await asyncio.wait(workers, timeout=grace)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            try:
+                await self._process(item)
+            finally:
+                self._queue.done(item)
+
+    async def _process(self, item: str) -> None:
+        kind, _, key = item.partition(":")
+        structlog.contextvars.bind_contextvars(kind=kind, key=key)
+        try:
+            result = await self._reconcilers[kind](key)
+        except Exception as err:
+            self.failures += 1
+            log.warning(
+                "reconcile failed, will retry",
+                error=str(err),
+                error_type=type(err).__name__,
+                retries=self._queue.limiter.failures(item),
+            )
+            self._queue.add_rate_limited(item)
+            return
+        finally:
+            self.reconciles += 1
+            structlog.contextvars.unbind_contextvars("kind", "key")
+        self._queue.forget(item)
+        if result is not None:
+            self._queue.add_after(item, result.seconds)

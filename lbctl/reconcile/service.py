@@ -1,0 +1,229 @@
+"""Service reconciler: finalizer, a Vip holding the address, annotation and status.
+
+Level-triggered: it reads the latest Service and Vip from the informer caches, compares them
+with what they should be, and writes only the difference (merge patches, never replaces).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator
+from lbctl.ipam.ranges import DEFAULT_POOL
+from lbctl.kube.client import SERVICES, VIPS, KubeClient
+from lbctl.kube.errors import AlreadyExists, Invalid, NotFound
+from lbctl.kube.events import EventRecorder
+from lbctl.kube.informer import Informer
+from lbctl.model import (
+    LB_FINALIZER,
+    VIP_ANNOTATION,
+    IPAddress,
+    ServiceView,
+    VipView,
+    vip_for_service,
+)
+
+log = structlog.get_logger(__name__)
+
+RETRY_PENDING_AFTER = 60.0
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """Reconcile again after ``seconds`` (not an error: e.g. waiting for a free address)."""
+
+    seconds: float
+
+
+class ServiceReconciler:
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        services: Informer,
+        vips: Informer,
+        allocator: Allocator,
+        recorder: EventRecorder,
+        load_balancer_class: str | None = None,
+    ) -> None:
+        self._client = client
+        self._services = services
+        self._vips = vips
+        self._allocator = allocator
+        self._recorder = recorder
+        self._class = load_balancer_class
+        self.waiting: set[str] = set()
+        """Services waiting for an address; requeued whenever one is released."""
+
+    def handles(self, service: ServiceView) -> bool:
+        return service.is_load_balancer and service.load_balancer_class == self._class
+
+    async def reconcile(self, key: str) -> Requeue | None:
+        namespace, name = key.split("/", 1)
+        raw = self._services.get(key)
+        if raw is None:
+            await self._delete_orphan_vip(namespace, name, service_uid=None)
+            self.waiting.discard(key)
+            return None
+        service = ServiceView.from_raw(raw)
+        if service.load_balancer_class not in (None, self._class):
+            return None
+        if self.handles(service) and not service.deleting:
+            return await self._ensure(raw, service)
+        await self._cleanup(service)
+        return None
+
+    async def _ensure(self, raw: dict[str, Any], service: ServiceView) -> Requeue | None:
+        if not service.has_finalizer:
+            # The finalizer list is replaced whole, so guard it with the resourceVersion.
+            finalizers = [*service.finalizers, LB_FINALIZER]
+            await self._patch_metadata(
+                service, {"finalizers": finalizers, "resourceVersion": service.resource_version}
+            )
+        vip = self._current_vip(service)
+        if vip is None and self._name_taken(service):
+            await self._recorder.record(
+                raw,
+                "Warning",
+                "VipNameConflict",
+                f"Vip {service.key} exists and belongs to something else; rename or delete it",
+            )
+            return Requeue(RETRY_PENDING_AFTER)
+        if vip is None:
+            await self._delete_orphan_vip(service.namespace, service.name, service.uid)
+            address = await self._claim_address(raw, service)
+            if address is None:
+                return Requeue(RETRY_PENDING_AFTER)
+            vip = await self._create_vip(service, address)
+            if vip is None:
+                return Requeue(1.0)
+        address = vip.address
+        if address is None:
+            return None
+        self.waiting.discard(service.key)
+        await self._publish(service, address)
+        return None
+
+    def _current_vip(self, service: ServiceView) -> VipView | None:
+        raw = self._vips.get(service.key)
+        if raw is None:
+            return None
+        vip = VipView.from_raw(raw)
+        if vip.deleting or vip.service not in (None, service.name):
+            return None
+        if vip.service_uid not in (None, service.uid):
+            return None
+        return vip
+
+    def _name_taken(self, service: ServiceView) -> bool:
+        """A Vip of the Service's name exists that lbctl neither made nor may take over."""
+        raw = self._vips.get(service.key)
+        return raw is not None and not VipView.from_raw(raw).managed
+
+    async def _claim_address(self, raw: dict[str, Any], service: ServiceView) -> IPAddress | None:
+        """The address for a Service without a Vip: its pending or shown one, else a new one."""
+        pending = self._allocator.get(service.key)
+        if pending is not None:
+            return pending.address
+        for address in service.held_addresses():
+            if self._allocator.pool_of(address) is None:
+                continue
+            try:
+                return self._allocator.assign(service.key, address).address
+            except AddressInUse:
+                continue
+        try:
+            allocation = self._allocator.allocate(service.key, DEFAULT_POOL)
+        except AllocationError as err:
+            self.waiting.add(service.key)
+            await self._recorder.record(raw, "Warning", "AllocationFailed", str(err))
+            log.info("no address for service", service=service.key, reason=str(err))
+            return None
+        await self._recorder.record(
+            raw, "Normal", "IPAllocated", f"Assigned IP {allocation.address}"
+        )
+        return allocation.address
+
+    async def _create_vip(self, service: ServiceView, address: IPAddress) -> VipView | None:
+        allocation = self._allocator.get(service.key)
+        body = vip_for_service(service, address, allocation.pool if allocation else None)
+        try:
+            created = await self._client.create(VIPS, service.namespace, body)
+        except AlreadyExists:
+            log.info("vip exists but is not cached yet", vip=service.key)
+            return None
+        except Invalid:
+            self._allocator.release(service.key)
+            raise
+        vip = VipView.from_raw(created)
+        self._allocator.bind_token(service.key, vip.uid)
+        log.info("vip created", vip=service.key, address=str(address))
+        return vip
+
+    async def _publish(self, service: ServiceView, address: IPAddress) -> None:
+        text = str(address)
+        if service.annotations.get(VIP_ANNOTATION) != text:
+            await self._patch_metadata(service, {"annotations": {VIP_ANNOTATION: text}})
+        if service.ingress_ips != (text,):
+            status = {"loadBalancer": {"ingress": [{"ip": text, "ipMode": "Proxy"}]}}
+            await self._client.patch(
+                SERVICES, service.namespace, service.name, {"status": status}, subresource="status"
+            )
+            log.info("service status written", service=service.key, address=text)
+
+    async def _cleanup(self, service: ServiceView) -> None:
+        """Undo everything for a Service that is going away or is no longer ours."""
+        self.waiting.discard(service.key)
+        if not service.has_finalizer and self._vips.get(service.key) is None:
+            return
+        await self._delete_orphan_vip(service.namespace, service.name, service_uid=None)
+        self._allocator.release(service.key)
+        resource_version = service.resource_version
+        if service.ingress_ips:
+            updated = await self._client.patch(
+                SERVICES,
+                service.namespace,
+                service.name,
+                {"status": {"loadBalancer": {"ingress": None}}},
+                subresource="status",
+            )
+            resource_version = updated["metadata"]["resourceVersion"]
+        metadata: dict[str, Any] = {}
+        if VIP_ANNOTATION in service.annotations:
+            metadata["annotations"] = {VIP_ANNOTATION: None}
+        if service.has_finalizer:
+            metadata["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
+            metadata["resourceVersion"] = resource_version
+        if metadata:
+            await self._client.patch(
+                SERVICES, service.namespace, service.name, {"metadata": metadata}
+            )
+        log.info("service cleaned up", service=service.key)
+
+    async def _delete_orphan_vip(
+        self,
+        namespace: str,
+        name: str,
+        service_uid: str | None,
+    ) -> None:
+        """Delete the managed Vip of this name unless it belongs to Service ``service_uid``."""
+        key = f"{namespace}/{name}"
+        raw = self._vips.get(key)
+        if raw is None:
+            return
+        vip = VipView.from_raw(raw)
+        if not vip.managed or vip.service != name:
+            return
+        if service_uid is not None and vip.service_uid in (None, service_uid):
+            return
+        with contextlib.suppress(NotFound):
+            await self._client.delete(VIPS, namespace, name, uid=vip.uid)
+        self._allocator.release(key, token=vip.uid)
+        log.info("vip deleted", vip=key, address=vip.address_text)
+
+    async def _patch_metadata(self, service: ServiceView, metadata: dict[str, Any]) -> None:
+        await self._client.patch(SERVICES, service.namespace, service.name, {"metadata": metadata})

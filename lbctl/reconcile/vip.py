@@ -1,0 +1,142 @@
+"""Keep the allocator in step with the Vips, and fill Vips that were created without an address.
+
+Vips are the durable record of every allocation.  ``VipTracker`` feeds each Vip event into the
+allocator synchronously, in event order, so by the time the Vip informer has listed once the
+allocator holds every recorded address: that is the rebuild that makes restarts safe.
+``VipReconciler`` is the prototype's IPAM controller: a Vip with an empty ``spec.ipaddress``
+gets the lowest free address of its pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator
+from lbctl.ipam.ranges import DEFAULT_POOL
+from lbctl.kube.client import JSON, VIPS, KubeClient
+from lbctl.kube.errors import Conflict, NotFound
+from lbctl.kube.events import EventRecorder
+from lbctl.kube.informer import Informer
+from lbctl.model import VipView
+
+log = structlog.get_logger(__name__)
+
+
+class VipTracker:
+    """Informer handler: Vip events → allocator updates and follow-up work."""
+
+    def __init__(
+        self,
+        allocator: Allocator,
+        enqueue_service: Callable[[str], None],
+        enqueue_vip: Callable[[str], None],
+        on_release: Callable[[], None],
+    ) -> None:
+        self._allocator = allocator
+        self._enqueue_service = enqueue_service
+        self._enqueue_vip = enqueue_vip
+        self._on_release = on_release
+        self.conflicts: dict[str, str] = {}
+        """Vip key → the owner already holding its address (two Vips claim one address)."""
+
+    def __call__(self, kind: str, old: JSON | None, new: JSON | None) -> None:
+        if kind == "DELETED" and old is not None:
+            vip = VipView.from_raw(old)
+            self.conflicts.pop(vip.key, None)
+            if self._allocator.release(vip.key, token=vip.uid) is not None:
+                self._on_release()
+        elif new is not None:
+            vip = VipView.from_raw(new)
+            self._observe(vip)
+        else:
+            return
+        if vip.service:
+            self._enqueue_service(f"{vip.namespace}/{vip.service}")
+        self._enqueue_vip(vip.key)
+
+    def _observe(self, vip: VipView) -> None:
+        address = vip.address
+        if address is None:
+            return
+        current = self._allocator.get(vip.key)
+        if current is not None and current.token not in (None, vip.uid):
+            # An older Vip of this name still holds the allocation; its delete event decides.
+            self._allocator.release(vip.key, token=current.token)
+        try:
+            self._allocator.assign(vip.key, address, token=vip.uid)
+            self.conflicts.pop(vip.key, None)
+        except AddressInUse as err:
+            self.conflicts[vip.key] = err.holder
+            log.warning(
+                "two vips claim one address", vip=vip.key, address=str(address), holder=err.holder
+            )
+
+
+class VipReconciler:
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        vips: Informer,
+        allocator: Allocator,
+        recorder: EventRecorder,
+        tracker: VipTracker,
+    ) -> None:
+        self._client = client
+        self._vips = vips
+        self._allocator = allocator
+        self._recorder = recorder
+        self._tracker = tracker
+        self.waiting: set[str] = set()
+
+    async def reconcile(self, key: str) -> None:
+        raw = self._vips.get(key)
+        if raw is None:
+            self.waiting.discard(key)
+            return
+        vip = VipView.from_raw(raw)
+        event_obj = {**raw, "kind": "Vip", "apiVersion": VIPS.api_version}
+        if key in self._tracker.conflicts:
+            holder = self._tracker.conflicts[key]
+            await self._recorder.record(
+                event_obj,
+                "Warning",
+                "AddressInUse",
+                f"{vip.address_text} is already held by {holder}; this Vip is not in effect",
+            )
+            return
+        if vip.address_text and vip.address is None:
+            await self._recorder.record(
+                event_obj,
+                "Warning",
+                "InvalidAddress",
+                f"spec.ipaddress {vip.address_text!r} is not an IP address",
+            )
+            return
+        if vip.address is not None or vip.deleting or vip.managed:
+            self.waiting.discard(key)
+            return
+        await self._fill(vip, event_obj)
+
+    async def _fill(self, vip: VipView, event_obj: JSON) -> None:
+        """Give an address-less Vip the lowest free address (the prototype's IPAM step)."""
+        try:
+            allocation = self._allocator.allocate(vip.key, DEFAULT_POOL)
+        except AllocationError as err:
+            self.waiting.add(vip.key)
+            await self._recorder.record(event_obj, "Warning", "AllocationFailed", str(err))
+            return
+        self._allocator.bind_token(vip.key, vip.uid)
+        patch = {
+            "metadata": {"resourceVersion": vip.resource_version},
+            "spec": {"ipaddress": str(allocation.address)},
+        }
+        try:
+            await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+        except (Conflict, NotFound):
+            self._allocator.release(vip.key, token=vip.uid)
+            raise
+        self.waiting.discard(vip.key)
+        log.info("vip filled", vip=vip.key, address=str(allocation.address))
