@@ -92,8 +92,9 @@ class Informer:
                 log.exception("informer handler failed", resource=self.resource.plural)
 
     async def run(self) -> None:
-        """List and watch forever; only cancellation stops it."""
-        need_list = True
+        """List and watch forever; only cancellation stops it.  A second call resumes the
+        watch from the last seen resourceVersion (relisting only if that has expired)."""
+        need_list = not self._resource_version
         while True:
             try:
                 if need_list:

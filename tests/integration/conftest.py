@@ -1,0 +1,154 @@
+"""Fixtures on a real kube-apiserver + etcd (built from Go modules on first use).
+
+The control plane is shared by the whole session.  A bare apiserver never finishes deleting a
+namespace, so every test gets a fresh one and empties it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from lbctl import app
+from lbctl.config import Settings
+from lbctl.devenv.build import ensure_binaries
+from lbctl.devenv.cluster import install_crds
+from lbctl.devenv.controlplane import LocalControlPlane
+from lbctl.ipam.ranges import parse_vip_range
+from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIPS, KubeClient, api_client_from
+from lbctl.kube.errors import NotFound
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[LocalControlPlane]:
+    """etcd + kube-apiserver for the session, with the Vip CRD installed.
+
+    If the binaries cannot be built or the servers do not start, every integration test
+    errors with the reason; nothing is skipped.
+    """
+    binaries = ensure_binaries()
+    with LocalControlPlane(binaries) as plane:
+
+        async def prepare() -> None:
+            client = KubeClient(await api_client_from(str(plane.kubeconfig)))
+            try:
+                await install_crds(client)
+            finally:
+                await client.close()
+
+        asyncio.run(prepare())
+        yield plane
+
+
+@pytest.fixture
+async def kube(control_plane: LocalControlPlane) -> AsyncIterator[KubeClient]:
+    client = KubeClient(await api_client_from(str(control_plane.kubeconfig)))
+    yield client
+    await client.close()
+
+
+async def empty_namespace(client: KubeClient, namespace: str) -> None:
+    """Delete every Service and Vip in ``namespace``, stripping finalizers no one will remove."""
+    for resource in (SERVICES, VIPS):
+        items, _ = await client.list(resource, namespace)
+        for item in items:
+            name = item["metadata"]["name"]
+            with contextlib.suppress(NotFound):
+                if item["metadata"].get("finalizers"):
+                    await client.patch(
+                        resource, namespace, name, {"metadata": {"finalizers": None}}
+                    )
+                await client.delete(resource, namespace, name)
+
+
+@pytest.fixture
+async def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    slug = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    name = f"{slug}-{secrets.token_hex(3)}"
+    await kube.create(NAMESPACES, None, {"metadata": {"name": name}})
+    yield name
+    await empty_namespace(kube, name)
+    with contextlib.suppress(NotFound):
+        await kube.delete(NAMESPACES, None, name)
+
+
+@dataclass
+class RunningLbctl:
+    runtime: app.Runtime
+    task: asyncio.Task[None]
+    client: KubeClient
+
+    async def stop(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.client.close()
+
+
+StartLbctl = Callable[..., Awaitable[RunningLbctl]]
+
+
+@pytest.fixture
+async def start_lbctl(control_plane: LocalControlPlane) -> AsyncIterator[StartLbctl]:
+    """Start lbctl in this event loop, on its own client; stopped at the end of the test."""
+    running: list[RunningLbctl] = []
+
+    async def start(vip_range: str = '["10.77.0.0/24"]', **overrides: object) -> RunningLbctl:
+        client = KubeClient(await api_client_from(str(control_plane.kubeconfig)))
+        settings = Settings(
+            pools=parse_vip_range(vip_range),
+            kubeconfig=str(control_plane.kubeconfig),
+            metrics_bind_address="0",
+            **overrides,  # type: ignore[arg-type]
+        )
+        runtime = app.build(settings, client)
+        task = asyncio.create_task(app.run_with(settings, client, runtime))
+        handle = RunningLbctl(runtime, task, client)
+        running.append(handle)
+        await eventually(lambda: runtime.started.is_set() or task.done(), what="lbctl start")
+        if task.done():
+            task.result()
+        return handle
+
+    yield start
+    for handle in running:
+        await handle.stop()
+
+
+def load_balancer(name: str, port: int = 80, **spec: object) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": name},
+            "ports": [{"name": "web", "protocol": "TCP", "port": port, "targetPort": 8080}],
+            **spec,
+        },
+    }
+
+
+def shown_ip(service: JSON) -> str | None:
+    """The VIP a Service shows, if annotation and status agree on one; else None."""
+    ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    annotation = (service["metadata"].get("annotations") or {}).get("com.citrix.vip")
+    if len(ingress) == 1 and ingress[0].get("ip") == annotation:
+        return str(annotation)
+    return None
+
+
+async def wait_for_ip(kube: KubeClient, namespace: str, name: str, within: float = 20) -> str:
+    async def probe() -> str | None:
+        return shown_ip(await kube.get(SERVICES, namespace, name))
+
+    return await eventually(probe, within=within, what=f"VIP on {namespace}/{name}")

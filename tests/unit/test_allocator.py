@@ -1,0 +1,75 @@
+"""The allocator as a sequence of scenarios (MetalLB-style), checked after every step."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from lbctl.ipam.allocator import AddressInUse, Allocator, PoolExhausted, UnknownPool
+from lbctl.ipam.ranges import parse_vip_range
+
+
+def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
+
+
+@pytest.fixture
+def allocator() -> Allocator:
+    return Allocator(parse_vip_range('["10.0.0.1 - 10.0.0.3", {"Dev": ["10.1.0.0/30"]}]'))
+
+
+def test_lowest_free_address_first_and_reused_after_release(allocator: Allocator) -> None:
+    """Allocation is deterministic: lowest free first, and a released address comes back."""
+    assert allocator.allocate("ns/a").address == ip("10.0.0.1")
+    assert allocator.allocate("ns/b").address == ip("10.0.0.2")
+    assert allocator.allocate("ns/a").address == ip("10.0.0.1"), "idempotent for an owner"
+    allocator.release("ns/a")
+    assert allocator.allocate("ns/c").address == ip("10.0.0.1")
+
+
+def test_an_address_is_never_given_twice(allocator: Allocator) -> None:
+    """assign() of a held address to another owner is refused, naming the holder."""
+    allocator.assign("ns/a", ip("10.0.0.2"))
+    with pytest.raises(AddressInUse, match="ns/a"):
+        allocator.assign("ns/b", ip("10.0.0.2"))
+    assert allocator.allocate("ns/b").address == ip("10.0.0.1")
+    assert allocator.allocate("ns/c").address == ip("10.0.0.3")
+
+
+def test_exhaustion_and_unknown_pool(allocator: Allocator) -> None:
+    """A full pool and a missing pool are errors, not silent fallbacks."""
+    for owner in ("a", "b", "c"):
+        allocator.allocate(owner)
+    with pytest.raises(PoolExhausted):
+        allocator.allocate("d")
+    with pytest.raises(UnknownPool, match="Prod"):
+        allocator.allocate("d", pool="Prod")
+    assert allocator.allocate("d", pool="Dev").address == ip("10.1.0.1")
+
+
+def test_release_with_a_stale_token_keeps_the_current_holder(allocator: Allocator) -> None:
+    """A late delete of an old Vip (old UID) does not free the new Vip's address."""
+    allocator.allocate("ns/a")
+    allocator.bind_token("ns/a", "uid-new")
+    assert allocator.release("ns/a", token="uid-old") is None
+    assert allocator.get("ns/a") is not None
+    assert allocator.release("ns/a", token="uid-new") is not None
+
+
+def test_addresses_outside_every_pool_are_kept_but_not_counted(allocator: Allocator) -> None:
+    """A recorded address outside the pools stays with its owner and leaves counts alone."""
+    allocation = allocator.assign("ns/legacy", ip("192.0.2.9"))
+    assert allocation.pool is None
+    default = next(s for s in allocator.stats() if s.name == "default")
+    assert (default.total, default.in_use, default.free) == (3, 0, 3)
+
+
+def test_stats_count_exactly(allocator: Allocator) -> None:
+    """Totals, in-use and free per pool and family."""
+    allocator.allocate("a")
+    allocator.allocate("b", pool="Dev")
+    assert {(s.name, s.version, s.total, s.in_use) for s in allocator.stats()} == {
+        ("default", 4, 3, 1),
+        ("Dev", 4, 2, 1),
+    }

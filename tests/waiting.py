@@ -1,0 +1,42 @@
+"""Wait for a condition with a deadline, instead of sleeping and hoping."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
+
+T = TypeVar("T")
+
+POLL = 0.05
+
+
+@overload
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, within: float = ..., what: str = ...
+) -> T: ...
+
+
+@overload
+async def eventually(
+    probe: Callable[[], T | None], *, within: float = ..., what: str = ...
+) -> T: ...
+
+
+async def eventually(
+    probe: Callable[[], Any], *, within: float = 20.0, what: str = "condition"
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    last: object = None
+    while True:
+        result = probe()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        last = result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {within} s (last: {last!r})")
+        await asyncio.sleep(POLL)
