@@ -58,6 +58,9 @@ class ServiceReconciler:
         self._class = load_balancer_class
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
+        self._superseded: dict[str, set[str]] = {}
+        """Service key → resourceVersions written by lbctl and already overwritten by its own
+        next write: an event for one of them is skipped, the final version's event follows."""
 
     def handles(self, service: ServiceView) -> bool:
         return service.is_load_balancer and service.load_balancer_class == self._class
@@ -68,8 +71,11 @@ class ServiceReconciler:
         if raw is None:
             await self._delete_orphan_vip(namespace, name, service_uid=None)
             self.waiting.discard(key)
+            self._superseded.pop(key, None)
             return None
         service = ServiceView.from_raw(raw)
+        if service.resource_version in self._superseded.get(key, ()):
+            return None
         if service.load_balancer_class not in (None, self._class):
             return None
         if self.handles(service) and not service.deleting:
@@ -78,13 +84,18 @@ class ServiceReconciler:
         return None
 
     async def _ensure(self, raw: dict[str, Any], service: ServiceView) -> Requeue | None:
+        written: list[str] = []
         if not service.has_finalizer:
             # The finalizer list is replaced whole, so guard it with the resourceVersion.
             finalizers = [*service.finalizers, LB_FINALIZER]
-            await self._patch_metadata(
-                service, {"finalizers": finalizers, "resourceVersion": service.resource_version}
+            written.append(
+                await self._patch_metadata(
+                    service,
+                    {"finalizers": finalizers, "resourceVersion": service.resource_version},
+                )
             )
         vip = self._current_vip(service)
+        address = vip.address if vip is not None else None
         if vip is None and self._name_taken(service):
             await self._recorder.record(
                 raw,
@@ -95,18 +106,32 @@ class ServiceReconciler:
             return Requeue(RETRY_PENDING_AFTER)
         if vip is None:
             await self._delete_orphan_vip(service.namespace, service.name, service.uid)
+            address = self._created_but_not_cached(service)
+        if vip is None and address is None:
             address = await self._claim_address(raw, service)
             if address is None:
                 return Requeue(RETRY_PENDING_AFTER)
-            vip = await self._create_vip(service, address)
-            if vip is None:
+            if not await self._create_vip(service, address):
                 return Requeue(1.0)
-        address = vip.address
         if address is None:
             return None
         self.waiting.discard(service.key)
-        await self._publish(service, address)
+        written += await self._publish(service, address)
+        self._remember(service.key, written)
         return None
+
+    def _remember(self, key: str, written: list[str]) -> None:
+        if len(written) > 1:
+            self._superseded[key] = set(written[:-1])
+        else:
+            self._superseded.pop(key, None)
+
+    def _created_but_not_cached(self, service: ServiceView) -> IPAddress | None:
+        """The address of a Vip this process created whose ADDED event has not arrived yet."""
+        allocation = self._allocator.get(service.key)
+        if allocation is None or allocation.token is None or self._vips.get(service.key):
+            return None
+        return allocation.address
 
     def _current_vip(self, service: ServiceView) -> VipView | None:
         raw = self._vips.get(service.key)
@@ -148,32 +173,38 @@ class ServiceReconciler:
         )
         return allocation.address
 
-    async def _create_vip(self, service: ServiceView, address: IPAddress) -> VipView | None:
+    async def _create_vip(self, service: ServiceView, address: IPAddress) -> bool:
         allocation = self._allocator.get(service.key)
         body = vip_for_service(service, address, allocation.pool if allocation else None)
         try:
             created = await self._client.create(VIPS, service.namespace, body)
         except AlreadyExists:
             log.info("vip exists but is not cached yet", vip=service.key)
-            return None
+            return False
         except Invalid:
             self._allocator.release(service.key)
             raise
         vip = VipView.from_raw(created)
         self._allocator.bind_token(service.key, vip.uid)
         log.info("vip created", vip=service.key, address=str(address))
-        return vip
+        return True
 
-    async def _publish(self, service: ServiceView, address: IPAddress) -> None:
+    async def _publish(self, service: ServiceView, address: IPAddress) -> list[str]:
+        """Write the annotation and the status where they differ; the versions written."""
         text = str(address)
+        written = []
         if service.annotations.get(VIP_ANNOTATION) != text:
-            await self._patch_metadata(service, {"annotations": {VIP_ANNOTATION: text}})
+            written.append(
+                await self._patch_metadata(service, {"annotations": {VIP_ANNOTATION: text}})
+            )
         if service.ingress_ips != (text,):
             status = {"loadBalancer": {"ingress": [{"ip": text, "ipMode": "Proxy"}]}}
-            await self._client.patch(
+            updated = await self._client.patch(
                 SERVICES, service.namespace, service.name, {"status": status}, subresource="status"
             )
+            written.append(str(updated["metadata"]["resourceVersion"]))
             log.info("service status written", service=service.key, address=text)
+        return written
 
     async def _cleanup(self, service: ServiceView) -> None:
         """Undo everything for a Service that is going away or is no longer ours."""
@@ -199,9 +230,8 @@ class ServiceReconciler:
             metadata["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
             metadata["resourceVersion"] = resource_version
         if metadata:
-            await self._client.patch(
-                SERVICES, service.namespace, service.name, {"metadata": metadata}
-            )
+            await self._patch_metadata(service, metadata)
+        self._superseded.pop(service.key, None)
         log.info("service cleaned up", service=service.key)
 
     async def _delete_orphan_vip(
@@ -225,5 +255,9 @@ class ServiceReconciler:
         self._allocator.release(key, token=vip.uid)
         log.info("vip deleted", vip=key, address=vip.address_text)
 
-    async def _patch_metadata(self, service: ServiceView, metadata: dict[str, Any]) -> None:
-        await self._client.patch(SERVICES, service.namespace, service.name, {"metadata": metadata})
+    async def _patch_metadata(self, service: ServiceView, metadata: dict[str, Any]) -> str:
+        """Merge-patch the Service's metadata; the resourceVersion it now has."""
+        updated = await self._client.patch(
+            SERVICES, service.namespace, service.name, {"metadata": metadata}
+        )
+        return str(updated["metadata"]["resourceVersion"])
