@@ -18,6 +18,7 @@ from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient, api_client_from
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer, object_key
+from lbctl.kube.leader import LeaderElector
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.model import ServiceView
 from lbctl.reconcile.controller import Controller
@@ -38,7 +39,11 @@ class Runtime:
     queue: WorkQueue
     controller: Controller
     service_reconciler: ServiceReconciler
+    tracker: VipTracker
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    """Caches synced: a ready standby, or a leader about to reconcile."""
+    leading: asyncio.Event = field(default_factory=asyncio.Event)
+    """This process reconciles now (it leads, or leader election is off)."""
 
     def ready(self) -> bool:
         return self.started.is_set()
@@ -46,8 +51,8 @@ class Runtime:
 
 def build(settings: Settings, client: KubeClient) -> Runtime:
     allocator = Allocator(settings.pools)
-    services = Informer(client, SERVICES)
-    vips = Informer(client, VIPS)
+    services = Informer(client, SERVICES, namespace=settings.namespace)
+    vips = Informer(client, VIPS, namespace=settings.namespace)
     queue = WorkQueue()
     recorder = EventRecorder(client)
     service_reconciler = ServiceReconciler(
@@ -92,7 +97,9 @@ def build(settings: Settings, client: KubeClient) -> Runtime:
         {"Service": service_reconciler.reconcile, "Vip": reconcile_vip},
         workers=settings.workers,
     )
-    return Runtime(client, allocator, services, vips, queue, controller, service_reconciler)
+    return Runtime(
+        client, allocator, services, vips, queue, controller, service_reconciler, tracker
+    )
 
 
 def reserve_shown_addresses(runtime: Runtime) -> None:
@@ -116,6 +123,39 @@ def reserve_shown_addresses(runtime: Runtime) -> None:
                 )
 
 
+async def record_vips_from_server(runtime: Runtime, namespace: str | None) -> None:
+    """Feed a fresh (quorum) list of Vips to the allocator before leading.
+
+    A new leader's watch may trail the old leader's last writes by a moment; adding what the
+    server has now (and removing nothing) closes that gap conservatively.
+    """
+    items, _ = await runtime.client.list(VIPS, namespace)
+    for item in items:
+        runtime.tracker("MODIFIED", None, item)
+
+
+async def lead(runtime: Runtime, settings: Settings) -> None:
+    """Reconcile until cancelled: the leader's (or the only instance's) work."""
+    if settings.leader_election is not None:
+        await record_vips_from_server(runtime, settings.namespace)
+    reserve_shown_addresses(runtime)
+    for key, _ in runtime.services.items():
+        runtime.controller.enqueue("Service", key)
+    for key, _ in runtime.vips.items():
+        runtime.controller.enqueue("Vip", key)
+    runtime.leading.set()
+    log.info(
+        "reconciling",
+        services=len(runtime.services),
+        vips=len(runtime.vips),
+        workers=settings.workers,
+    )
+    try:
+        await runtime.controller.run()
+    finally:
+        runtime.leading.clear()
+
+
 async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | None = None) -> None:
     """Run until cancelled, on an existing client (tests pass their own)."""
     runtime = runtime or build(settings, client)
@@ -126,15 +166,14 @@ async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | No
     try:
         await runtime.services.synced.wait()
         await runtime.vips.synced.wait()
-        reserve_shown_addresses(runtime)
         runtime.started.set()
-        log.info(
-            "caches synced, reconciling",
-            services=len(runtime.services),
-            vips=len(runtime.vips),
-            workers=settings.workers,
-        )
-        await runtime.controller.run()
+        log.info("caches synced", services=len(runtime.services), vips=len(runtime.vips))
+        election = settings.leader_election
+        if election is None:
+            await lead(runtime, settings)
+        else:
+            elector = LeaderElector(client, election)
+            await elector.run(lambda: lead(runtime, settings), on_lost=runtime.controller.abort)
     finally:
         for task in informers:
             task.cancel()

@@ -11,17 +11,51 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
+import uuid
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from lbctl import logs
 from lbctl.config import Settings
 from lbctl.ipam.ranges import RangeError, parse_vip_range
+from lbctl.kube.leader import LeaderElectionConfig
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _service_account_namespace() -> str | None:
+    try:
+        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def leader_election_from(args: argparse.Namespace) -> LeaderElectionConfig | None:
+    enabled = args.leader_elect if args.leader_elect is not None else not args.kubeconfig
+    if not enabled:
+        return None
+    identity = os.environ.get("POD_NAME") or socket.gethostname()
+    return LeaderElectionConfig(
+        namespace=args.leader_elect_namespace or _service_account_namespace() or "default",
+        name=args.leader_elect_lease_name,
+        identity=f"{identity}_{uuid.uuid4().hex[:8]}",
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -59,6 +93,41 @@ def run_parser() -> argparse.ArgumentParser:
         "(env LBCTL_METRICS_BIND_ADDRESS; default :8080)",
     )
     parser.add_argument(
+        "--namespace",
+        default=_env("LBCTL_NAMESPACE"),
+        help="watch and manage only this namespace (env LBCTL_NAMESPACE; default: all)",
+    )
+    election = parser.add_argument_group("leader election (a Lease; only the leader reconciles)")
+    election.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=_flag(_env("LBCTL_LEADER_ELECT")),
+        help="(env LBCTL_LEADER_ELECT; default: on in a cluster, off with --kubeconfig)",
+    )
+    election.add_argument(
+        "--leader-elect-namespace",
+        default=_env("LBCTL_LEADER_ELECT_NAMESPACE") or _env("POD_NAMESPACE"),
+        help="namespace of the Lease (env LBCTL_LEADER_ELECT_NAMESPACE or POD_NAMESPACE; "
+        "default: the service account's namespace, else 'default')",
+    )
+    election.add_argument(
+        "--leader-elect-lease-name",
+        default=_env("LBCTL_LEADER_ELECT_LEASE_NAME", "lbctl"),
+        help="(env LBCTL_LEADER_ELECT_LEASE_NAME; default lbctl)",
+    )
+    for name, default, what in (
+        ("lease-duration", "15", "how long a lease is valid without renewal"),
+        ("renew-deadline", "10", "a leader that cannot renew for this long stops"),
+        ("retry-period", "2", "time between acquire/renew attempts"),
+    ):
+        env = f"LBCTL_LEADER_ELECT_{name.upper().replace('-', '_')}"
+        election.add_argument(
+            f"--leader-elect-{name}",
+            type=float,
+            default=float(_env(env, default) or default),
+            help=f"{what}, seconds (env {env}; default {default})",
+        )
+    parser.add_argument(
         "--log-level",
         default=_env("LBCTL_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -87,7 +156,15 @@ def settings_from(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
     address = args.metrics_bind_address
     if address != "0" and not address.rpartition(":")[2].isdigit():
         parser.error(f"--metrics-bind-address must be host:port or '0', got {address!r}")
+    election = leader_election_from(args)
+    if election is not None:
+        try:
+            election.validate()
+        except ValueError as err:
+            parser.error(f"--leader-elect-*: {err}")
     settings = Settings(
+        leader_election=election,
+        namespace=args.namespace,
         pools=pools,
         kubeconfig=args.kubeconfig,
         workers=args.workers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lbctl.ipam.ranges import Pool
+from lbctl.kube.leader import LeaderElectionConfig
 
 
 @dataclass(frozen=True)
@@ -18,3 +19,7 @@ class Settings:
     """Handle only Services of this class; None handles Services without a class."""
     metrics_bind_address: str = ":8080"
     """host:port of /metrics, /healthz and /readyz; '0' turns the server off."""
+    namespace: str | None = None
+    """Watch and manage only this namespace; None means all namespaces."""
+    leader_election: LeaderElectionConfig | None = None
+    """None: this process always reconciles (one replica, or local work)."""

@@ -23,6 +23,12 @@ JSON = dict[str, Any]
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 
 
+def _timeout(seconds: float | None) -> aiohttp.ClientTimeout:
+    if seconds is None:
+        return REQUEST_TIMEOUT
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(10.0, seconds))
+
+
 @dataclass(frozen=True)
 class Resource:
     group: str
@@ -182,11 +188,22 @@ class KubeClient:
         finally:
             response.release()
 
-    async def get(self, resource: Resource, namespace: str | None, name: str) -> JSON:
-        return await self._json("get", "GET", resource.path(namespace, name))
+    async def get(
+        self, resource: Resource, namespace: str | None, name: str, *, timeout: float | None = None
+    ) -> JSON:
+        path = resource.path(namespace, name)
+        return await self._json("get", "GET", path, timeout=_timeout(timeout))
 
-    async def create(self, resource: Resource, namespace: str | None, body: JSON) -> JSON:
-        return await self._json("create", "POST", resource.path(namespace), body=body)
+    async def create(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        body: JSON,
+        *,
+        timeout: float | None = None,
+    ) -> JSON:
+        path = resource.path(namespace)
+        return await self._json("create", "POST", path, body=body, timeout=_timeout(timeout))
 
     async def patch(
         self,
@@ -197,9 +214,12 @@ class KubeClient:
         *,
         subresource: str | None = None,
         content_type: str = MERGE_PATCH,
+        timeout: float | None = None,
     ) -> JSON:
         path = resource.path(namespace, name, subresource)
-        return await self._json("patch", "PATCH", path, body=patch, content_type=content_type)
+        return await self._json(
+            "patch", "PATCH", path, body=patch, content_type=content_type, timeout=_timeout(timeout)
+        )
 
     async def apply(self, resource: Resource, body: JSON, *, field_manager: str = "lbctl") -> JSON:
         """Server-side apply of a whole object (JSON is YAML, so it is sent as is)."""

@@ -136,6 +136,10 @@ class WorkQueue:
         self._delayed_at.clear()
         self._wakeup.set()
 
+    def reopen(self) -> None:
+        """Accept keys again after ``shutdown`` (a new leadership term)."""
+        self._shutting_down = False
+
     def _promote_due(self) -> float | None:
         """Move due delayed keys into the queue; return seconds until the next one, if any."""
         now = self._clock.now()

@@ -26,13 +26,19 @@ class Controller:
         self._workers = workers
         self.reconciles = 0
         self.failures = 0
+        self._active: list[asyncio.Task[None]] = []
 
     def enqueue(self, kind: str, key: str) -> None:
         self._queue.add(f"{kind}:{key}")
 
     async def run(self, grace: float = 30.0) -> None:
-        """Run the workers until cancelled; then let in-flight reconciles finish (``grace``)."""
-        workers = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        """Run the workers until cancelled; then let in-flight reconciles finish (``grace``).
+
+        The queue is reopened afterwards, so a later ``run`` (a new leadership term) works.
+        """
+        self._queue.reopen()
+        self._active = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        workers = list(self._active)
         try:
             await asyncio.wait(workers)
         finally:
@@ -41,6 +47,13 @@ class Controller:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            self._active = []
+
+    def abort(self) -> None:
+        """Cancel in-flight reconciles now (leadership lost: nothing may be written any more)."""
+        self._queue.shutdown()
+        for task in self._active:
+            task.cancel()
 
     async def _work(self) -> None:
         while (item := await self._queue.get()) is not None:
