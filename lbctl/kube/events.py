@@ -1,52 +1,83 @@
-"""Post core/v1 Events about objects, best effort, without repeating the same one every retry."""
+"""Post core/v1 Events about objects, aggregated like Kubernetes' own recorder.
+
+The first occurrence of (object, type, reason, message) creates an Event; repeats only raise
+its ``count`` and ``lastTimestamp``, at most once per ``UPDATE_EVERY`` seconds, so a failure
+loop cannot flood the apiserver.  Recording never raises: an Event is worth less than the
+reconcile that emits it.
+"""
 
 from __future__ import annotations
 
 import datetime
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import structlog
 
 from lbctl.kube.client import EVENTS, JSON, KubeClient
-from lbctl.kube.errors import KubeError
+from lbctl.kube.errors import KubeError, NotFound
 
 log = structlog.get_logger(__name__)
 
-REPEAT_AFTER = 600.0
+UPDATE_EVERY = 60.0
 REMEMBERED = 4096
+
+Signature = tuple[str, str, str, str]
+
+
+@dataclass
+class _Seen:
+    namespace: str
+    name: str
+    count: int
+    written_count: int
+    written_at: float
+
+
+def _timestamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:
     def __init__(self, client: KubeClient, component: str = "lbctl") -> None:
         self._client = client
         self._component = component
-        self._recent: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._seen: OrderedDict[Signature, _Seen] = OrderedDict()
 
-    def _seen_recently(self, signature: tuple[str, str, str]) -> bool:
-        now = time.monotonic()
-        last = self._recent.get(signature)
-        if last is not None and now - last < REPEAT_AFTER:
-            return True
-        self._recent[signature] = now
-        self._recent.move_to_end(signature)
-        while len(self._recent) > REMEMBERED:
-            self._recent.popitem(last=False)
-        return False
+    def _remember(self, signature: Signature, seen: _Seen) -> None:
+        self._seen[signature] = seen
+        self._seen.move_to_end(signature)
+        while len(self._seen) > REMEMBERED:
+            self._seen.popitem(last=False)
 
     async def record(self, obj: JSON, event_type: str, reason: str, message: str) -> None:
-        """Post an Event on ``obj``; Warning or Normal.  Never raises."""
+        """Post (or count again) an Event on ``obj``; ``event_type`` is Normal or Warning."""
         meta = obj["metadata"]
-        if self._seen_recently((str(meta.get("uid")), reason, message)):
-            return
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        api_version = obj.get("apiVersion", "v1")
+        message = message[:1024]
+        signature = (str(meta.get("uid")), event_type, reason, message)
+        seen = self._seen.get(signature)
+        try:
+            if seen is None:
+                await self._create(obj, signature, event_type, reason, message)
+            else:
+                seen.count += 1
+                if time.monotonic() - seen.written_at >= UPDATE_EVERY:
+                    await self._bump(signature, seen)
+        except KubeError as err:
+            log.warning("could not post event", reason=reason, error=str(err))
+
+    async def _create(
+        self, obj: JSON, signature: Signature, event_type: str, reason: str, message: str
+    ) -> None:
+        meta = obj["metadata"]
+        now = _timestamp()
         event: JSON = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": api_version,
+                "apiVersion": obj.get("apiVersion", "v1"),
                 "kind": obj.get("kind", "Service"),
                 "namespace": meta["namespace"],
                 "name": meta["name"],
@@ -54,14 +85,23 @@ class EventRecorder:
             },
             "type": event_type,
             "reason": reason,
-            "message": message[:1024],
+            "message": message,
             "source": {"component": self._component},
             "reportingComponent": self._component,
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
         }
+        created = await self._client.create(EVENTS, meta["namespace"], event)
+        name = created["metadata"]["name"]
+        self._remember(signature, _Seen(meta["namespace"], name, 1, 1, time.monotonic()))
+
+    async def _bump(self, signature: Signature, seen: _Seen) -> None:
+        patch = {"count": seen.count, "lastTimestamp": _timestamp()}
         try:
-            await self._client.create(EVENTS, meta["namespace"], event)
-        except KubeError as err:
-            log.warning("could not post event", reason=reason, error=str(err))
+            await self._client.patch(EVENTS, seen.namespace, seen.name, patch)
+        except NotFound:
+            self._seen.pop(signature, None)
+            return
+        seen.written_count = seen.count
+        seen.written_at = time.monotonic()

@@ -12,10 +12,10 @@ from typing import Any
 
 import structlog
 
-from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator
+from lbctl.ipam.allocator import AddressInUse, Allocation, AllocationError, Allocator
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.client import SERVICES, VIPS, KubeClient
-from lbctl.kube.errors import AlreadyExists, Invalid, NotFound
+from lbctl.kube.errors import AlreadyExists, Conflict, Invalid, KubeError, NotFound
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.model import (
@@ -78,9 +78,14 @@ class ServiceReconciler:
             return None
         if service.load_balancer_class not in (None, self._class):
             return None
-        if self.handles(service) and not service.deleting:
-            return await self._ensure(raw, service)
-        await self._cleanup(service)
+        try:
+            if self.handles(service) and not service.deleting:
+                return await self._ensure(raw, service)
+            await self._cleanup(raw, service)
+        except KubeError as err:
+            if not isinstance(err, Conflict):
+                await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", str(err))
+            raise
         return None
 
     async def _ensure(self, raw: dict[str, Any], service: ServiceView) -> Requeue | None:
@@ -206,13 +211,17 @@ class ServiceReconciler:
             log.info("service status written", service=service.key, address=text)
         return written
 
-    async def _cleanup(self, service: ServiceView) -> None:
+    async def _cleanup(self, raw: dict[str, Any], service: ServiceView) -> None:
         """Undo everything for a Service that is going away or is no longer ours."""
         self.waiting.discard(service.key)
-        if not service.has_finalizer and self._vips.get(service.key) is None:
+        raw_vip = self._vips.get(service.key)
+        managed_vip = raw_vip is not None and VipView.from_raw(raw_vip).managed
+        pending = raw_vip is None and self._allocator.get(service.key) is not None
+        if not (service.has_finalizer or managed_vip or pending):
             return
-        await self._delete_orphan_vip(service.namespace, service.name, service_uid=None)
-        self._allocator.release(service.key)
+        released = await self._delete_orphan_vip(service.namespace, service.name, None)
+        if released is None and raw_vip is None:
+            released = self._allocator.release(service.key)
         resource_version = service.resource_version
         if service.ingress_ips:
             updated = await self._client.patch(
@@ -232,6 +241,10 @@ class ServiceReconciler:
         if metadata:
             await self._patch_metadata(service, metadata)
         self._superseded.pop(service.key, None)
+        if released is not None:
+            await self._recorder.record(
+                raw, "Normal", "DeletedLoadBalancer", f"Released IP {released.address}"
+            )
         log.info("service cleaned up", service=service.key)
 
     async def _delete_orphan_vip(
@@ -239,21 +252,34 @@ class ServiceReconciler:
         namespace: str,
         name: str,
         service_uid: str | None,
-    ) -> None:
-        """Delete the managed Vip of this name unless it belongs to Service ``service_uid``."""
+    ) -> Allocation | None:
+        """Delete the managed Vip of this name unless it belongs to Service ``service_uid``;
+        the allocation it released, if any."""
         key = f"{namespace}/{name}"
         raw = self._vips.get(key)
         if raw is None:
-            return
+            return await self._delete_uncached_vip(key, namespace, name, service_uid)
         vip = VipView.from_raw(raw)
         if not vip.managed or vip.service != name:
-            return
+            return None
         if service_uid is not None and vip.service_uid in (None, service_uid):
-            return
+            return None
         with contextlib.suppress(NotFound):
             await self._client.delete(VIPS, namespace, name, uid=vip.uid)
-        self._allocator.release(key, token=vip.uid)
         log.info("vip deleted", vip=key, address=vip.address_text)
+        return self._allocator.release(key, token=vip.uid)
+
+    async def _delete_uncached_vip(
+        self, key: str, namespace: str, name: str, service_uid: str | None
+    ) -> Allocation | None:
+        """A Vip this process created whose ADDED event has not arrived: delete it by UID."""
+        allocation = self._allocator.get(key)
+        if allocation is None or allocation.token is None or service_uid is not None:
+            return None
+        with contextlib.suppress(NotFound):
+            await self._client.delete(VIPS, namespace, name, uid=allocation.token)
+        log.info("vip deleted", vip=key, address=str(allocation.address))
+        return self._allocator.release(key, token=allocation.token)
 
     async def _patch_metadata(self, service: ServiceView, metadata: dict[str, Any]) -> str:
         """Merge-patch the Service's metadata; the resourceVersion it now has."""

@@ -1,0 +1,139 @@
+"""Service lifecycle rules, read back the way a user would with kubectl."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from lbctl.kube.client import EVENTS, JSON, NAMESPACES, SERVICES, VIPS, KubeClient
+from lbctl.kube.errors import NotFound
+from lbctl.model import LB_FINALIZER, SERVICE_UID_ANNOTATION
+from tests.integration.conftest import (
+    StartLbctl,
+    empty_namespace,
+    load_balancer,
+    shown_ip,
+    wait_for_ip,
+)
+from tests.waiting import eventually
+
+
+def untouched(service: JSON) -> bool:
+    meta = service["metadata"]
+    return (
+        "com.citrix.vip" not in (meta.get("annotations") or {})
+        and LB_FINALIZER not in (meta.get("finalizers") or [])
+        and not ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+    )
+
+
+async def events_for(kube: KubeClient, namespace: str, name: str) -> list[JSON]:
+    items, _ = await kube.list(EVENTS, namespace)
+    return [e for e in items if e["involvedObject"]["name"] == name]
+
+
+@pytest.fixture
+async def other_namespace(kube: KubeClient) -> AsyncIterator[str]:
+    name = f"other-{secrets.token_hex(3)}"
+    await kube.create(NAMESPACES, None, {"metadata": {"name": name}})
+    yield name
+    await empty_namespace(kube, name)
+    with contextlib.suppress(NotFound):
+        await kube.delete(NAMESPACES, None, name)
+
+
+async def test_services_of_another_class_are_never_touched(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Default: only class-less Services; a Service of another class is left alone."""
+    await start_lbctl()
+    await kube.create(
+        SERVICES, namespace, load_balancer("foreign", loadBalancerClass="example.com/other")
+    )
+    await kube.create(SERVICES, namespace, load_balancer("mine"))
+    await wait_for_ip(kube, namespace, "mine")
+
+    assert untouched(await kube.get(SERVICES, namespace, "foreign"))
+    with pytest.raises(NotFound):
+        await kube.get(VIPS, namespace, "foreign")
+
+
+async def test_a_configured_class_is_served_and_classless_services_are_not(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """With --load-balancer-class, only Services of that class get an address."""
+    await start_lbctl(load_balancer_class="lbctl.io/netscaler")
+    await kube.create(SERVICES, namespace, load_balancer("classless"))
+    await kube.create(
+        SERVICES, namespace, load_balancer("classed", loadBalancerClass="lbctl.io/netscaler")
+    )
+    await wait_for_ip(kube, namespace, "classed")
+
+    assert untouched(await kube.get(SERVICES, namespace, "classless"))
+
+
+async def test_a_service_recreated_under_the_same_name_is_a_new_service(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Delete + create (new UID): the old Vip goes, a new one records the new UID."""
+    await start_lbctl()
+    await kube.create(SERVICES, namespace, load_balancer("phoenix"))
+    await wait_for_ip(kube, namespace, "phoenix")
+    old_vip_uid = (await kube.get(VIPS, namespace, "phoenix"))["metadata"]["uid"]
+
+    await kube.delete(SERVICES, namespace, "phoenix")
+
+    async def deleted() -> bool:
+        try:
+            await kube.get(SERVICES, namespace, "phoenix")
+        except NotFound:
+            return True
+        return False
+
+    await eventually(deleted, what="old service gone")
+    created = await kube.create(SERVICES, namespace, load_balancer("phoenix"))
+    await wait_for_ip(kube, namespace, "phoenix")
+
+    vip = await kube.get(VIPS, namespace, "phoenix")
+    assert vip["metadata"]["uid"] != old_vip_uid
+    assert vip["metadata"]["annotations"][SERVICE_UID_ANNOTATION] == created["metadata"]["uid"]
+
+
+async def test_exhaustion_is_reported_and_resolved_when_an_address_frees(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """A full pool gives a Warning Event; the waiting Service gets the address once it frees."""
+    await start_lbctl(vip_range='["10.80.0.9"]')
+    await kube.create(SERVICES, namespace, load_balancer("holder"))
+    assert await wait_for_ip(kube, namespace, "holder") == "10.80.0.9"
+    await kube.create(SERVICES, namespace, load_balancer("waiter"))
+
+    async def warned() -> list[JSON]:
+        return [e for e in await events_for(kube, namespace, "waiter")
+                if e["reason"] == "AllocationFailed" and e["type"] == "Warning"]  # fmt: skip
+
+    (warning,) = await eventually(warned, what="AllocationFailed event")
+    assert "no free IPv4 address" in warning["message"]
+    allocated = [
+        e for e in await events_for(kube, namespace, "holder") if e["reason"] == "IPAllocated"
+    ]
+    assert len(allocated) == 1
+
+    await kube.delete(SERVICES, namespace, "holder")
+    assert await wait_for_ip(kube, namespace, "waiter") == "10.80.0.9"
+
+
+async def test_namespace_flag_limits_what_is_managed(
+    kube: KubeClient, namespace: str, other_namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """--namespace: Services elsewhere are not seen at all."""
+    await start_lbctl(namespace=namespace)
+    await kube.create(SERVICES, other_namespace, load_balancer("elsewhere"))
+    await kube.create(SERVICES, namespace, load_balancer("here"))
+    await wait_for_ip(kube, namespace, "here")
+
+    assert untouched(await kube.get(SERVICES, other_namespace, "elsewhere"))
+    assert shown_ip(await kube.get(SERVICES, namespace, "here"))
