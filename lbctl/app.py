@@ -62,6 +62,7 @@ def build(settings: Settings, client: KubeClient) -> Runtime:
         allocator=allocator,
         recorder=recorder,
         load_balancer_class=settings.load_balancer_class,
+        on_release=lambda: on_release(),
     )
 
     def enqueue_service(key: str) -> None:

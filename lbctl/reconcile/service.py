@@ -7,6 +7,7 @@ with what they should be, and writes only the difference (merge patches, never r
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ class ServiceReconciler:
         allocator: Allocator,
         recorder: EventRecorder,
         load_balancer_class: str | None = None,
+        on_release: Callable[[], None] = lambda: None,
     ) -> None:
         self._client = client
         self._services = services
@@ -56,11 +58,19 @@ class ServiceReconciler:
         self._allocator = allocator
         self._recorder = recorder
         self._class = load_balancer_class
+        self._on_release = on_release
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
         self._superseded: dict[str, set[str]] = {}
         """Service key → resourceVersions written by lbctl and already overwritten by its own
         next write: an event for one of them is skipped, the final version's event follows."""
+
+    def _release(self, key: str, token: str | None = None) -> Allocation | None:
+        """Free ``key``'s address and wake whoever waits for one."""
+        released = self._allocator.release(key, token=token)
+        if released is not None:
+            self._on_release()
+        return released
 
     def handles(self, service: ServiceView) -> bool:
         return service.is_load_balancer and service.load_balancer_class == self._class
@@ -187,7 +197,7 @@ class ServiceReconciler:
             log.info("vip exists but is not cached yet", vip=service.key)
             return False
         except Invalid:
-            self._allocator.release(service.key)
+            self._release(service.key)
             raise
         vip = VipView.from_raw(created)
         self._allocator.bind_token(service.key, vip.uid)
@@ -221,7 +231,7 @@ class ServiceReconciler:
             return
         released = await self._delete_orphan_vip(service.namespace, service.name, None)
         if released is None and raw_vip is None:
-            released = self._allocator.release(service.key)
+            released = self._release(service.key)
         resource_version = service.resource_version
         if service.ingress_ips:
             updated = await self._client.patch(
@@ -267,7 +277,7 @@ class ServiceReconciler:
         with contextlib.suppress(NotFound):
             await self._client.delete(VIPS, namespace, name, uid=vip.uid)
         log.info("vip deleted", vip=key, address=vip.address_text)
-        return self._allocator.release(key, token=vip.uid)
+        return self._release(key, token=vip.uid)
 
     async def _delete_uncached_vip(
         self, key: str, namespace: str, name: str, service_uid: str | None
@@ -279,7 +289,7 @@ class ServiceReconciler:
         with contextlib.suppress(NotFound):
             await self._client.delete(VIPS, namespace, name, uid=allocation.token)
         log.info("vip deleted", vip=key, address=str(allocation.address))
-        return self._allocator.release(key, token=allocation.token)
+        return self._release(key, token=allocation.token)
 
     async def _patch_metadata(self, service: ServiceView, metadata: dict[str, Any]) -> str:
         """Merge-patch the Service's metadata; the resourceVersion it now has."""
