@@ -25,6 +25,12 @@ Handler = Callable[[str, JSON | None, JSON | None], None]
 """``(type, old, new)`` with type ADDED / MODIFIED / DELETED; called in event order."""
 
 
+def slim(obj: JSON) -> JSON:
+    """Drop ``managedFields`` (often half an object's size); no reconciler reads them."""
+    obj.get("metadata", {}).pop("managedFields", None)
+    return obj
+
+
 def object_key(obj: JSON) -> str:
     meta = obj["metadata"]
     namespace = meta.get("namespace")
@@ -118,7 +124,7 @@ class Informer:
 
     async def _list(self) -> None:
         items, resource_version = await self._client.list(self.resource, self._namespace)
-        fresh = {object_key(item): item for item in items}
+        fresh = {object_key(item): slim(item) for item in items}
         old_store, self._store = self._store, fresh
         self._resource_version = resource_version
         if self.synced.is_set():
@@ -156,7 +162,7 @@ class Informer:
             self._resource_version = str(resource_version)
         if kind == "BOOKMARK":
             return
-        key = object_key(obj)
+        key = object_key(slim(obj))
         old = self._store.get(key)
         if kind in ("ADDED", "MODIFIED"):
             self._store[key] = obj

@@ -137,3 +137,25 @@ async def test_namespace_flag_limits_what_is_managed(
 
     assert untouched(await kube.get(SERVICES, other_namespace, "elsewhere"))
     assert shown_ip(await kube.get(SERVICES, namespace, "here"))
+
+
+async def test_a_reconcile_with_nothing_to_change_writes_nothing(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Status and annotation are written only when they change: an unrelated edit costs 0."""
+    running = await start_lbctl()
+    await kube.create(SERVICES, namespace, load_balancer("steady"))
+    await wait_for_ip(kube, namespace, "steady")
+    queue = running.runtime.queue
+    await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
+
+    def writes() -> int:
+        return sum(running.client.requests[verb] for verb in ("create", "patch", "delete"))
+
+    before, reconciles = writes(), running.runtime.controller.reconciles
+    await kube.patch(SERVICES, namespace, "steady", {"metadata": {"labels": {"tier": "web"}}})
+    await eventually(
+        lambda: running.runtime.controller.reconciles > reconciles, what="reconciled again"
+    )
+    await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
+    assert writes() == before

@@ -1,0 +1,113 @@
+"""The worker loop: one key never runs twice at once, failures back off, shutdown is graceful."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+
+from lbctl.kube.workqueue import RateLimiter, WorkQueue
+from lbctl.reconcile.controller import Controller
+from lbctl.reconcile.service import Requeue
+from tests.waiting import eventually
+
+
+class Recorder:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.running: Counter[str] = Counter()
+        self.most_at_once: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+        self.release = asyncio.Event()
+        self.fail_first = fail_first
+
+    async def __call__(self, key: str) -> Requeue | None:
+        self.calls[key] += 1
+        self.running[key] += 1
+        self.most_at_once[key] = max(self.most_at_once[key], self.running[key])
+        try:
+            await self.release.wait()
+            if self.calls[key] <= self.fail_first:
+                raise RuntimeError("transient")
+        finally:
+            self.running[key] -= 1
+        return None
+
+
+def queue() -> WorkQueue:
+    q = WorkQueue()
+    q.limiter = RateLimiter(q._clock, base=0.001, cap=0.01, qps=1000, burst=1000)
+    return q
+
+
+async def test_a_key_is_never_reconciled_by_two_workers_at_once() -> None:
+    """Re-adding a key while it runs queues it once more, after the running one finishes."""
+    work = queue()
+    recorder = Recorder()
+    controller = Controller(work, {"Service": recorder}, workers=4)
+    task = asyncio.create_task(controller.run())
+    try:
+        controller.enqueue("Service", "ns/a")
+        await eventually(lambda: recorder.running["ns/a"] == 1, what="first run")
+        for _ in range(5):
+            controller.enqueue("Service", "ns/a")
+        recorder.release.set()
+        await eventually(lambda: recorder.calls["ns/a"] == 2, what="second run")
+        await eventually(lambda: recorder.running["ns/a"] == 0, what="idle")
+        assert recorder.most_at_once["ns/a"] == 1
+        assert recorder.calls["ns/a"] == 2
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_failures_are_retried_until_they_succeed() -> None:
+    """A reconcile that raises is requeued with backoff and counted."""
+    work = queue()
+    recorder = Recorder(fail_first=3)
+    recorder.release.set()
+    controller = Controller(work, {"Vip": recorder}, workers=2)
+    task = asyncio.create_task(controller.run())
+    try:
+        controller.enqueue("Vip", "ns/x")
+        await eventually(lambda: recorder.calls["ns/x"] == 4, what="fourth attempt")
+        assert controller.failures == 3
+        await eventually(lambda: work.limiter.failures("Vip:ns/x") == 0, what="forgotten")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_shutdown_lets_in_flight_work_finish() -> None:
+    """Cancelling the controller waits for the running reconcile instead of killing it."""
+    work = queue()
+    recorder = Recorder()
+    controller = Controller(work, {"Service": recorder}, workers=1)
+    task = asyncio.create_task(controller.run(grace=5))
+    controller.enqueue("Service", "ns/slow")
+    await eventually(lambda: recorder.running["ns/slow"] == 1, what="running")
+    task.cancel()
+    await asyncio.sleep(0)
+    assert not task.done()
+    recorder.release.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert recorder.running["ns/slow"] == 0
+    assert recorder.calls["ns/slow"] == 1
+
+
+async def test_abort_cancels_in_flight_work_at_once() -> None:
+    """Lost leadership: running reconciles are cancelled, not finished."""
+    work = queue()
+    recorder = Recorder()
+    controller = Controller(work, {"Service": recorder}, workers=1)
+    task = asyncio.create_task(controller.run(grace=30))
+    controller.enqueue("Service", "ns/slow")
+    await eventually(lambda: recorder.running["ns/slow"] == 1, what="running")
+    controller.abort()
+    await eventually(lambda: recorder.running["ns/slow"] == 0, what="cancelled")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert not recorder.release.is_set()
