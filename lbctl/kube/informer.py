@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
 
 from lbctl.kube.client import JSON, KubeClient, Resource
-from lbctl.kube.errors import Gone, KubeError, status_error
+from lbctl.kube.errors import Gone, KubeError, KubeUnavailable, status_error
 
 log = structlog.get_logger(__name__)
+
+SHORT_WATCH = 1.0
+"""A watch that ends sooner than this without a single event counts as a failure."""
 
 Handler = Callable[[str, JSON | None, JSON | None], None]
 """``(type, old, new)`` with type ADDED / MODIFIED / DELETED; called in event order."""
@@ -149,8 +153,13 @@ class Informer:
             timeout_seconds=random.randint(low, high),
             read_timeout=self._read_timeout,
         )
+        started, events = time.monotonic(), 0
         async for event in stream:
+            events += 1
             self._apply(event)
+        if events == 0 and time.monotonic() - started < SHORT_WATCH:
+            # A server that ends every watch at once would otherwise make this a tight loop.
+            raise KubeUnavailable(f"watch of {self.resource.plural} ended at once, no events")
 
     def _apply(self, event: JSON) -> None:
         kind = event.get("type")

@@ -101,6 +101,9 @@ class ServiceReconciler:
     async def _ensure(self, raw: dict[str, Any], service: ServiceView) -> Requeue | None:
         written: list[str] = []
         if not service.has_finalizer:
+            await self._recorder.record(
+                raw, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer"
+            )
             # The finalizer list is replaced whole, so guard it with the resourceVersion.
             finalizers = [*service.finalizers, LB_FINALIZER]
             written.append(
@@ -131,8 +134,13 @@ class ServiceReconciler:
         if address is None:
             return None
         self.waiting.discard(service.key)
-        written += await self._publish(service, address)
-        self._remember(service.key, written)
+        published = await self._publish(service, address)
+        if published:
+            pool = self._allocator.pool_of(address) or "none"
+            await self._recorder.record(
+                raw, "Normal", "EnsuredLoadBalancer", f"Assigned IP {address} (pool {pool})"
+            )
+        self._remember(service.key, written + published)
         return None
 
     def _remember(self, key: str, written: list[str]) -> None:
@@ -183,9 +191,6 @@ class ServiceReconciler:
             await self._recorder.record(raw, "Warning", "AllocationFailed", str(err))
             log.info("no address for service", service=service.key, reason=str(err))
             return None
-        await self._recorder.record(
-            raw, "Normal", "IPAllocated", f"Assigned IP {allocation.address}"
-        )
         return allocation.address
 
     async def _create_vip(self, service: ServiceView, address: IPAddress) -> bool:
@@ -229,6 +234,7 @@ class ServiceReconciler:
         pending = raw_vip is None and self._allocator.get(service.key) is not None
         if not (service.has_finalizer or managed_vip or pending):
             return
+        await self._recorder.record(raw, "Normal", "DeletingLoadBalancer", "Deleting load balancer")
         released = await self._delete_orphan_vip(service.namespace, service.name, None)
         if released is None and raw_vip is None:
             released = self._release(service.key)

@@ -117,13 +117,17 @@ async def test_exhaustion_is_reported_and_resolved_when_an_address_frees(
 
     (warning,) = await eventually(warned, what="AllocationFailed event")
     assert "no free IPv4 address" in warning["message"]
-    allocated = [
-        e for e in await events_for(kube, namespace, "holder") if e["reason"] == "IPAllocated"
-    ]
-    assert len(allocated) == 1
+    reasons = [e["reason"] for e in await events_for(kube, namespace, "holder")]
+    assert sorted(reasons) == ["EnsuredLoadBalancer", "EnsuringLoadBalancer"]
 
     await kube.delete(SERVICES, namespace, "holder")
     assert await wait_for_ip(kube, namespace, "waiter") == "10.80.0.9"
+
+    async def deletion_reported() -> bool:
+        reasons = {e["reason"] for e in await events_for(kube, namespace, "holder")}
+        return {"DeletingLoadBalancer", "DeletedLoadBalancer"} <= reasons
+
+    await eventually(deletion_reported, what="deletion events")
 
 
 async def test_namespace_flag_limits_what_is_managed(
