@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
@@ -40,3 +41,12 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {within} s (last: {last!r})")
         await asyncio.sleep(POLL)
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[object] | asyncio.Task[None]) -> None:
+    """Cancel tasks and wait until they have finished their cleanup."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -14,6 +14,21 @@ MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 VIP_CRD = MANIFESTS / "crds" / "vip.yaml"
 
 
+def load_balancer_service(name: str, port: int = 80, **spec: object) -> JSON:
+    """A minimal ``type: LoadBalancer`` Service (one TCP port), for demos and tests."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": name},
+            "ports": [{"name": "web", "protocol": "TCP", "port": port, "targetPort": 8080}],
+            **spec,
+        },
+    }
+
+
 def load_documents(path: Path) -> list[JSON]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 

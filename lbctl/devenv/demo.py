@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from lbctl.devenv.build import ControlPlaneBuildError, ensure_binaries
-from lbctl.devenv.cluster import install_crds
+from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import ControlPlaneStartError, LocalControlPlane
 from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIPS, KubeClient, api_client_from
 from lbctl.kube.errors import AlreadyExists
@@ -28,19 +28,6 @@ DEMO_SERVICES = [("echo1", 80), ("echo2", 8443)]
 
 def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
-
-
-def demo_service(name: str, port: int) -> JSON:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {
-            "type": "LoadBalancer",
-            "selector": {"app": name},
-            "ports": [{"name": "web", "protocol": "TCP", "port": port, "targetPort": 8080}],
-        },
-    }
 
 
 async def wait_for_vip(client: KubeClient, namespace: str, name: str, timeout: float) -> JSON:
@@ -82,7 +69,7 @@ async def exercise(plane: LocalControlPlane, vip_range: str, namespace: str, hol
             )
         say(f"started lbctl (pid {controller.pid}) with VIP_RANGE={vip_range}; log: {log_path}")
         for name, port in DEMO_SERVICES:
-            await client.create(SERVICES, namespace, demo_service(name, port))
+            await client.create(SERVICES, namespace, load_balancer_service(name, port))
             say(f"created Service {namespace}/{name} (type LoadBalancer, port {port}/TCP)")
         for name, _ in DEMO_SERVICES:
             service = await wait_for_vip(client, namespace, name, timeout=60)

@@ -17,7 +17,7 @@ import pytest
 from lbctl import app
 from lbctl.config import Settings
 from lbctl.devenv.build import ensure_binaries
-from lbctl.devenv.cluster import install_crds
+from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIPS, KubeClient, api_client_from
@@ -124,18 +124,7 @@ async def start_lbctl(control_plane: LocalControlPlane) -> AsyncIterator[StartLb
         await handle.stop()
 
 
-def load_balancer(name: str, port: int = 80, **spec: object) -> JSON:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {
-            "type": "LoadBalancer",
-            "selector": {"app": name},
-            "ports": [{"name": "web", "protocol": "TCP", "port": port, "targetPort": 8080}],
-            **spec,
-        },
-    }
+load_balancer = load_balancer_service
 
 
 def shown_ip(service: JSON) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,7 +11,7 @@ from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.kube.client import JSON, SERVICES, KubeClient
 from lbctl.kube.informer import Backoff, Handler, Informer
 from tests.integration.conftest import load_balancer
-from tests.waiting import eventually
+from tests.waiting import cancel_and_wait, eventually
 
 Seen = list[tuple[str, str]]
 
@@ -40,9 +39,7 @@ async def watching(kube: KubeClient, namespace: str) -> AsyncIterator[tuple[Info
     task = asyncio.create_task(informer.run())
     await eventually(informer.synced.is_set, what="informer synced")
     yield informer, seen
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def test_create_update_delete_arrive_in_order(
@@ -70,9 +67,7 @@ async def test_expired_watch_relists_and_reports_what_vanished(
     await kube.create(SERVICES, namespace, cluster_ip("vanish"))
     task = asyncio.create_task(informer.run())
     await eventually(lambda: len(informer) == 2, what="initial list")
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
     # While nobody watches: one object goes, one comes; a restarted apiserver's watch cache
     # starts after these changes, so the informer's resourceVersion is now too old.
@@ -85,9 +80,7 @@ async def test_expired_watch_relists_and_reports_what_vanished(
         await eventually(lambda: ("DELETED", "vanish") in seen, within=30, what="relist diff")
         await eventually(lambda: ("ADDED", "fresh") in seen, what="new object")
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
     assert informer.relists == 1
     assert sorted(key.split("/")[1] for key, _ in informer.items()) == ["fresh", "keep"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import signal
@@ -14,7 +13,7 @@ from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.kube.client import SERVICES, VIPS, KubeClient
 from lbctl.kube.leader import LEASES, LeaderElectionConfig, LeaderElector
 from tests.integration.conftest import load_balancer, shown_ip
-from tests.waiting import eventually
+from tests.waiting import cancel_and_wait, eventually
 
 FAST = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.5}
 
@@ -56,17 +55,13 @@ async def test_one_leads_and_a_released_lease_passes_on_at_once(
         assert leading == ["first"]
 
         started = time.monotonic()
-        first_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await first_task
+        await cancel_and_wait(first_task)
         await eventually(lambda: second.is_leader, what="second takes over")
         assert time.monotonic() - started < FAST["lease_duration"], "release makes it immediate"
         assert leading == ["first", "second"]
         assert await holder(kube, namespace, "pair") == "second"
     finally:
-        second_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await second_task
+        await cancel_and_wait(second_task)
 
 
 async def test_a_leader_that_cannot_renew_stops_before_its_lease_expires(
@@ -89,9 +84,7 @@ async def test_a_leader_that_cannot_renew_stops_before_its_lease_expires(
         assert time.monotonic() - stopped < FAST["lease_duration"]
     finally:
         control_plane.restart_apiserver()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def test_failover_under_churn_never_hands_out_an_address_twice(

@@ -9,7 +9,7 @@ from collections import Counter
 from lbctl.kube.workqueue import RateLimiter, WorkQueue
 from lbctl.reconcile.controller import Controller
 from lbctl.reconcile.service import Requeue
-from tests.waiting import eventually
+from tests.waiting import cancel_and_wait, eventually
 
 
 class Recorder:
@@ -56,9 +56,7 @@ async def test_a_key_is_never_reconciled_by_two_workers_at_once() -> None:
         assert recorder.most_at_once["ns/a"] == 1
         assert recorder.calls["ns/a"] == 2
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def test_failures_are_retried_until_they_succeed() -> None:
@@ -74,9 +72,7 @@ async def test_failures_are_retried_until_they_succeed() -> None:
         assert controller.failures == 3
         await eventually(lambda: work.limiter.failures("Vip:ns/x") == 0, what="forgotten")
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def test_shutdown_lets_in_flight_work_finish() -> None:
@@ -107,7 +103,5 @@ async def test_abort_cancels_in_flight_work_at_once() -> None:
     await eventually(lambda: recorder.running["ns/slow"] == 1, what="running")
     controller.abort()
     await eventually(lambda: recorder.running["ns/slow"] == 0, what="cancelled")
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
     assert not recorder.release.is_set()

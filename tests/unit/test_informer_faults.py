@@ -8,7 +8,6 @@ in tests/integration.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +18,7 @@ from kubernetes_asyncio import client as k8s_client
 
 from lbctl.kube.client import JSON, SERVICES, KubeClient
 from lbctl.kube.informer import Backoff, Informer
-from tests.waiting import eventually
+from tests.waiting import cancel_and_wait, eventually
 
 
 def svc(name: str, rv: str) -> JSON:
@@ -95,9 +94,7 @@ async def test_bookmarks_errors_unknown_types_and_410_are_each_handled(
     try:
         await eventually(lambda: len(server.watch_versions) == 5, what="fifth watch")
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
     assert server.watch_versions == ["10", "20", "20", "21", "30"]
     assert server.lists == 2
