@@ -257,9 +257,11 @@ class ServiceReconciler:
         if metadata:
             await self._patch_metadata(service, metadata)
         self._superseded.pop(service.key, None)
-        if released is not None:
+        shown = service.held_addresses()
+        address = released.address if released is not None else (shown[0] if shown else None)
+        if address is not None:
             await self._recorder.record(
-                raw, "Normal", "DeletedLoadBalancer", f"Released IP {released.address}"
+                raw, "Normal", "DeletedLoadBalancer", f"Released IP {address}"
             )
         log.info("service cleaned up", service=service.key)
 
@@ -280,10 +282,13 @@ class ServiceReconciler:
             return None
         if service_uid is not None and vip.service_uid in (None, service_uid):
             return None
+        held = self._allocator.get(key)
         with contextlib.suppress(NotFound):
             await self._client.delete(VIPS, namespace, name, uid=vip.uid)
         log.info("vip deleted", vip=key, address=vip.address_text)
-        return self._release(key, token=vip.uid)
+        # The Vip's DELETED event may already have released it while the call was in flight.
+        self._release(key, token=vip.uid)
+        return held if held is not None and held.token == vip.uid else None
 
     async def _delete_uncached_vip(
         self, key: str, namespace: str, name: str, service_uid: str | None
@@ -295,7 +300,8 @@ class ServiceReconciler:
         with contextlib.suppress(NotFound):
             await self._client.delete(VIPS, namespace, name, uid=allocation.token)
         log.info("vip deleted", vip=key, address=str(allocation.address))
-        return self._release(key, token=allocation.token)
+        self._release(key, token=allocation.token)
+        return allocation
 
     async def _patch_metadata(self, service: ServiceView, metadata: dict[str, Any]) -> str:
         """Merge-patch the Service's metadata; the resourceVersion it now has."""
