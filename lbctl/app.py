@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from lbctl import http
+from lbctl import http, metrics
 from lbctl.config import Settings
 from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient, api_client_from
@@ -162,7 +162,10 @@ async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | No
     runtime = runtime or build(settings, client)
     runner = None
     if settings.metrics_bind_address != "0":
-        runner = await http.serve(http.build_app(runtime.ready), settings.metrics_bind_address)
+        registry = metrics.registry_for(runtime)
+        runner = await http.serve(
+            http.build_app(runtime.ready, registry), settings.metrics_bind_address
+        )
     informers = [asyncio.create_task(i.run()) for i in (runtime.services, runtime.vips)]
     try:
         await runtime.services.synced.wait()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
-def build_app(ready: Callable[[], bool]) -> web.Application:
+def build_app(ready: Callable[[], bool], registry: CollectorRegistry) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -18,7 +18,7 @@ def build_app(ready: Callable[[], bool]) -> web.Application:
         return web.Response(status=503, text="caches not synced")
 
     async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(REGISTRY)
+        body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()

@@ -89,6 +89,8 @@ class KubeClient:
         self._api = api
         self.requests: Counter[str] = Counter()
         """Requests made, by verb (get, list, watch, create, patch, delete); for tests and bench."""
+        self.results: Counter[tuple[str, str]] = Counter()
+        """Requests by (verb, HTTP status code or 'error'), for /metrics."""
 
     async def close(self) -> None:
         await self._api.close()
@@ -117,7 +119,9 @@ class KubeClient:
                 _request_timeout=timeout,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            self.results[(verb, "error")] += 1
             raise KubeUnavailable(f"{method} {path}: {type(err).__name__}: {err}") from err
+        self.results[(verb, str(response.status))] += 1
         if not 200 <= response.status < 300:
             try:
                 data = await response.read()

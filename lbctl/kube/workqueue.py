@@ -70,9 +70,26 @@ class RateLimiter:
         return self._failures.get(key, 0)
 
 
+class QueueObserver(Protocol):
+    """Receives client-go-style queue timings (see lbctl.metrics)."""
+
+    def queued_for(self, seconds: float) -> None: ...
+
+    def worked_for(self, seconds: float) -> None: ...
+
+
 class WorkQueue:
-    def __init__(self, clock: Clock | None = None, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        limiter: RateLimiter | None = None,
+        observer: QueueObserver | None = None,
+    ) -> None:
         self._clock = clock or MonotonicClock()
+        self.observer = observer
+        self._added_at: dict[str, float] = {}
+        self._started_at: dict[str, float] = {}
+        self.retries = 0
         self.limiter = limiter or RateLimiter(self._clock)
         self._queue: deque[str] = deque()
         self._dirty: set[str] = set()
@@ -96,6 +113,7 @@ class WorkQueue:
             return
         self.adds += 1
         self._dirty.add(key)
+        self._added_at.setdefault(key, self._clock.now())
         if key not in self._processing:
             self._queue.append(key)
             self._wakeup.set()
@@ -114,6 +132,7 @@ class WorkQueue:
         self._wakeup.set()
 
     def add_rate_limited(self, key: str) -> None:
+        self.retries += 1
         self.add_after(key, self.limiter.when(key))
 
     def forget(self, key: str) -> None:
@@ -121,6 +140,9 @@ class WorkQueue:
 
     def done(self, key: str) -> None:
         self._processing.discard(key)
+        started = self._started_at.pop(key, None)
+        if started is not None and self.observer is not None:
+            self.observer.worked_for(self._clock.now() - started)
         if key in self._dirty:
             self._queue.append(key)
             self._wakeup.set()
@@ -132,6 +154,7 @@ class WorkQueue:
         self._shutting_down = True
         self._queue.clear()
         self._dirty.clear()
+        self._added_at.clear()
         self._delayed.clear()
         self._delayed_at.clear()
         self._wakeup.set()
@@ -163,6 +186,11 @@ class WorkQueue:
                 key = self._queue.popleft()
                 self._dirty.discard(key)
                 self._processing.add(key)
+                now = self._clock.now()
+                self._started_at[key] = now
+                added = self._added_at.pop(key, now)
+                if self.observer is not None:
+                    self.observer.queued_for(now - added)
                 return key
             if self._shutting_down:
                 return None

@@ -7,6 +7,8 @@ one that returns ``Requeue`` is looked at again later; success forgets the key's
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -26,6 +28,9 @@ class Controller:
         self._workers = workers
         self.reconciles = 0
         self.failures = 0
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        """(kind, success | requeue | error) → count, for /metrics."""
+        self.observe_duration: Callable[[str, float], None] | None = None
         self._active: list[asyncio.Task[None]] = []
 
     def enqueue(self, kind: str, key: str) -> None:
@@ -65,8 +70,11 @@ class Controller:
     async def _process(self, item: str) -> None:
         kind, _, key = item.partition(":")
         structlog.contextvars.bind_contextvars(kind=kind, key=key)
+        started = time.monotonic()
+        outcome = "error"
         try:
             result = await self._reconcilers[kind](key)
+            outcome = "requeue" if result is not None else "success"
         except Exception as err:
             self.failures += 1
             log.warning(
@@ -79,6 +87,9 @@ class Controller:
             return
         finally:
             self.reconciles += 1
+            self.outcomes[(kind, outcome)] += 1
+            if self.observe_duration is not None:
+                self.observe_duration(kind, time.monotonic() - started)
             structlog.contextvars.unbind_contextvars("kind", "key")
         self._queue.forget(item)
         if result is not None:

@@ -8,16 +8,32 @@ import signal
 import subprocess
 import sys
 
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
 from lbctl.kube.client import SERVICES, KubeClient
 from tests.integration.conftest import load_balancer, wait_for_ip
 from tests.waiting import eventually
 
 
+async def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics and parse it with prometheus_client's own parser."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        text = await response.text()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 async def test_the_cli_process_assigns_vips_and_stops_cleanly_on_sigterm(
     kube: KubeClient, namespace: str, control_plane: LocalControlPlane
 ) -> None:
-    """The real process serves probes, assigns a VIP, and exits 0 on SIGTERM."""
+    """The real process serves probes and metrics, assigns a VIP, and exits 0 on SIGTERM."""
     port = free_port()
     env = dict(os.environ, VIP_RANGE='["10.78.0.0/24"]', LBCTL_LOG_FORMAT="json")
     process = await asyncio.create_subprocess_exec(
@@ -47,6 +63,25 @@ async def test_the_cli_process_assigns_vips_and_stops_cleanly_on_sigterm(
             return answer.split(b"\r\n", 1)[0].endswith(b" 200 OK")
 
         await eventually(ready, what="/readyz answers 200")
+        scraped = await scrape(port)
+        assert (
+            scraped[("lbctl_ipam_addresses_total", (("family", "ipv4"), ("pool", "default")))]
+            == 254
+        )
+        assert (
+            scraped[("lbctl_ipam_addresses_in_use", (("family", "ipv4"), ("pool", "default")))] == 1
+        )
+        assert scraped[("lbctl_leader", ())] == 1
+        assert scraped[("workqueue_adds_total", (("name", "lbctl"),))] >= 1
+        assert (
+            scraped[("lbctl_reconciles_total", (("controller", "Service"), ("result", "success")))]
+            >= 1
+        )
+        assert (
+            scraped[("lbctl_apiserver_requests_total", (("code", "201"), ("verb", "create")))] >= 1
+        )
+        assert ("workqueue_work_duration_seconds_count", (("name", "lbctl"),)) in scraped
+        assert ("lbctl_watch_restarts_total", (("resource", "services"),)) in scraped
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)

@@ -1,0 +1,136 @@
+"""The one module that speaks Prometheus: a registry per running lbctl.
+
+Adapters keep plain counters (the allocator its stats, the kube client its request results,
+informers their restarts); a collector reads them at scrape time, so nothing below this module
+imports prometheus_client or touches global state.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from lbctl.app import Runtime
+
+QUEUE = "lbctl"
+
+
+def _lbctl_version() -> str:
+    try:
+        return version("lbctl")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class QueueTimings:
+    """client-go's workqueue histograms, fed by the queue's observer hook."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        buckets = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300)
+        self._queued = Histogram(
+            "workqueue_queue_duration_seconds",
+            "How long a key waits in the queue before it is processed.",
+            ["name"], buckets=buckets, registry=registry,
+        ).labels(QUEUE)  # fmt: skip
+        self._worked = Histogram(
+            "workqueue_work_duration_seconds",
+            "How long processing a key takes.",
+            ["name"], buckets=buckets, registry=registry,
+        ).labels(QUEUE)  # fmt: skip
+
+    def queued_for(self, seconds: float) -> None:
+        self._queued.observe(seconds)
+
+    def worked_for(self, seconds: float) -> None:
+        self._worked.observe(seconds)
+
+
+class RuntimeCollector(Collector):
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        rt = self._runtime
+        info = GaugeMetricFamily("lbctl_build_info", "lbctl version.", labels=["version", "python"])
+        info.add_metric([_lbctl_version(), platform.python_version()], 1)
+        yield info
+        leader = GaugeMetricFamily("lbctl_leader", "1 while this process reconciles (leads).")
+        leader.add_metric([], 1 if rt.leading.is_set() else 0)
+        yield leader
+        yield from self._ipam()
+        yield from self._queue()
+        reconciles = CounterMetricFamily(
+            "lbctl_reconciles",
+            "Reconciles by controller and result.",
+            labels=["controller", "result"],
+        )
+        for (kind, outcome), count in sorted(rt.controller.outcomes.items()):
+            reconciles.add_metric([kind, outcome], count)
+        yield reconciles
+        requests = CounterMetricFamily(
+            "lbctl_apiserver_requests", "apiserver requests by verb and status code.",
+            labels=["verb", "code"],
+        )  # fmt: skip
+        for (verb, code), count in sorted(rt.client.results.items()):
+            requests.add_metric([verb, code], count)
+        yield requests
+        restarts = CounterMetricFamily(
+            "lbctl_watch_restarts", "Watches started again, per informer.", labels=["resource"]
+        )
+        relists = CounterMetricFamily(
+            "lbctl_watch_relists",
+            "Relists after an expired watch, per informer.",
+            labels=["resource"],
+        )
+        for informer in (rt.services, rt.vips):
+            restarts.add_metric([informer.resource.plural], informer.watch_restarts)
+            relists.add_metric([informer.resource.plural], informer.relists)
+        yield restarts
+        yield relists
+
+    def _ipam(self) -> Iterator[Metric]:
+        labels = ["pool", "family"]
+        total = GaugeMetricFamily(
+            "lbctl_ipam_addresses_total", "Addresses in a pool.", labels=labels
+        )
+        in_use = GaugeMetricFamily(
+            "lbctl_ipam_addresses_in_use", "Addresses allocated.", labels=labels
+        )
+        for stats in self._runtime.allocator.stats():
+            family = f"ipv{stats.version}"
+            total.add_metric([stats.name, family], float(stats.total))
+            in_use.add_metric([stats.name, family], float(stats.in_use))
+        yield total
+        yield in_use
+
+    def _queue(self) -> Iterator[Metric]:
+        queue = self._runtime.queue
+        depth = GaugeMetricFamily("workqueue_depth", "Keys waiting.", labels=["name"])
+        depth.add_metric([QUEUE], len(queue))
+        adds = CounterMetricFamily("workqueue_adds", "Keys added.", labels=["name"])
+        adds.add_metric([QUEUE], queue.adds)
+        retries = CounterMetricFamily("workqueue_retries", "Rate-limited re-adds.", labels=["name"])
+        retries.add_metric([QUEUE], queue.retries)
+        yield depth
+        yield adds
+        yield retries
+
+
+def registry_for(runtime: Runtime) -> CollectorRegistry:
+    """A fresh registry wired to ``runtime`` (also hooks the queue and reconcile timings)."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(RuntimeCollector(runtime))
+    runtime.queue.observer = QueueTimings(registry)
+    durations = Histogram(
+        "lbctl_reconcile_duration_seconds", "Reconcile time by controller.", ["controller"],
+        registry=registry,
+    )  # fmt: skip
+    runtime.controller.observe_duration = lambda kind, s: durations.labels(kind).observe(s)
+    return registry
