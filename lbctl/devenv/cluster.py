@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from lbctl.kube.client import CRDS, JSON, KubeClient
+from lbctl.kube.client import CRDS, JSON, KubeClient, Resource
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 VIP_CRD = MANIFESTS / "crds" / "vip.yaml"
@@ -46,3 +46,45 @@ async def install_crds(client: KubeClient, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {crd['metadata']['name']} not established in {timeout} s")
             await asyncio.sleep(0.1)
+
+
+KINDS = {
+    "CustomResourceDefinition": CRDS,
+    "Namespace": Resource("", "v1", "namespaces", "Namespace", namespaced=False),
+    "ServiceAccount": Resource("", "v1", "serviceaccounts", "ServiceAccount"),
+    "ConfigMap": Resource("", "v1", "configmaps", "ConfigMap"),
+    "Secret": Resource("", "v1", "secrets", "Secret"),
+    "Deployment": Resource("apps", "v1", "deployments", "Deployment"),
+    "ClusterRole": Resource(
+        "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False
+    ),
+    "ClusterRoleBinding": Resource(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        namespaced=False,
+    ),
+    "Role": Resource("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    "RoleBinding": Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+}
+
+
+def kustomization_documents(directory: Path = MANIFESTS) -> list[JSON]:
+    """Every object the kustomization in ``directory`` lists, in order (no patches used)."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    documents: list[JSON] = []
+    for resource in kustomization["resources"]:
+        documents.extend(load_documents(directory / resource))
+    return documents
+
+
+async def apply_manifests(client: KubeClient, directory: Path = MANIFESTS) -> list[JSON]:
+    """Server-side apply every object of the kustomization; namespaces and CRDs first."""
+    documents = kustomization_documents(directory)
+    first = ("Namespace", "CustomResourceDefinition")
+    ordered = sorted(documents, key=lambda doc: doc["kind"] not in first)
+    applied = []
+    for document in ordered:
+        applied.append(await client.apply(KINDS[document["kind"]], document))
+    return applied

@@ -23,6 +23,16 @@ JSON = dict[str, Any]
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 
 
+def _rbac_resource(path: str) -> str:
+    """'/api/v1/namespaces/ns/services/x/status' → 'services/status' (group-less, as in RBAC)."""
+    parts = path.strip("/").split("/")
+    parts = parts[2:] if parts[0] == "api" else parts[3:]
+    if parts[:1] == ["namespaces"] and len(parts) > 2:
+        parts = parts[2:]
+    resource = parts[0]
+    return f"{resource}/{parts[2]}" if len(parts) > 2 else resource
+
+
 def _timeout(seconds: float | None) -> aiohttp.ClientTimeout:
     if seconds is None:
         return REQUEST_TIMEOUT
@@ -91,6 +101,8 @@ class KubeClient:
         """Requests made, by verb (get, list, watch, create, patch, delete); for tests and bench."""
         self.results: Counter[tuple[str, str]] = Counter()
         """Requests by (verb, HTTP status code or 'error'), for /metrics."""
+        self.used: set[tuple[str, str]] = set()
+        """(API path's resource part, verb) pairs used; tests check RBAC against it."""
 
     async def close(self) -> None:
         await self._api.close()
@@ -107,6 +119,7 @@ class KubeClient:
         timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
     ) -> aiohttp.ClientResponse:
         self.requests[verb] += 1
+        self.used.add((_rbac_resource(path), verb))
         try:
             response: aiohttp.ClientResponse = await self._api.call_api(
                 path,
