@@ -62,7 +62,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lbctl",
         description="Give type: LoadBalancer Services a VIP from VIP_RANGE, recorded in a Vip.",
-        epilog="Other commands: 'lbctl demo' (local demo), 'lbctl controlplane build'.",
+        epilog="Other commands: 'lbctl status [flags]' (pools and allocations in the cluster), "
+        "'lbctl demo' (local demo), 'lbctl controlplane build|up'.",
     )
     parser.add_argument(
         "--kubeconfig",
@@ -188,6 +189,17 @@ def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
     asyncio.run(runner())
 
 
+async def _status(settings: Settings) -> str:
+    from lbctl import status
+    from lbctl.kube.client import KubeClient, api_client_from
+
+    client = KubeClient(await api_client_from(settings.kubeconfig))
+    try:
+        return await status.render(client, settings.pools, settings.namespace)
+    finally:
+        await client.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["demo"]:
@@ -198,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lbctl.devenv import commands
 
         return commands.main(argv[1:])
+    if argv[:1] == ["status"]:
+        settings, _ = settings_from(argv[1:])
+        print(asyncio.run(_status(settings)))
+        return 0
     if argv[:1] == ["run"]:
         argv = argv[1:]
     settings, args = settings_from(argv)

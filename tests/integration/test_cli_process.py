@@ -12,8 +12,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
-from lbctl.kube.client import SERVICES, KubeClient
-from tests.integration.conftest import load_balancer, wait_for_ip
+from lbctl.kube.client import SERVICES, VIPS, KubeClient
+from tests.integration.conftest import StartLbctl, load_balancer, wait_for_ip
 from tests.waiting import eventually
 
 
@@ -88,3 +88,29 @@ async def test_the_cli_process_assigns_vips_and_stops_cleanly_on_sigterm(
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, stderr.decode()[-2000:]
     assert control_plane.token not in stderr.decode()
+
+
+async def test_status_prints_pools_and_allocations(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane, start_lbctl: StartLbctl
+) -> None:
+    """`lbctl status` shows counts per pool and one row per Vip with its state."""
+    await start_lbctl(vip_range='["10.81.0.0/29"]')
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    await kube.create(
+        VIPS, namespace,
+        {"apiVersion": "ipam.citrix.com/v1", "kind": "Vip", "metadata": {"name": "kept"},
+         "spec": {"ipaddress": "10.81.0.6"}},
+    )  # fmt: skip
+    await wait_for_ip(kube, namespace, "web")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lbctl", "status",
+        "--kubeconfig", str(control_plane.kubeconfig), "--namespace", namespace,
+        env=dict(os.environ, VIP_RANGE='["10.81.0.0/29"]'),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+    lines = [line.split() for line in stdout.decode().splitlines() if line.strip()]
+    assert ["default", "IPv4", "6", "2", "4"] in lines
+    assert ["10.81.0.1", f"{namespace}/web", "default", "Allocated"] in lines
+    assert ["10.81.0.6", "-", "default", "Reserved"] in lines

@@ -1,0 +1,84 @@
+"""``lbctl status``: pools and allocations as the cluster records them, as two tables.
+
+It rebuilds the allocator from the Vips exactly as the controller does at start-up, so what it
+prints is what a (re)starting lbctl would believe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lbctl.ipam.allocator import Allocator
+from lbctl.ipam.ranges import Pool
+from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient
+from lbctl.kube.informer import object_key
+from lbctl.model import ServiceView, VipView
+from lbctl.reconcile.vip import VipTracker
+
+
+@dataclass(frozen=True)
+class Row:
+    vip: str
+    service: str
+    pool: str
+    state: str
+
+
+def _state(vip: VipView, services: dict[str, JSON], conflicts: dict[str, str]) -> str:
+    if vip.key in conflicts:
+        return f"Conflict (held by {conflicts[vip.key]})"
+    if vip.address is None:
+        return "Pending" if not vip.address_text else "Invalid"
+    if not vip.service:
+        return "Reserved"
+    raw = services.get(f"{vip.namespace}/{vip.service}")
+    if raw is None:
+        return "Orphaned"
+    if str(vip.address) in ServiceView.from_raw(raw).ingress_ips:
+        return "Allocated"
+    return "Assigning"
+
+
+def rows_and_allocator(
+    pools: tuple[Pool, ...], vips: list[JSON], services: list[JSON]
+) -> tuple[list[Row], Allocator]:
+    allocator = Allocator(pools)
+    tracker = VipTracker(allocator, lambda _: None, lambda _: None, lambda: None)
+    ordered = sorted(vips, key=lambda v: v["metadata"].get("creationTimestamp", ""))
+    for raw in ordered:
+        tracker("ADDED", None, raw)
+    by_key = {object_key(raw): raw for raw in services}
+    rows = []
+    for raw in ordered:
+        vip = VipView.from_raw(raw)
+        allocation = allocator.get(vip.key)
+        pool = (allocation.pool or "outside pools") if allocation else "-"
+        service = f"{vip.namespace}/{vip.service}" if vip.service else "-"
+        state = _state(vip, by_key, tracker.conflicts)
+        rows.append(Row(vip.address_text or "-", service, pool, state))
+    return rows, allocator
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]  # fmt: skip
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+             for line in [headers, *rows]]  # fmt: skip
+    return "\n".join(lines)
+
+
+async def render(client: KubeClient, pools: tuple[Pool, ...], namespace: str | None) -> str:
+    vips, _ = await client.list(VIPS, namespace)
+    services, _ = await client.list(SERVICES, namespace)
+    rows, allocator = rows_and_allocator(pools, vips, services)
+    pool_rows = [
+        [s.name, f"IPv{s.version}", str(s.total), str(s.in_use), str(s.free)]
+        for s in allocator.stats()
+    ]
+    return (
+        table(["POOL", "FAMILY", "TOTAL", "IN USE", "FREE"], pool_rows)
+        + "\n\n"
+        + table(
+            ["VIP", "SERVICE", "POOL", "STATE"], [[r.vip, r.service, r.pool, r.state] for r in rows]
+        )
+    )
