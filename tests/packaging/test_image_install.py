@@ -1,0 +1,57 @@
+"""The container image's install step, without a Docker daemon: wheel + pinned constraints
+into a clean virtualenv, then ``lbctl --help`` from that environment."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*argv: str | Path, cwd: Path = ROOT) -> str:
+    result = subprocess.run(
+        [str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, f"{argv}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+    return result.stdout
+
+
+def test_dockerfile_is_multi_stage_non_root_and_pinned() -> None:
+    """The final stage installs only the wheel with constraints and runs as a non-root user."""
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM .*$", text, re.M)
+    assert len(stages) == 2
+    final = text.split(stages[1], 1)[1]
+    assert "--constraint" in final
+    assert re.search(r"^USER 65532$", final, re.M)
+    assert 'ENTRYPOINT ["python", "-m", "lbctl"]' in final
+    assert "gcc" not in final
+    assert "build-essential" not in final
+
+
+def test_wheel_installs_with_pinned_constraints_and_runs(tmp_path: Path) -> None:
+    """pip installs the built wheel at exactly the pinned versions; `lbctl --help` works."""
+    wheels = tmp_path / "wheels"
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", wheels, ".")
+    (wheel,) = wheels.glob("lbctl-*.whl")
+    env_dir = tmp_path / "image"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    constraints = ROOT / "constraints.txt"
+    run(python, "-m", "pip", "install", "--quiet", "--constraint", constraints, wheel)
+
+    installed = {
+        line.split("==")[0].lower().replace("_", "-"): line.split("==")[1]
+        for line in run(python, "-m", "pip", "freeze").splitlines()
+        if "==" in line
+    }
+    for line in constraints.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, pinned = line.split("==")
+            assert installed[name.lower().replace("_", "-")] == pinned, name
+    help_text = run(env_dir / "bin" / "lbctl", "--help", cwd=tmp_path)
+    assert "--vip-range" in help_text
