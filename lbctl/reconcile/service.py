@@ -13,8 +13,7 @@ from typing import Any
 
 import structlog
 
-from lbctl.ipam.allocator import AddressInUse, Allocation, AllocationError, Allocator
-from lbctl.ipam.ranges import DEFAULT_POOL
+from lbctl.ipam.allocator import Allocation, Allocator
 from lbctl.kube.client import SERVICES, VIPS, KubeClient
 from lbctl.kube.errors import AlreadyExists, Conflict, Invalid, KubeError, NotFound
 from lbctl.kube.events import EventRecorder
@@ -27,6 +26,7 @@ from lbctl.model import (
     VipView,
     vip_for_service,
 )
+from lbctl.reconcile.claims import Claimed, Request, claim, request_of
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +114,16 @@ class ServiceReconciler:
             )
         vip = self._current_vip(service)
         address = vip.address if vip is not None else None
+        if vip is not None and address is not None:
+            holder = self._allocator.holder(address)
+            if holder is None or holder.owner != service.key:
+                owner = holder.owner if holder else "nobody"
+                await self._recorder.record(
+                    raw, "Warning", "AddressConflict",
+                    f"Vip {service.key} records {address}, which is held by {owner}; not used",
+                )  # fmt: skip
+                return Requeue(RETRY_PENDING_AFTER)
+            address = await self._follow_request(raw, service, vip, address)
         if vip is None and self._name_taken(service):
             await self._recorder.record(
                 raw,
@@ -126,9 +136,10 @@ class ServiceReconciler:
             await self._delete_orphan_vip(service.namespace, service.name, service.uid)
             address = self._created_but_not_cached(service)
         if vip is None and address is None:
-            address = await self._claim_address(raw, service)
-            if address is None:
-                return Requeue(RETRY_PENDING_AFTER)
+            claimed = await self._claim_address(raw, service)
+            if claimed is None or isinstance(claimed, Requeue):
+                return claimed
+            address = claimed
             if not await self._create_vip(service, address):
                 return Requeue(1.0)
         if address is None:
@@ -142,6 +153,41 @@ class ServiceReconciler:
             )
         self._remember(service.key, written + published)
         return None
+
+    async def _follow_request(
+        self, raw: dict[str, Any], service: ServiceView, vip: VipView, current: IPAddress
+    ) -> IPAddress:
+        """Move to a newly requested address when it is free; otherwise keep the current one."""
+        request = request_of(service)
+        wanted = request.address if isinstance(request, Request) else None
+        if wanted is None or wanted == current:
+            return current
+        holder = self._allocator.holder(wanted)
+        problem = None
+        if self._allocator.pool_of(wanted) is None:
+            problem = f"requested address {wanted} is not in any VIP_RANGE pool"
+        elif holder is not None and holder.owner != service.key:
+            problem = f"requested address {wanted} is held by {holder.owner}"
+            self.waiting.add(service.key)
+        if problem is not None:
+            message = f"{problem}; keeping {current}"
+            await self._recorder.record(raw, "Warning", "AllocationFailed", message)
+            return current
+        self._allocator.assign(service.key, wanted, token=vip.uid)
+        patch = {
+            "metadata": {"resourceVersion": vip.resource_version},
+            "spec": {"ipaddress": str(wanted), "pool": self._allocator.pool_of(wanted)},
+        }
+        try:
+            await self._client.patch(VIPS, service.namespace, service.name, patch)
+        except KubeError:
+            self._allocator.assign(service.key, current, token=vip.uid)
+            raise
+        self.waiting.discard(service.key)
+        self._on_release()
+        log.info("vip moved to requested address", vip=service.key, old=str(current),
+                 new=str(wanted))  # fmt: skip
+        return wanted
 
     def _remember(self, key: str, written: list[str]) -> None:
         if len(written) > 1:
@@ -172,26 +218,28 @@ class ServiceReconciler:
         raw = self._vips.get(service.key)
         return raw is not None and not VipView.from_raw(raw).managed
 
-    async def _claim_address(self, raw: dict[str, Any], service: ServiceView) -> IPAddress | None:
-        """The address for a Service without a Vip: its pending or shown one, else a new one."""
-        pending = self._allocator.get(service.key)
-        if pending is not None:
-            return pending.address
-        for address in service.held_addresses():
-            if self._allocator.pool_of(address) is None:
-                continue
-            try:
-                return self._allocator.assign(service.key, address).address
-            except AddressInUse:
-                continue
-        try:
-            allocation = self._allocator.allocate(service.key, DEFAULT_POOL)
-        except AllocationError as err:
+    async def _claim_address(
+        self, raw: dict[str, Any], service: ServiceView
+    ) -> IPAddress | Requeue | None:
+        """The address for a Service without a Vip; else what to do (retry later or wait for
+        the Service to change), with a Warning Event saying why."""
+        request = request_of(service)
+        if isinstance(request, Request):
+            pending = self._allocator.get(service.key)
+            if pending is not None and request.address not in (None, pending.address):
+                self._release(service.key)
+            result = claim(self._allocator, service, request)
+        else:
+            result = request
+        if isinstance(result, Claimed):
+            return result.address
+        await self._recorder.record(raw, "Warning", result.reason, result.message)
+        log.info("no address for service", service=service.key, reason=result.message)
+        if result.waits_for_release:
             self.waiting.add(service.key)
-            await self._recorder.record(raw, "Warning", "AllocationFailed", str(err))
-            log.info("no address for service", service=service.key, reason=str(err))
-            return None
-        return allocation.address
+            return Requeue(RETRY_PENDING_AFTER)
+        self.waiting.discard(service.key)
+        return None
 
     async def _create_vip(self, service: ServiceView, address: IPAddress) -> bool:
         allocation = self._allocator.get(service.key)

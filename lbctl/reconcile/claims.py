@@ -1,0 +1,100 @@
+"""Which address a Service should get: pure decisions over a ServiceView and the allocator.
+
+A Service may ask for a pool (``service.citrix.com/ipam-range``) or an exact address
+(``service.citrix.com/frontend-ip``, or the deprecated ``spec.loadBalancerIP``).  The answer
+is an address, or the reason there is none and whether a released address could change that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lbctl.ipam.allocator import AddressInUse, Allocator, PoolExhausted, UnknownPool
+from lbctl.ipam.ranges import DEFAULT_POOL
+from lbctl.model import IPAddress, ServiceView, parse_ip
+
+IPAM_RANGE_ANNOTATION = "service.citrix.com/ipam-range"
+FRONTEND_IP_ANNOTATION = "service.citrix.com/frontend-ip"
+
+
+@dataclass(frozen=True)
+class Request:
+    pool: str
+    address: IPAddress | None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    address: IPAddress
+    fresh: bool
+    """True when the address was allocated now (not pending, shown or requested before)."""
+
+
+@dataclass(frozen=True)
+class Unsatisfied:
+    reason: str
+    message: str
+    waits_for_release: bool
+    """True when freeing an address may satisfy it (exhausted pool, requested address held)."""
+
+
+def request_of(service: ServiceView) -> Request | Unsatisfied:
+    """What the Service asks for, or why the request itself is unusable."""
+    pool = service.annotations.get(IPAM_RANGE_ANNOTATION, "").strip() or DEFAULT_POOL
+    text = service.annotations.get(FRONTEND_IP_ANNOTATION) or service.load_balancer_ip
+    if not text:
+        return Request(pool, None)
+    source = (
+        FRONTEND_IP_ANNOTATION
+        if FRONTEND_IP_ANNOTATION in service.annotations
+        else ("spec.loadBalancerIP")
+    )
+    address = parse_ip(text)
+    if address is None:
+        return Unsatisfied("InvalidRequest", f"{source} {text!r} is not an IP address", False)
+    return Request(pool, address)
+
+
+def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claimed | Unsatisfied:
+    """Reserve an address for ``service.key`` in the allocator, or say why it cannot.
+
+    A pending allocation that no longer matches the request must be released by the caller
+    first (releasing wakes waiters, which is the caller's business).
+    """
+    key = service.key
+    pending = allocator.get(key)
+    if pending is not None and request.address in (None, pending.address):
+        return Claimed(pending.address, fresh=False)
+    if request.address is not None:
+        return _claim_requested(allocator, key, request.address)
+    for address in service.held_addresses():
+        if allocator.pool_of(address) is None:
+            continue
+        try:
+            return Claimed(allocator.assign(key, address).address, fresh=False)
+        except AddressInUse:
+            continue
+    try:
+        return Claimed(allocator.allocate(key, request.pool).address, fresh=True)
+    except UnknownPool as err:
+        return Unsatisfied("AllocationFailed", f"{IPAM_RANGE_ANNOTATION}: {err}", False)
+    except PoolExhausted as err:
+        return Unsatisfied("AllocationFailed", str(err), True)
+
+
+def _claim_requested(allocator: Allocator, key: str, address: IPAddress) -> Claimed | Unsatisfied:
+    if allocator.pool_of(address) is None:
+        pools = ", ".join(allocator.pool_names)
+        return Unsatisfied(
+            "AllocationFailed",
+            f"requested address {address} is not in any VIP_RANGE pool ({pools})",
+            False,
+        )
+    try:
+        return Claimed(allocator.assign(key, address).address, fresh=True)
+    except AddressInUse as err:
+        return Unsatisfied(
+            "AllocationFailed",
+            f"requested address {address} is held by {err.holder}; waiting until it is freed",
+            True,
+        )

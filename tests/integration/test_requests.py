@@ -1,0 +1,99 @@
+"""Requested addresses and named pools (NetScaler IPAM annotations and spec.loadBalancerIP)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from lbctl.kube.client import EVENTS, JSON, SERVICES, VIPS, KubeClient
+from lbctl.reconcile.claims import FRONTEND_IP_ANNOTATION, IPAM_RANGE_ANNOTATION
+from tests.integration.conftest import StartLbctl, load_balancer, shown_ip, wait_for_ip
+from tests.waiting import eventually
+
+RANGES = '[{"Prod": ["10.82.1.0/24"]}, ["10.82.0.0/24"]]'
+
+
+def annotated(name: str, **annotations: str) -> JSON:
+    service = load_balancer(name)
+    service["metadata"]["annotations"] = annotations
+    return service
+
+
+async def warning(kube: KubeClient, namespace: str, name: str, text: str) -> JSON:
+    async def probe() -> JSON | None:
+        items, _ = await kube.list(EVENTS, namespace)
+        found = [e for e in items if e["involvedObject"]["name"] == name
+                 and e["type"] == "Warning" and text in e["message"]]  # fmt: skip
+        return found[0] if found else None
+
+    return await eventually(probe, what=f"warning {text!r} on {name}")
+
+
+async def test_requested_addresses_are_honoured(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """frontend-ip and spec.loadBalancerIP get exactly the address asked for."""
+    await start_lbctl(vip_range=RANGES)
+    await kube.create(
+        SERVICES, namespace, annotated("fip", **{FRONTEND_IP_ANNOTATION: "10.82.0.77"})
+    )
+    await kube.create(SERVICES, namespace, load_balancer("lbip", loadBalancerIP="10.82.1.9"))
+    assert await wait_for_ip(kube, namespace, "fip") == "10.82.0.77"
+    assert await wait_for_ip(kube, namespace, "lbip") == "10.82.1.9"
+    assert (await kube.get(VIPS, namespace, "lbip"))["spec"]["pool"] == "Prod"
+
+
+async def test_named_range_and_bad_requests(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """ipam-range picks the pool; an unknown pool or an address outside every pool is an Event."""
+    await start_lbctl(vip_range=RANGES)
+    await kube.create(SERVICES, namespace, annotated("prod", **{IPAM_RANGE_ANNOTATION: "Prod"}))
+    await kube.create(SERVICES, namespace, annotated("nope", **{IPAM_RANGE_ANNOTATION: "Staging"}))
+    await kube.create(
+        SERVICES, namespace, annotated("far", **{FRONTEND_IP_ANNOTATION: "192.0.2.1"})
+    )
+    await kube.create(
+        SERVICES, namespace, annotated("junk", **{FRONTEND_IP_ANNOTATION: "10.82.0.x"})
+    )
+    assert await wait_for_ip(kube, namespace, "prod") == "10.82.1.1"
+    await warning(kube, namespace, "nope", "no pool named 'Staging'")
+    await warning(kube, namespace, "far", "192.0.2.1 is not in any VIP_RANGE pool")
+    await warning(kube, namespace, "junk", "'10.82.0.x' is not an IP address")
+    for name in ("nope", "far", "junk"):
+        assert shown_ip(await kube.get(SERVICES, namespace, name)) is None
+
+
+async def test_a_contested_address_goes_to_the_waiting_service_once_freed(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """The second requester waits (Event) and gets the address as soon as the holder leaves."""
+    await start_lbctl(vip_range=RANGES)
+    await kube.create(
+        SERVICES, namespace, annotated("first", **{FRONTEND_IP_ANNOTATION: "10.82.0.50"})
+    )
+    assert await wait_for_ip(kube, namespace, "first") == "10.82.0.50"
+    await kube.create(
+        SERVICES, namespace, annotated("second", **{FRONTEND_IP_ANNOTATION: "10.82.0.50"})
+    )
+    await warning(kube, namespace, "second", "held by")
+
+    await kube.delete(SERVICES, namespace, "first")
+    assert await wait_for_ip(kube, namespace, "second") == "10.82.0.50"
+
+
+async def test_changing_the_requested_address_moves_the_service(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """A new frontend-ip that is free replaces the old address, which becomes free again."""
+    running = await start_lbctl(vip_range=RANGES)
+    await kube.create(SERVICES, namespace, load_balancer("mover"))
+    old = await wait_for_ip(kube, namespace, "mover")
+    patch = {"metadata": {"annotations": {FRONTEND_IP_ANNOTATION: "10.82.0.200"}}}
+    await kube.patch(SERVICES, namespace, "mover", patch)
+
+    async def moved() -> bool:
+        return shown_ip(await kube.get(SERVICES, namespace, "mover")) == "10.82.0.200"
+
+    await eventually(moved, what="service moved")
+    assert (await kube.get(VIPS, namespace, "mover"))["spec"]["ipaddress"] == "10.82.0.200"
+    assert running.runtime.allocator.holder(ipaddress.ip_address(old)) is None
