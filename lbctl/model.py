@@ -99,6 +99,7 @@ class VipView:
     service_uid: str | None
     managed: bool
     deleting: bool
+    status: dict[str, Any]
 
     @property
     def key(self) -> str:
@@ -124,11 +125,15 @@ class VipView:
             service_uid=annotations.get(SERVICE_UID_ANNOTATION),
             managed=labels.get(MANAGED_BY_LABEL) == MANAGER,
             deleting=bool(meta.get("deletionTimestamp")),
+            status=dict(obj.get("status") or {}),
         )
 
 
-def vip_for_service(service: ServiceView, address: IPAddress, pool: str | None) -> dict[str, Any]:
-    """The Vip lbctl creates for a Service: same name and namespace, address in the spec."""
+def vip_for_service(
+    service: ServiceView, address: IPAddress | None, pool: str | None
+) -> dict[str, Any]:
+    """The Vip lbctl creates for a Service: same name and namespace, address in the spec
+    (empty while the Service waits for one)."""
     return {
         "apiVersion": "ipam.citrix.com/v1",
         "kind": "Vip",
@@ -147,7 +152,7 @@ def vip_for_service(service: ServiceView, address: IPAddress, pool: str | None) 
             ],
         },
         "spec": {
-            "ipaddress": str(address),
+            "ipaddress": str(address) if address is not None else "",
             "service": service.name,
             "pool": pool or "",
             "description": f"LoadBalancer address of Service {service.key}",

@@ -101,8 +101,8 @@ class KubeClient:
         """Requests made, by verb (get, list, watch, create, patch, delete); for tests and bench."""
         self.results: Counter[tuple[str, str]] = Counter()
         """Requests by (verb, HTTP status code or 'error'), for /metrics."""
-        self.used: set[tuple[str, str]] = set()
-        """(API path's resource part, verb) pairs used; tests check RBAC against it."""
+        self.calls: Counter[tuple[str, str]] = Counter()
+        """Requests by (resource as RBAC names it, verb): tests check RBAC and write counts."""
 
     async def close(self) -> None:
         await self._api.close()
@@ -119,7 +119,7 @@ class KubeClient:
         timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
     ) -> aiohttp.ClientResponse:
         self.requests[verb] += 1
-        self.used.add((_rbac_resource(path), verb))
+        self.calls[(_rbac_resource(path), verb)] += 1
         try:
             response: aiohttp.ClientResponse = await self._api.call_api(
                 path,

@@ -33,6 +33,10 @@ class Claimed:
 @dataclass(frozen=True)
 class Unsatisfied:
     reason: str
+    """The Event reason (AllocationFailed, as MetalLB users know it)."""
+    condition: str
+    """The Vip condition reason: PoolExhausted, AddressInUse, UnknownPool, AddressNotInPool,
+    InvalidRequest."""
     message: str
     waits_for_release: bool
     """True when freeing an address may satisfy it (exhausted pool, requested address held)."""
@@ -51,7 +55,9 @@ def request_of(service: ServiceView) -> Request | Unsatisfied:
     )
     address = parse_ip(text)
     if address is None:
-        return Unsatisfied("InvalidRequest", f"{source} {text!r} is not an IP address", False)
+        return Unsatisfied(
+            "AllocationFailed", "InvalidRequest", f"{source} {text!r} is not an IP address", False
+        )
     return Request(pool, address)
 
 
@@ -77,9 +83,10 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
     try:
         return Claimed(allocator.allocate(key, request.pool).address, fresh=True)
     except UnknownPool as err:
-        return Unsatisfied("AllocationFailed", f"{IPAM_RANGE_ANNOTATION}: {err}", False)
+        message = f"{IPAM_RANGE_ANNOTATION}: {err}"
+        return Unsatisfied("AllocationFailed", "UnknownPool", message, False)
     except PoolExhausted as err:
-        return Unsatisfied("AllocationFailed", str(err), True)
+        return Unsatisfied("AllocationFailed", "PoolExhausted", str(err), True)
 
 
 def _claim_requested(allocator: Allocator, key: str, address: IPAddress) -> Claimed | Unsatisfied:
@@ -87,6 +94,7 @@ def _claim_requested(allocator: Allocator, key: str, address: IPAddress) -> Clai
         pools = ", ".join(allocator.pool_names)
         return Unsatisfied(
             "AllocationFailed",
+            "AddressNotInPool",
             f"requested address {address} is not in any VIP_RANGE pool ({pools})",
             False,
         )
@@ -95,6 +103,7 @@ def _claim_requested(allocator: Allocator, key: str, address: IPAddress) -> Clai
     except AddressInUse as err:
         return Unsatisfied(
             "AllocationFailed",
+            "AddressInUse",
             f"requested address {address} is held by {err.holder}; waiting until it is freed",
             True,
         )

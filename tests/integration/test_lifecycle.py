@@ -120,8 +120,14 @@ async def test_exhaustion_is_reported_and_resolved_when_an_address_frees(
     reasons = [e["reason"] for e in await events_for(kube, namespace, "holder")]
     assert sorted(reasons) == ["EnsuredLoadBalancer", "EnsuringLoadBalancer"]
 
+    pending = (await kube.get(VIPS, namespace, "waiter"))["status"]
+    assert pending["state"] == "Pending"
+    assert pending["conditions"][0]["reason"] == "PoolExhausted"
+
     await kube.delete(SERVICES, namespace, "holder")
     assert await wait_for_ip(kube, namespace, "waiter") == "10.80.0.9"
+    allocated = (await kube.get(VIPS, namespace, "waiter"))["status"]
+    assert (allocated["state"], allocated["pool"]) == ("Allocated", "default")
 
     async def deletion_reported() -> bool:
         reasons = {e["reason"] for e in await events_for(kube, namespace, "holder")}
@@ -162,4 +168,30 @@ async def test_a_reconcile_with_nothing_to_change_writes_nothing(
         lambda: running.runtime.controller.reconciles > reconciles, what="reconciled again"
     )
     await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
-    assert writes() == before
+    assert writes() == before, dict(running.client.results)
+
+
+async def test_a_new_service_costs_four_object_writes(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Service metadata, Vip, Vip status, Service status: one write each (plus two Events)."""
+    running = await start_lbctl()
+    queue = running.runtime.queue
+    await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
+    before = dict(running.client.calls)
+    await kube.create(SERVICES, namespace, load_balancer("counted"))
+    await wait_for_ip(kube, namespace, "counted")
+    await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
+
+    writes = {
+        call: count - before.get(call, 0)
+        for call, count in running.client.calls.items()
+        if call[1] in ("create", "patch", "delete") and count != before.get(call, 0)
+    }
+    assert writes == {
+        ("services", "patch"): 1,
+        ("vips", "create"): 1,
+        ("vips/status", "patch"): 1,
+        ("services/status", "patch"): 1,
+        ("events", "create"): 2,
+    }

@@ -83,7 +83,7 @@ async def test_manifests_apply_and_their_rbac_is_sufficient_and_no_wider(
         await cancel_and_wait(task)
         await client.close()
 
-    used = {pair for pair in client.used if pair[0] != "secrets"}
+    used = {pair for pair in client.calls if pair[0] != "secrets"}
     granted = granted_rules()
     assert used <= granted, f"used but not granted: {used - granted}"
     assert granted - used == UNEXERCISED

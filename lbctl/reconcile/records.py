@@ -1,0 +1,190 @@
+"""The Vip records of Services: find, create, fill, move, mark and delete them.
+
+Every change to a record goes together with the allocator, so that what the allocator holds
+and what the Vips say never drift apart, and every release wakes Services waiting for an
+address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from lbctl.ipam.allocator import Allocation, Allocator
+from lbctl.kube.client import VIPS, KubeClient
+from lbctl.kube.errors import AlreadyExists, Invalid, KubeError, NotFound
+from lbctl.kube.informer import Informer
+from lbctl.model import IPAddress, ServiceView, VipView, vip_for_service
+
+log = structlog.get_logger(__name__)
+
+ALLOCATED = "Allocated"
+PENDING = "Pending"
+
+
+def vip_status(state: str, reason: str, message: str, pool: str | None) -> dict[str, Any]:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    allocated = state == ALLOCATED
+    return {
+        "state": state,
+        "message": message,
+        "conditions": [
+            {
+                "type": "Allocated",
+                "status": "True" if allocated else "False",
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": now,
+            }
+        ],
+        **({"pool": pool} if pool else {}),
+    }
+
+
+class VipRecords:
+    def __init__(
+        self,
+        client: KubeClient,
+        vips: Informer,
+        allocator: Allocator,
+        on_release: Callable[[], None],
+    ) -> None:
+        self._client = client
+        self._vips = vips
+        self._allocator = allocator
+        self._on_release = on_release
+
+    def release(self, key: str, token: str | None = None) -> Allocation | None:
+        """Free ``key``'s address and wake whoever waits for one."""
+        released = self._allocator.release(key, token=token)
+        if released is not None:
+            self._on_release()
+        return released
+
+    def current(self, service: ServiceView) -> VipView | None:
+        """The Vip recording this Service's address (with or without one yet)."""
+        raw = self._vips.get(service.key)
+        if raw is None:
+            return None
+        vip = VipView.from_raw(raw)
+        if vip.deleting or vip.service not in (None, service.name):
+            return None
+        if vip.service_uid not in (None, service.uid):
+            return None
+        return vip
+
+    def name_taken(self, service: ServiceView) -> bool:
+        """A Vip of the Service's name exists that lbctl neither made nor may take over."""
+        raw = self._vips.get(service.key)
+        return raw is not None and not VipView.from_raw(raw).managed
+
+    def created_but_not_cached(self, service: ServiceView) -> IPAddress | None:
+        """The address of a Vip this process created whose ADDED event has not arrived yet."""
+        allocation = self._allocator.get(service.key)
+        if allocation is None or allocation.token is None or self._vips.get(service.key):
+            return None
+        return allocation.address
+
+    async def create(
+        self, service: ServiceView, address: IPAddress | None, status: dict[str, Any]
+    ) -> VipView | None:
+        """Create the Service's Vip (``address`` None: a pending record); None if one exists
+        that the cache does not show yet."""
+        allocation = self._allocator.get(service.key) if address is not None else None
+        body = vip_for_service(service, address, allocation.pool if allocation else None)
+        try:
+            created = await self._client.create(VIPS, service.namespace, body)
+        except AlreadyExists:
+            log.info("vip exists but is not cached yet", vip=service.key)
+            return None
+        except Invalid:
+            if address is not None:
+                self.release(service.key)
+            raise
+        vip = VipView.from_raw(created)
+        if address is not None:
+            self._allocator.bind_token(service.key, vip.uid)
+        log.info("vip created", vip=service.key, address=str(address or ""))
+        await self.set_status(vip, status)
+        return vip
+
+    async def set_status(self, vip: VipView, status: dict[str, Any]) -> None:
+        """Patch the Vip's status when state, reason, message or pool differ."""
+
+        def essence(s: dict[str, Any]) -> tuple[Any, ...]:
+            conditions = s.get("conditions") or [{}]
+            return (s.get("state"), s.get("message"), s.get("pool"), conditions[0].get("reason"))
+
+        if essence(vip.status) == essence(status):
+            return
+        with contextlib.suppress(NotFound):
+            await self._client.patch(
+                VIPS, vip.namespace, vip.name, {"status": status}, subresource="status"
+            )
+
+    async def fill(self, vip: VipView, address: IPAddress) -> None:
+        """Put a claimed address into a pending Vip (guarded by its resourceVersion)."""
+        patch = {
+            "metadata": {"resourceVersion": vip.resource_version},
+            "spec": {"ipaddress": str(address), "pool": self._allocator.pool_of(address) or ""},
+        }
+        try:
+            await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+        except KubeError:
+            self.release(vip.key)
+            raise
+        self._allocator.bind_token(vip.key, vip.uid)
+
+    async def move(self, vip: VipView, current: IPAddress, wanted: IPAddress) -> None:
+        """Re-point the Vip from ``current`` to the free address ``wanted``."""
+        self._allocator.assign(vip.key, wanted, token=vip.uid)
+        patch = {
+            "metadata": {"resourceVersion": vip.resource_version},
+            "spec": {"ipaddress": str(wanted), "pool": self._allocator.pool_of(wanted) or ""},
+        }
+        try:
+            await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+        except KubeError:
+            self._allocator.assign(vip.key, current, token=vip.uid)
+            raise
+        self._on_release()
+        log.info("vip moved", vip=vip.key, old=str(current), new=str(wanted))
+
+    async def delete_orphan(
+        self, namespace: str, name: str, service_uid: str | None
+    ) -> Allocation | None:
+        """Delete the managed Vip of this name unless it belongs to Service ``service_uid``;
+        the allocation it released, if any."""
+        key = f"{namespace}/{name}"
+        raw = self._vips.get(key)
+        if raw is None:
+            return await self._delete_uncached(key, namespace, name, service_uid)
+        vip = VipView.from_raw(raw)
+        if not vip.managed or vip.service != name:
+            return None
+        if service_uid is not None and vip.service_uid in (None, service_uid):
+            return None
+        held = self._allocator.get(key)
+        with contextlib.suppress(NotFound):
+            await self._client.delete(VIPS, namespace, name, uid=vip.uid)
+        log.info("vip deleted", vip=key, address=vip.address_text)
+        # The Vip's DELETED event may already have released it while the call was in flight.
+        self.release(key, token=vip.uid)
+        return held if held is not None and held.token == vip.uid else None
+
+    async def _delete_uncached(
+        self, key: str, namespace: str, name: str, service_uid: str | None
+    ) -> Allocation | None:
+        """A Vip this process created whose ADDED event has not arrived: delete it by UID."""
+        allocation = self._allocator.get(key)
+        if allocation is None or allocation.token is None or service_uid is not None:
+            return None
+        with contextlib.suppress(NotFound):
+            await self._client.delete(VIPS, namespace, name, uid=allocation.token)
+        log.info("vip deleted", vip=key, address=str(allocation.address))
+        self.release(key, token=allocation.token)
+        return allocation
