@@ -35,6 +35,13 @@ def slim(obj: JSON) -> JSON:
     return obj
 
 
+def _age(obj: JSON) -> tuple[str, int]:
+    """Creation time (1 s resolution), then resourceVersion as the tie-break."""
+    meta = obj.get("metadata", {})
+    version = str(meta.get("resourceVersion") or "0")
+    return str(meta.get("creationTimestamp") or ""), int(version) if version.isdigit() else 0
+
+
 def object_key(obj: JSON) -> str:
     meta = obj["metadata"]
     namespace = meta.get("namespace")
@@ -128,6 +135,9 @@ class Informer:
 
     async def _list(self) -> None:
         items, resource_version = await self._client.list(self.resource, self._namespace)
+        # Oldest first, so handlers meet objects in creation order (the older of two Vips
+        # claiming one address keeps it, whatever their names).
+        items.sort(key=_age)
         fresh = {object_key(item): slim(item) for item in items}
         old_store, self._store = self._store, fresh
         self._resource_version = resource_version

@@ -26,6 +26,7 @@ from lbctl.reconcile.records import ALLOCATED, PENDING, VipRecords, vip_status
 log = structlog.get_logger(__name__)
 
 RETRY_PENDING_AFTER = 60.0
+OUTSIDE_POOLS = "OutsidePools"
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,10 @@ class ServiceReconciler:
         else:
             written = await self._ensure_metadata(service, str(address))
             if vip is not None:
-                await self.records.set_status(vip, self._allocated_status(address))
+                status = self._allocated_status(address)
+                if status["conditions"][0]["reason"] == OUTSIDE_POOLS:
+                    await self._recorder.record(raw, "Warning", OUTSIDE_POOLS, status["message"])
+                await self.records.set_status(vip, status)
         self.waiting.discard(service.key)
         published = await self._publish_status(service, address)
         if published:
@@ -137,6 +141,9 @@ class ServiceReconciler:
 
     def _allocated_status(self, address: IPAddress) -> dict[str, Any]:
         pool = self._allocator.pool_of(address)
+        if pool is None:
+            message = f"{address} is no longer in any VIP_RANGE pool; kept while in use"
+            return vip_status(ALLOCATED, OUTSIDE_POOLS, message, None)
         return vip_status(ALLOCATED, ALLOCATED, f"{address} from pool {pool}", pool)
 
     async def _record_pending(

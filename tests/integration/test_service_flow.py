@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
-from lbctl.kube.client import SERVICES, VIPS, KubeClient
+from lbctl.kube.client import EVENTS, SERVICES, VIPS, KubeClient
 from lbctl.kube.errors import NotFound
 from lbctl.model import LB_FINALIZER
 from tests.integration.conftest import StartLbctl, load_balancer, shown_ip, wait_for_ip
@@ -212,3 +212,49 @@ async def test_two_hundred_services_at_once_get_distinct_addresses_in_range(
     assert all(address in RANGE for address in addresses)
     vips, _ = await kube.list(VIPS, namespace)
     assert sorted(v["spec"]["ipaddress"] for v in vips) == sorted(assigned.values())
+
+
+async def test_an_address_outside_the_new_pools_stays_and_is_flagged(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """VIP_RANGE changed under a Service in use: it keeps its address, its Vip says why."""
+    first = await start_lbctl(vip_range='["10.83.0.0/24"]')
+    await kube.create(SERVICES, namespace, load_balancer("sticky"))
+    assert await wait_for_ip(kube, namespace, "sticky") == "10.83.0.1"
+    await first.stop()
+
+    await start_lbctl(vip_range='["10.84.0.0/24"]')
+    await kube.create(SERVICES, namespace, load_balancer("newcomer"))
+    assert await wait_for_ip(kube, namespace, "newcomer") == "10.84.0.1"
+
+    async def flagged() -> dict[str, object] | None:
+        status = (await kube.get(VIPS, namespace, "sticky")).get("status") or {}
+        reason = (status.get("conditions") or [{}])[0].get("reason")
+        return status if reason == "OutsidePools" else None
+
+    status = await eventually(flagged, what="vip flagged")
+    assert status["state"] == "Allocated"
+    assert shown_ip(await kube.get(SERVICES, namespace, "sticky")) == "10.83.0.1"
+
+
+async def test_of_two_vips_claiming_one_address_the_older_keeps_it(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Rebuild meets records in creation order: the older Vip wins, the newer gets an Event."""
+    for name in ("zz-older", "aa-newer"):
+        await kube.create(
+            VIPS, namespace,
+            {"apiVersion": "ipam.citrix.com/v1", "kind": "Vip", "metadata": {"name": name},
+             "spec": {"ipaddress": "10.77.0.9"}},
+        )  # fmt: skip
+    running = await start_lbctl()
+    holder = running.runtime.allocator.holder(ipaddress.ip_address("10.77.0.9"))
+    assert holder is not None
+    assert holder.owner == f"{namespace}/zz-older"
+
+    async def warned() -> bool:
+        items, _ = await kube.list(EVENTS, namespace)
+        return any(e["involvedObject"]["name"] == "aa-newer" and e["reason"] == "AddressInUse"
+                   for e in items)  # fmt: skip
+
+    await eventually(warned, what="AddressInUse event on the newer Vip")
