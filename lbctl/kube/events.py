@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -40,8 +41,14 @@ def _timestamp() -> str:
 
 
 class EventRecorder:
-    def __init__(self, client: KubeClient, component: str = "lbctl") -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        component: str = "lbctl",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
+        self._clock = clock
         self._component = component
         self._seen: OrderedDict[Signature, _Seen] = OrderedDict()
 
@@ -62,7 +69,7 @@ class EventRecorder:
                 await self._create(obj, signature, event_type, reason, message)
             else:
                 seen.count += 1
-                if time.monotonic() - seen.written_at >= UPDATE_EVERY:
+                if self._clock() - seen.written_at >= UPDATE_EVERY:
                     await self._bump(signature, seen)
         except KubeError as err:
             log.warning("could not post event", reason=reason, error=str(err))
@@ -94,7 +101,7 @@ class EventRecorder:
         }
         created = await self._client.create(EVENTS, meta["namespace"], event)
         name = created["metadata"]["name"]
-        self._remember(signature, _Seen(meta["namespace"], name, 1, 1, time.monotonic()))
+        self._remember(signature, _Seen(meta["namespace"], name, 1, 1, self._clock()))
 
     async def _bump(self, signature: Signature, seen: _Seen) -> None:
         patch = {"count": seen.count, "lastTimestamp": _timestamp()}
@@ -104,4 +111,4 @@ class EventRecorder:
             self._seen.pop(signature, None)
             return
         seen.written_count = seen.count
-        seen.written_at = time.monotonic()
+        seen.written_at = self._clock()
