@@ -126,14 +126,18 @@ class VipRecords:
                 VIPS, vip.namespace, vip.name, {"status": status}, subresource="status"
             )
 
-    async def fill(self, vip: VipView, address: IPAddress) -> None:
-        """Put a claimed address into a pending Vip (guarded by its resourceVersion)."""
+    async def _write_address(self, vip: VipView, address: IPAddress) -> None:
+        """Set the Vip's address and pool, guarded by the resourceVersion it was read at."""
         patch = {
             "metadata": {"resourceVersion": vip.resource_version},
             "spec": {"ipaddress": str(address), "pool": self._allocator.pool_of(address) or ""},
         }
+        await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+
+    async def fill(self, vip: VipView, address: IPAddress) -> None:
+        """Put a claimed address into a pending Vip."""
         try:
-            await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+            await self._write_address(vip, address)
         except KubeError:
             self.release(vip.key)
             raise
@@ -142,12 +146,8 @@ class VipRecords:
     async def move(self, vip: VipView, current: IPAddress, wanted: IPAddress) -> None:
         """Re-point the Vip from ``current`` to the free address ``wanted``."""
         self._allocator.assign(vip.key, wanted, token=vip.uid)
-        patch = {
-            "metadata": {"resourceVersion": vip.resource_version},
-            "spec": {"ipaddress": str(wanted), "pool": self._allocator.pool_of(wanted) or ""},
-        }
         try:
-            await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+            await self._write_address(vip, wanted)
         except KubeError:
             self._allocator.assign(vip.key, current, token=vip.uid)
             raise
