@@ -144,13 +144,18 @@ class VipRecords:
         self._allocator.bind_token(vip.key, vip.uid)
 
     async def move(self, vip: VipView, current: IPAddress, wanted: IPAddress) -> None:
-        """Re-point the Vip from ``current`` to the free address ``wanted``."""
-        self._allocator.assign(vip.key, wanted, token=vip.uid)
+        """Re-point the Vip from ``current`` to the free address ``wanted``.
+
+        ``wanted`` is held under a placeholder owner while the write is in flight, and
+        ``current`` is released only once the Vip no longer records it.
+        """
+        placeholder = f"{vip.key}#moving"
+        self._allocator.assign(placeholder, wanted)
         try:
             await self._write_address(vip, wanted)
-        except KubeError:
-            self._allocator.assign(vip.key, current, token=vip.uid)
-            raise
+        finally:
+            self._allocator.release(placeholder)
+        self._allocator.assign(vip.key, wanted, token=vip.uid)
         self._on_release()
         log.info("vip moved", vip=vip.key, old=str(current), new=str(wanted))
 

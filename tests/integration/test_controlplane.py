@@ -61,12 +61,12 @@ async def test_servers_die_with_the_process_that_started_them(tmp_path: Path) ->
     """SIGKILL of the owner (as when a test run is killed) leaves no etcd or apiserver behind."""
     script = textwrap.dedent(
         """
-        import time
+        import signal
         from lbctl.devenv.controlplane import LocalControlPlane
         plane = LocalControlPlane()
         plane.start()
         print(" ".join(str(p.pid) for _, p, _ in plane._procs), flush=True)
-        time.sleep(600)
+        signal.pause()  # until the test kills this process
         """
     )
     owner = await asyncio.create_subprocess_exec(
