@@ -19,6 +19,7 @@ from lbctl.kube.client import VIPS, KubeClient
 from lbctl.kube.errors import AlreadyExists, Invalid, KubeError, NotFound
 from lbctl.kube.informer import Informer
 from lbctl.model import IPAddress, ServiceView, VipView, vip_for_service
+from lbctl.reconcile.vip import MOVING
 
 log = structlog.get_logger(__name__)
 
@@ -149,7 +150,7 @@ class VipRecords:
         ``wanted`` is held under a placeholder owner while the write is in flight, and
         ``current`` is released only once the Vip no longer records it.
         """
-        placeholder = f"{vip.key}#moving"
+        placeholder = f"{vip.key}{MOVING}"
         self._allocator.assign(placeholder, wanted)
         try:
             await self._write_address(vip, wanted)

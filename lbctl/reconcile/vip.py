@@ -23,6 +23,9 @@ from lbctl.model import VipView
 
 log = structlog.get_logger(__name__)
 
+MOVING = "#moving"
+"""Suffix of the placeholder owner that holds an address while a Vip moves to it."""
+
 
 class VipTracker:
     """Informer handler: Vip events → allocator updates and follow-up work."""
@@ -68,6 +71,8 @@ class VipTracker:
             self._allocator.assign(vip.key, address, token=vip.uid)
             self.conflicts.pop(vip.key, None)
         except AddressInUse as err:
+            if err.holder == f"{vip.key}{MOVING}":
+                return  # this Vip's own move is in flight; the mover records it when done
             self.conflicts[vip.key] = err.holder
             log.warning(
                 "two vips claim one address", vip=vip.key, address=str(address), holder=err.holder
