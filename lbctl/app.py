@@ -17,7 +17,7 @@ from lbctl.config import Settings
 from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient, api_client_from
 from lbctl.kube.events import EventRecorder
-from lbctl.kube.informer import Informer, object_key
+from lbctl.kube.informer import Informer, by_age, object_key
 from lbctl.kube.leader import LeaderElector
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.model import ServiceView
@@ -131,7 +131,7 @@ async def record_vips_from_server(runtime: Runtime, namespace: str | None) -> No
     server has now (and removing nothing) closes that gap conservatively.
     """
     items, _ = await runtime.client.list(VIPS, namespace)
-    for item in items:
+    for item in sorted(items, key=by_age):
         runtime.tracker("MODIFIED", None, item)
 
 

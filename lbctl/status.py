@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from lbctl.ipam.allocator import Allocator
 from lbctl.ipam.ranges import Pool
 from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient
-from lbctl.kube.informer import object_key
+from lbctl.kube.informer import by_age, object_key
 from lbctl.model import ServiceView, VipView
 from lbctl.reconcile.vip import VipTracker
 
@@ -44,7 +44,7 @@ def rows_and_allocator(
 ) -> tuple[list[Row], Allocator]:
     allocator = Allocator(pools)
     tracker = VipTracker(allocator, lambda _: None, lambda _: None, lambda: None)
-    ordered = sorted(vips, key=lambda v: v["metadata"].get("creationTimestamp", ""))
+    ordered = sorted(vips, key=by_age)
     for raw in ordered:
         tracker("ADDED", None, raw)
     by_key = {object_key(raw): raw for raw in services}

@@ -35,7 +35,7 @@ def slim(obj: JSON) -> JSON:
     return obj
 
 
-def _age(obj: JSON) -> tuple[str, int]:
+def by_age(obj: JSON) -> tuple[str, int]:
     """Creation time (1 s resolution), then resourceVersion as the tie-break."""
     meta = obj.get("metadata", {})
     version = str(meta.get("resourceVersion") or "0")
@@ -137,7 +137,7 @@ class Informer:
         items, resource_version = await self._client.list(self.resource, self._namespace)
         # Oldest first, so handlers meet objects in creation order (the older of two Vips
         # claiming one address keeps it, whatever their names).
-        items.sort(key=_age)
+        items.sort(key=by_age)
         fresh = {object_key(item): slim(item) for item in items}
         old_store, self._store = self._store, fresh
         self._resource_version = resource_version
