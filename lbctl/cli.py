@@ -76,6 +76,11 @@ def run_parser() -> argparse.ArgumentParser:
         help="address pools as JSON, e.g. '[\"10.99.98.0/24\"]' (env VIP_RANGE; required)",
     )
     parser.add_argument(
+        "--vip-range-file",
+        default=_env("VIP_RANGE_FILE"),
+        help="read VIP_RANGE from this file, e.g. a mounted ConfigMap key (env VIP_RANGE_FILE)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=int(_env("LBCTL_WORKERS", "4") or 4),
@@ -146,8 +151,15 @@ def run_parser() -> argparse.ArgumentParser:
 def settings_from(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
     parser = run_parser()
     args = parser.parse_args(argv)
+    if args.vip_range and args.vip_range_file:
+        parser.error("VIP_RANGE is given twice: use --vip-range or --vip-range-file, not both")
+    if args.vip_range_file:
+        try:
+            args.vip_range = Path(args.vip_range_file).read_text()
+        except OSError as err:
+            parser.error(f"--vip-range-file {args.vip_range_file!r}: {err.strerror}")
     if not args.vip_range:
-        parser.error("VIP_RANGE is not set: pass --vip-range or set the VIP_RANGE variable")
+        parser.error("VIP_RANGE is not set: pass --vip-range or --vip-range-file, or set VIP_RANGE")
     try:
         pools = parse_vip_range(args.vip_range)
     except RangeError as err:

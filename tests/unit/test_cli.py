@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,23 @@ def test_bad_vip_range_exits_2_naming_the_element(vip_range: str, message: str) 
     result = lbctl("--kubeconfig", "/nonexistent", vip_range=vip_range)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_vip_range_can_come_from_a_file(tmp_path: Path) -> None:
+    """A mounted ConfigMap key works like the variable, errors included."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_text('["10.0.0.0/24"]\n')
+    bad.write_text('["10.0.0.0/24", "10.0.0.0/25"]')
+    assert "--vip-range-file" in lbctl("--help").stdout
+    result = lbctl("--vip-range-file", str(bad))
+    assert result.returncode == 2
+    assert "overlaps" in result.stderr
+    missing = lbctl("--vip-range-file", str(tmp_path / "nope"))
+    assert missing.returncode == 2
+    assert "No such file" in missing.stderr
+    both = lbctl("--vip-range-file", str(good), vip_range='["10.1.0.0/24"]')
+    assert both.returncode == 2
+    assert "given twice" in both.stderr
 
 
 def test_missing_vip_range_exits_2() -> None:
