@@ -109,6 +109,16 @@ class RuntimeCollector(Collector):
             in_use.add_metric([stats.name, family], float(stats.in_use))
         yield total
         yield in_use
+        failures = CounterMetricFamily(
+            "lbctl_ipam_allocation_failures",
+            "Allocation attempts that found no address, by requested pool and reason.",
+            labels=["pool", "reason"],
+        )
+        for (pool, reason), count in sorted(
+            self._runtime.service_reconciler.allocation_failures.items()
+        ):
+            failures.add_metric([pool, reason], count)
+        yield failures
 
     def _queue(self) -> Iterator[Metric]:
         queue = self._runtime.queue

@@ -8,6 +8,7 @@ the Vip's status and the Service's status.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,8 @@ class ServiceReconciler:
         self.records = VipRecords(client, vips, allocator, on_release)
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
+        self.allocation_failures: Counter[tuple[str, str]] = Counter()
+        """(requested pool, reason) → failed attempts, for /metrics."""
         self._superseded: dict[str, set[str]] = {}
         """Service key → resourceVersions written by lbctl and already overwritten by its own
         next write: an event for one of them is skipped, the final version's event follows."""
@@ -173,6 +176,8 @@ class ServiceReconciler:
             result = request
         if isinstance(result, Claimed):
             return result.address
+        pool = request.pool if isinstance(request, Request) else "-"
+        self.allocation_failures[(pool, result.condition)] += 1
         await self._recorder.record(raw, "Warning", result.reason, result.message)
         log.info("no address for service", service=service.key, reason=result.message)
         if result.waits_for_release:

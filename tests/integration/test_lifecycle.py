@@ -10,6 +10,7 @@ import pytest
 
 from lbctl.kube.client import EVENTS, JSON, NAMESPACES, SERVICES, VIPS, KubeClient
 from lbctl.kube.errors import NotFound
+from lbctl.metrics import RuntimeCollector
 from lbctl.model import LB_FINALIZER, SERVICE_UID_ANNOTATION
 from tests.integration.conftest import (
     StartLbctl,
@@ -106,7 +107,7 @@ async def test_exhaustion_is_reported_and_resolved_when_an_address_frees(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl
 ) -> None:
     """A full pool gives a Warning Event; the waiting Service gets the address once it frees."""
-    await start_lbctl(vip_range='["10.80.0.9"]')
+    running = await start_lbctl(vip_range='["10.80.0.9"]')
     await kube.create(SERVICES, namespace, load_balancer("holder"))
     assert await wait_for_ip(kube, namespace, "holder") == "10.80.0.9"
     await kube.create(SERVICES, namespace, load_balancer("waiter"))
@@ -123,6 +124,10 @@ async def test_exhaustion_is_reported_and_resolved_when_an_address_frees(
     pending = (await kube.get(VIPS, namespace, "waiter"))["status"]
     assert pending["state"] == "Pending"
     assert pending["conditions"][0]["reason"] == "PoolExhausted"
+    (failures,) = [m for m in RuntimeCollector(running.runtime).collect()
+                   if m.name == "lbctl_ipam_allocation_failures"]  # fmt: skip
+    counted = {tuple(s.labels.values()): s.value for s in failures.samples}
+    assert counted[("default", "PoolExhausted")] >= 1
 
     await kube.delete(SERVICES, namespace, "holder")
     assert await wait_for_ip(kube, namespace, "waiter") == "10.80.0.9"

@@ -258,3 +258,43 @@ async def test_of_two_vips_claiming_one_address_the_older_keeps_it(
                    for e in items)  # fmt: skip
 
     await eventually(warned, what="AddressInUse event on the newer Vip")
+
+
+async def test_restart_in_the_middle_of_300_creates_and_deletes(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """lbctl stops mid-churn and starts again: every live Service ends with its own address,
+    and one it showed before the restart is the one it keeps."""
+    first = await start_lbctl(vip_range='["10.85.0.0/23"]')
+    names = [f"churn-{i:03d}" for i in range(300)]
+    deleted = set(names[::7])
+
+    async def create_and_delete(batch: list[str]) -> None:
+        await asyncio.gather(*(kube.create(SERVICES, namespace, load_balancer(n)) for n in batch))
+        await asyncio.gather(*(kube.delete(SERVICES, namespace, n) for n in batch if n in deleted))
+
+    for start in range(0, 150, 25):
+        await create_and_delete(names[start : start + 25])
+    await first.stop()
+    items, _ = await kube.list(SERVICES, namespace)
+    before = {item["metadata"]["name"]: ip for item in items if (ip := shown_ip(item))}
+    assert before, "some Services were served before the restart"
+
+    await start_lbctl(vip_range='["10.85.0.0/23"]')
+    for start in range(150, 300, 25):
+        await create_and_delete(names[start : start + 25])
+
+    live = set(names) - deleted
+
+    async def settled() -> dict[str, str] | None:
+        items, _ = await kube.list(SERVICES, namespace)
+        shown = {item["metadata"]["name"]: shown_ip(item) for item in items}
+        if set(shown) == live and all(shown.values()):
+            return {name: str(ip) for name, ip in shown.items()}
+        return None
+
+    after = await eventually(settled, within=120, what="all live Services served")
+    assert len(set(after.values())) == len(live)
+    assert all(after[name] == ip for name, ip in before.items() if name in live)
+    vips, _ = await kube.list(VIPS, namespace)
+    assert sorted(v["spec"]["ipaddress"] for v in vips) == sorted(after.values())
