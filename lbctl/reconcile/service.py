@@ -105,9 +105,10 @@ class ServiceReconciler:
         address = vip.address if vip is not None else self.records.created_but_not_cached(service)
         if vip is not None and address is not None:
             holder = self._allocator.holder(address)
-            if holder is None or holder.owner != service.key:
-                owner = holder.owner if holder else "nobody"
-                message = f"Vip {service.key} records {address}, which is held by {owner}"
+            if holder is None:  # recorded but not held: hold it again rather than lose it
+                holder = self._allocator.assign(service.key, address, token=vip.uid)
+            if holder.owner != service.key:
+                message = f"Vip {service.key} records {address}, which is held by {holder.owner}"
                 await self._recorder.record(
                     raw, "Warning", "AddressConflict", message + "; not used"
                 )
