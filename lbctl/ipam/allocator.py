@@ -27,10 +27,22 @@ class PoolExhausted(AllocationError):
 
 
 class AddressInUse(AllocationError):
-    def __init__(self, address: IPAddress, holder: str) -> None:
-        super().__init__(f"{address} is held by {holder}")
+    def __init__(self, address: IPAddress, holder: str, detail: str = "") -> None:
+        super().__init__(f"{address} is held by {holder}{detail}")
         self.address = address
         self.holder = holder
+
+
+class PortConflict(AddressInUse):
+    """Sharing refused: another owner with the same sharing key uses this (protocol, port)."""
+
+    def __init__(self, address: IPAddress, holder: str, port: Port) -> None:
+        super().__init__(address, holder, f", which already uses port {port[1]}/{port[0]}")
+        self.port = port
+
+
+Port = tuple[str, int]
+"""(protocol, port), e.g. ("TCP", 80)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,9 @@ class Allocation:
     pool: str | None
     """The pool the address lies in; None for an address outside every pool (kept, not moved)."""
     token: str | None = None
+    share_key: str | None = None
+    """Owners with the same key may share the address when their ports do not overlap."""
+    ports: frozenset[Port] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,8 @@ class Allocator:
                 self._free[(pool.name, version)] = FreeList(ranges)
                 self._total[(pool.name, version)] = sum(b - a + 1 for a, b in ranges)
         self._by_owner: dict[str, Allocation] = {}
-        self._by_address: dict[IPAddress, Allocation] = {}
+        self._by_address: dict[IPAddress, dict[str, Allocation]] = {}
+        self._shared: dict[str, set[IPAddress]] = {}
 
     @property
     def pool_names(self) -> list[str]:
@@ -80,45 +96,93 @@ class Allocator:
     def get(self, owner: str) -> Allocation | None:
         return self._by_owner.get(owner)
 
-    def holder(self, address: IPAddress) -> Allocation | None:
-        return self._by_address.get(address)
+    def holders(self, address: IPAddress) -> list[Allocation]:
+        """Every owner of ``address`` (several only when it is shared), by owner name."""
+        return [a for _, a in sorted(self._by_address.get(address, {}).items())]
 
-    def allocate(self, owner: str, pool: str = DEFAULT_POOL, version: int = 4) -> Allocation:
-        """Give ``owner`` the lowest free address of ``pool`` (its current one if it has one)."""
+    def holder(self, address: IPAddress) -> Allocation | None:
+        holders = self.holders(address)
+        return holders[0] if holders else None
+
+    def _check_join(
+        self, owner: str, address: IPAddress, share_key: str | None, ports: frozenset[Port]
+    ) -> None:
+        """Raise unless ``owner`` may hold ``address`` beside its current owners."""
+        others = [a for a in self.holders(address) if a.owner != owner]
+        if not others:
+            return
+        if share_key is None or any(a.share_key != share_key for a in others):
+            raise AddressInUse(address, others[0].owner)
+        for other in others:
+            overlap = other.ports & ports
+            if overlap:
+                raise PortConflict(address, other.owner, min(overlap))
+
+    def allocate(
+        self,
+        owner: str,
+        pool: str = DEFAULT_POOL,
+        version: int = 4,
+        share_key: str | None = None,
+        ports: frozenset[Port] = frozenset(),
+    ) -> Allocation:
+        """Give ``owner`` the lowest free address of ``pool`` (its current one if it has one);
+        with ``share_key``, the lowest address already shared under that key whose owners use
+        other ports, before any free one."""
         current = self._by_owner.get(owner)
         if current is not None:
             return current
         if pool not in self._pools:
             raise UnknownPool(f"no pool named {pool!r} (pools: {', '.join(self._pools)})")
+        if share_key is not None:
+            for address in sorted(self._shared.get(share_key, ()), key=int):
+                if address.version != version or self.pool_of(address) != pool:
+                    continue
+                try:
+                    self._check_join(owner, address, share_key, ports)
+                except AddressInUse:
+                    continue
+                return self._record(Allocation(owner, address, pool, None, share_key, ports))
         free = self._free.get((pool, version))
         lowest = free.lowest() if free else None
         if free is None or lowest is None:
             raise PoolExhausted(f"pool {pool!r} has no free IPv{version} address")
         free.take(lowest)
         address = ipaddress.ip_address(lowest)
-        return self._record(Allocation(owner, address, pool))
+        return self._record(Allocation(owner, address, pool, None, share_key, ports))
 
-    def assign(self, owner: str, address: IPAddress, token: str | None = None) -> Allocation:
-        """Record that ``owner`` holds ``address``; idempotent for the same owner."""
-        held = self._by_address.get(address)
-        if held is not None and held.owner != owner:
-            raise AddressInUse(address, held.owner)
+    def assign(
+        self,
+        owner: str,
+        address: IPAddress,
+        token: str | None = None,
+        share_key: str | None = None,
+        ports: frozenset[Port] = frozenset(),
+    ) -> Allocation:
+        """Record that ``owner`` holds ``address``; idempotent for the same owner.  A held
+        address is joined only under the same ``share_key`` with no overlapping port."""
+        self._check_join(owner, address, share_key, ports)
         current = self._by_owner.get(owner)
         if current is not None and current.address != address:
             self.release(owner)
-        if held is not None and held.owner == owner:
-            if token is not None and held.token != token:
-                return self._record(Allocation(owner, address, held.pool, token))
-            return held
+        held = self._by_address.get(address, {}).get(owner)
+        if held is not None:
+            wanted = Allocation(owner, address, held.pool, token or held.token, share_key, ports)
+            return held if wanted == held else self._record(wanted)
         pool = self.pool_of(address)
-        if pool is not None:
+        if pool is not None and not self._by_address.get(address):
             self._free[(pool, address.version)].take(int(address))
-        return self._record(Allocation(owner, address, pool, token))
+        return self._record(Allocation(owner, address, pool, token, share_key, ports))
 
     def bind_token(self, owner: str, token: str) -> None:
         current = self._by_owner.get(owner)
         if current is not None and current.token != token:
-            self._record(Allocation(current.owner, current.address, current.pool, token))
+            self._record(
+                Allocation(
+                    current.owner, current.address, current.pool, token,
+                    current.share_key, current.ports,
+                )
+            )  # fmt: skip
 
     def release(self, owner: str, token: str | None = None) -> Allocation | None:
         """Free ``owner``'s address.  With ``token``, only if the allocation carries it."""
@@ -126,14 +190,24 @@ class Allocator:
         if current is None or (token is not None and current.token != token):
             return None
         del self._by_owner[owner]
+        sharers = self._by_address[current.address]
+        del sharers[owner]
+        if sharers:
+            return current
         del self._by_address[current.address]
+        if current.share_key is not None:
+            self._shared[current.share_key].discard(current.address)
+            if not self._shared[current.share_key]:
+                del self._shared[current.share_key]
         if current.pool is not None:
             self._free[(current.pool, current.address.version)].give(int(current.address))
         return current
 
     def _record(self, allocation: Allocation) -> Allocation:
         self._by_owner[allocation.owner] = allocation
-        self._by_address[allocation.address] = allocation
+        self._by_address.setdefault(allocation.address, {})[allocation.owner] = allocation
+        if allocation.share_key is not None:
+            self._shared.setdefault(allocation.share_key, set()).add(allocation.address)
         return allocation
 
     def stats(self) -> list[PoolStats]:

@@ -6,7 +6,13 @@ import ipaddress
 
 import pytest
 
-from lbctl.ipam.allocator import AddressInUse, Allocator, PoolExhausted, UnknownPool
+from lbctl.ipam.allocator import (
+    AddressInUse,
+    Allocator,
+    PoolExhausted,
+    PortConflict,
+    UnknownPool,
+)
 from lbctl.ipam.ranges import parse_vip_range
 
 
@@ -73,3 +79,34 @@ def test_stats_count_exactly(allocator: Allocator) -> None:
         ("default", 4, 3, 1),
         ("Dev", 4, 2, 1),
     }
+
+
+WEB = frozenset({("TCP", 80), ("TCP", 443)})
+DNS = frozenset({("UDP", 53), ("TCP", 53)})
+
+
+def test_sharing_joins_the_keys_address_when_ports_do_not_overlap(allocator: Allocator) -> None:
+    """Same key, disjoint ports: one address; the address frees with its last sharer."""
+    web = allocator.allocate("ns/web", share_key="ns/k", ports=WEB)
+    dns = allocator.allocate("ns/dns", share_key="ns/k", ports=DNS)
+    assert dns.address == web.address
+    assert [a.owner for a in allocator.holders(web.address)] == ["ns/dns", "ns/web"]
+    default = next(s for s in allocator.stats() if s.name == "default")
+    assert default.in_use == 1
+    allocator.release("ns/web")
+    assert allocator.holder(web.address) is not None
+    allocator.release("ns/dns")
+    assert allocator.holder(web.address) is None
+    assert allocator.allocate("ns/other").address == web.address
+
+
+def test_sharing_is_refused_on_a_port_overlap_or_another_key(allocator: Allocator) -> None:
+    """An overlap names the port and the holder; a different key gets its own address."""
+    web = allocator.allocate("ns/web", share_key="ns/k", ports=WEB)
+    with pytest.raises(PortConflict, match="port 443/TCP") as caught:
+        allocator.assign("ns/web2", web.address, share_key="ns/k", ports=frozenset({("TCP", 443)}))
+    assert caught.value.holder == "ns/web"
+    with pytest.raises(AddressInUse):
+        allocator.assign("ns/x", web.address, share_key="ns/other", ports=DNS)
+    assert allocator.allocate("ns/web2", share_key="ns/k", ports=WEB).address != web.address
+    assert allocator.allocate("ns/y", share_key="ns/other", ports=DNS).address != web.address

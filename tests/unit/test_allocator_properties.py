@@ -20,6 +20,8 @@ operation = st.one_of(
               st.sampled_from([4, 6])),
     st.tuples(st.just("assign"), st.sampled_from(OWNERS), st.sampled_from(ADDRESSES)),
     st.tuples(st.just("release"), st.sampled_from(OWNERS)),
+    st.tuples(st.just("share"), st.sampled_from(OWNERS), st.sampled_from(["ns/a", "ns/b"]),
+              st.frozensets(st.sampled_from([("TCP", 80), ("TCP", 443), ("UDP", 53)]), max_size=2)),
 )  # fmt: skip
 
 
@@ -40,6 +42,8 @@ def test_invariants_hold_and_rebuild_reproduces_the_state(ops: list[tuple[object
         try:
             if op[0] == "allocate":
                 allocator.allocate(str(op[1]), pool=str(op[2]), version=int(str(op[3])))
+            elif op[0] == "share":
+                allocator.allocate(str(op[1]), share_key=str(op[2]), ports=op[3])  # type: ignore[arg-type]
             elif op[0] == "assign":
                 allocator.assign(str(op[1]), op[2])  # type: ignore[arg-type]
             else:
@@ -47,20 +51,24 @@ def test_invariants_hold_and_rebuild_reproduces_the_state(ops: list[tuple[object
         except (AllocationError, AddressInUse):
             pass
         state = snapshot(allocator)
-        addresses = [address for address, _ in state.values()]
-        assert len(addresses) == len(set(addresses)), "an address held twice"
         for owner, (address, pool) in state.items():
             parsed = ipaddress.ip_address(address)
             assert allocator.pool_of(parsed) == pool
-            holder = allocator.holder(parsed)
-            assert holder is not None
-            assert holder.owner == owner
+            sharers = allocator.holders(parsed)
+            assert owner in [a.owner for a in sharers]
+            if len(sharers) > 1:
+                assert len({a.share_key for a in sharers}) == 1, "sharers with different keys"
+                assert sharers[0].share_key is not None, "an address held twice"
+                ports = [p for a in sharers for p in a.ports]
+                assert len(ports) == len(set(ports)), "two sharers on one port"
         in_use = sum(s.in_use for s in allocator.stats())
-        assert in_use == sum(1 for _, pool in state.values() if pool is not None)
+        assert in_use == len({address for address, pool in state.values() if pool is not None})
 
     rebuilt = Allocator(POOLS)
-    for owner, (address, _) in sorted(snapshot(allocator).items()):
-        rebuilt.assign(owner, ipaddress.ip_address(address))
+    for owner in sorted(snapshot(allocator)):
+        held = allocator.get(owner)
+        assert held is not None
+        rebuilt.assign(owner, held.address, share_key=held.share_key, ports=held.ports)
     assert snapshot(rebuilt) == snapshot(allocator)
     assert rebuilt.stats() == allocator.stats()
     for pool, version in (("default", 4), ("default", 6), ("small", 4)):
