@@ -15,6 +15,28 @@ VIP_ANNOTATION = "com.citrix.vip"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "lbctl"
 SERVICE_UID_ANNOTATION = "lbctl.io/service-uid"
+SHARED_IP_ANNOTATION = "lbctl.io/allow-shared-ip"
+
+Port = tuple[str, int]
+
+
+def _ports_of(spec: dict[str, Any]) -> frozenset[Port]:
+    return frozenset(
+        (str(p.get("protocol") or "TCP"), int(p["port"]))
+        for p in spec.get("ports") or []
+        if isinstance(p, dict) and isinstance(p.get("port"), int)
+    )
+
+
+def _ports_from_text(items: Any) -> frozenset[Port]:
+    """Vip ``spec.ports`` entries such as "TCP/80"; malformed ones are ignored."""
+    ports = set()
+    for item in items if isinstance(items, list) else []:
+        protocol, _, number = str(item).partition("/")
+        if number.isdigit():
+            ports.add((protocol, int(number)))
+    return frozenset(ports)
+
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -46,10 +68,17 @@ class ServiceView:
     annotations: dict[str, str]
     ingress_ips: tuple[str, ...]
     load_balancer_ip: str | None
+    ports: frozenset[Port]
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def share_key(self) -> str | None:
+        """The sharing key, scoped to the namespace (sharing never crosses namespaces)."""
+        value = self.annotations.get(SHARED_IP_ANNOTATION, "").strip()
+        return f"{self.namespace}/{value}" if value else None
 
     @property
     def is_load_balancer(self) -> bool:
@@ -85,6 +114,7 @@ class ServiceView:
             annotations=dict(meta.get("annotations") or {}),
             ingress_ips=tuple(str(i["ip"]) for i in ingress if isinstance(i, dict) and "ip" in i),
             load_balancer_ip=spec.get("loadBalancerIP") or None,
+            ports=_ports_of(spec),
         )
 
 
@@ -100,6 +130,12 @@ class VipView:
     managed: bool
     deleting: bool
     status: dict[str, Any]
+    sharing_key: str | None
+    ports: frozenset[Port]
+
+    @property
+    def share_key(self) -> str | None:
+        return f"{self.namespace}/{self.sharing_key}" if self.sharing_key else None
 
     @property
     def key(self) -> str:
@@ -126,6 +162,8 @@ class VipView:
             managed=labels.get(MANAGED_BY_LABEL) == MANAGER,
             deleting=bool(meta.get("deletionTimestamp")),
             status=dict(obj.get("status") or {}),
+            sharing_key=spec.get("sharingKey") or None,
+            ports=_ports_from_text(spec.get("ports")),
         )
 
 
@@ -156,5 +194,13 @@ def vip_for_service(
             "service": service.name,
             "pool": pool or "",
             "description": f"LoadBalancer address of Service {service.key}",
+            **(
+                {
+                    "sharingKey": service.annotations[SHARED_IP_ANNOTATION].strip(),
+                    "ports": sorted(f"{proto}/{port}" for proto, port in service.ports),
+                }
+                if service.share_key
+                else {}
+            ),
         },
     }

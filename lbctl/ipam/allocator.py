@@ -126,23 +126,29 @@ class Allocator:
         share_key: str | None = None,
         ports: frozenset[Port] = frozenset(),
     ) -> Allocation:
-        """Give ``owner`` the lowest free address of ``pool`` (its current one if it has one);
-        with ``share_key``, the lowest address already shared under that key whose owners use
-        other ports, before any free one."""
+        """Give ``owner`` the lowest free address of ``pool`` (its current one if it has one).
+
+        With ``share_key``, the owner joins the lowest address already shared under that key;
+        if every such address already uses one of its ports, that is a ``PortConflict`` (the
+        key means "share", so it never silently gets an address of its own)."""
         current = self._by_owner.get(owner)
         if current is not None:
             return current
         if pool not in self._pools:
             raise UnknownPool(f"no pool named {pool!r} (pools: {', '.join(self._pools)})")
         if share_key is not None:
+            refused: PortConflict | None = None
             for address in sorted(self._shared.get(share_key, ()), key=int):
                 if address.version != version or self.pool_of(address) != pool:
                     continue
                 try:
                     self._check_join(owner, address, share_key, ports)
-                except AddressInUse:
+                except PortConflict as err:
+                    refused = refused or err
                     continue
                 return self._record(Allocation(owner, address, pool, None, share_key, ports))
+            if refused is not None:
+                raise refused
         free = self._free.get((pool, version))
         lowest = free.lowest() if free else None
         if free is None or lowest is None:

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lbctl.ipam.allocator import AddressInUse, Allocator, PoolExhausted, UnknownPool
+from lbctl.ipam.allocator import (
+    AddressInUse,
+    Allocator,
+    PoolExhausted,
+    PortConflict,
+    UnknownPool,
+)
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.model import IPAddress, ServiceView, parse_ip
 
@@ -35,8 +41,8 @@ class Unsatisfied:
     reason: str
     """The Event reason (AllocationFailed, as MetalLB users know it)."""
     condition: str
-    """The Vip condition reason: PoolExhausted, AddressInUse, UnknownPool, AddressNotInPool,
-    InvalidRequest."""
+    """The Vip condition reason: PoolExhausted, AddressInUse, PortConflict, UnknownPool,
+    AddressNotInPool, InvalidRequest."""
     message: str
     waits_for_release: bool
     """True when freeing an address may satisfy it (exhausted pool, requested address held)."""
@@ -72,16 +78,23 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
     if pending is not None and request.address in (None, pending.address):
         return Claimed(pending.address, fresh=False)
     if request.address is not None:
-        return _claim_requested(allocator, key, request.address)
+        return _claim_requested(allocator, service, request.address)
     for address in service.held_addresses():
         if allocator.pool_of(address) is None:
             continue
         try:
-            return Claimed(allocator.assign(key, address).address, fresh=False)
+            held = allocator.assign(key, address, share_key=service.share_key, ports=service.ports)
         except AddressInUse:
             continue
+        return Claimed(held.address, fresh=False)
     try:
-        return Claimed(allocator.allocate(key, request.pool).address, fresh=True)
+        allocation = allocator.allocate(
+            key, request.pool, share_key=service.share_key, ports=service.ports
+        )
+        return Claimed(allocation.address, fresh=True)
+    except PortConflict as err:
+        message = f"cannot share {err} (key {service.share_key!r})"
+        return Unsatisfied("AllocationFailed", "PortConflict", message, True)
     except UnknownPool as err:
         message = f"{IPAM_RANGE_ANNOTATION}: {err}"
         return Unsatisfied("AllocationFailed", "UnknownPool", message, False)
@@ -89,7 +102,9 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
         return Unsatisfied("AllocationFailed", "PoolExhausted", str(err), True)
 
 
-def _claim_requested(allocator: Allocator, key: str, address: IPAddress) -> Claimed | Unsatisfied:
+def _claim_requested(
+    allocator: Allocator, service: ServiceView, address: IPAddress
+) -> Claimed | Unsatisfied:
     if allocator.pool_of(address) is None:
         pools = ", ".join(allocator.pool_names)
         return Unsatisfied(
@@ -99,7 +114,12 @@ def _claim_requested(allocator: Allocator, key: str, address: IPAddress) -> Clai
             False,
         )
     try:
-        return Claimed(allocator.assign(key, address).address, fresh=True)
+        allocation = allocator.assign(
+            service.key, address, share_key=service.share_key, ports=service.ports
+        )
+        return Claimed(allocation.address, fresh=True)
+    except PortConflict as err:
+        return Unsatisfied("AllocationFailed", "PortConflict", f"requested address {err}", True)
     except AddressInUse as err:
         return Unsatisfied(
             "AllocationFailed",

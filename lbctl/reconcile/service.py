@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from lbctl.ipam.allocator import Allocator
+from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import SERVICES, KubeClient
 from lbctl.kube.errors import Conflict, KubeError
 from lbctl.kube.events import EventRecorder
@@ -104,11 +104,14 @@ class ServiceReconciler:
             await self.records.delete_orphan(service.namespace, service.name, service.uid)
         address = vip.address if vip is not None else self.records.created_but_not_cached(service)
         if vip is not None and address is not None:
-            holder = self._allocator.holder(address)
-            if holder is None:  # recorded but not held: hold it again rather than lose it
-                holder = self._allocator.assign(service.key, address, token=vip.uid)
-            if holder.owner != service.key:
-                message = f"Vip {service.key} records {address}, which is held by {holder.owner}"
+            mine = self._allocator.get(service.key)
+            try:
+                if mine is None or mine.address != address:  # recorded but not held: hold it
+                    self._allocator.assign(
+                        service.key, address, vip.uid, share_key=vip.share_key, ports=vip.ports
+                    )
+            except AddressInUse as err:
+                message = f"Vip {service.key} records {address}, which is held by {err.holder}"
                 await self._recorder.record(
                     raw, "Warning", "AddressConflict", message + "; not used"
                 )

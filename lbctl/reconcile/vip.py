@@ -68,7 +68,9 @@ class VipTracker:
             # An older Vip of this name still holds the allocation; its delete event decides.
             self._allocator.release(vip.key, token=current.token)
         try:
-            self._allocator.assign(vip.key, address, token=vip.uid)
+            self._allocator.assign(
+                vip.key, address, token=vip.uid, share_key=vip.share_key, ports=vip.ports
+            )
             self.conflicts.pop(vip.key, None)
         except AddressInUse as err:
             if err.holder == f"{vip.key}{MOVING}":

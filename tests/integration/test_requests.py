@@ -97,3 +97,33 @@ async def test_changing_the_requested_address_moves_the_service(
     await eventually(moved, what="service moved")
     assert (await kube.get(VIPS, namespace, "mover"))["spec"]["ipaddress"] == "10.82.0.200"
     assert running.runtime.allocator.holder(ipaddress.ip_address(old)) is None
+
+
+def shared(name: str, key: str, *ports: tuple[str, int]) -> JSON:
+    service = annotated(name, **{"lbctl.io/allow-shared-ip": key})
+    service["spec"]["ports"] = [
+        {"name": f"p{port}-{proto.lower()}", "protocol": proto, "port": port, "targetPort": port}
+        for proto, port in ports
+    ]
+    return service
+
+
+async def test_services_with_one_sharing_key_share_an_address(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Same key and namespace, disjoint ports: one address; an overlap is refused naming the
+    port; the address outlives one sharer."""
+    await start_lbctl(vip_range=RANGES)
+    await kube.create(SERVICES, namespace, shared("web", "front", ("TCP", 80), ("TCP", 443)))
+    await kube.create(SERVICES, namespace, shared("dns", "front", ("UDP", 53), ("TCP", 53)))
+    await kube.create(SERVICES, namespace, shared("clash", "front", ("TCP", 443)))
+    web = await wait_for_ip(kube, namespace, "web")
+    assert await wait_for_ip(kube, namespace, "dns") == web
+    await warning(kube, namespace, "clash", "port 443/TCP")
+    vip = await kube.get(VIPS, namespace, "dns")
+    assert vip["spec"]["sharingKey"] == "front"
+    assert sorted(vip["spec"]["ports"]) == ["TCP/53", "UDP/53"]
+
+    await kube.delete(SERVICES, namespace, "web")
+    assert await wait_for_ip(kube, namespace, "clash") == web
+    assert shown_ip(await kube.get(SERVICES, namespace, "dns")) == web
