@@ -127,3 +127,24 @@ async def test_services_with_one_sharing_key_share_an_address(
     await kube.delete(SERVICES, namespace, "web")
     assert await wait_for_ip(kube, namespace, "clash") == web
     assert shown_ip(await kube.get(SERVICES, namespace, "dns")) == web
+
+
+async def test_sharing_survives_a_restart(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """After a restart the shared address is rebuilt from the Vips: sharers keep it and a new
+    sharer joins it."""
+    first = await start_lbctl(vip_range=RANGES)
+    await kube.create(SERVICES, namespace, shared("a", "k", ("TCP", 80)))
+    await kube.create(SERVICES, namespace, shared("b", "k", ("TCP", 81)))
+    address = await wait_for_ip(kube, namespace, "a")
+    assert await wait_for_ip(kube, namespace, "b") == address
+    await first.stop()
+
+    running = await start_lbctl(vip_range=RANGES)
+    sharers = running.runtime.allocator.holders(ipaddress.ip_address(address))
+    assert sorted(a.owner for a in sharers) == [f"{namespace}/a", f"{namespace}/b"]
+    await kube.create(SERVICES, namespace, shared("c", "k", ("TCP", 82)))
+    assert await wait_for_ip(kube, namespace, "c") == address
+    await kube.create(SERVICES, namespace, load_balancer("alone"))
+    assert await wait_for_ip(kube, namespace, "alone") != address
