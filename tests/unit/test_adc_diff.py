@@ -94,7 +94,7 @@ def test_removing_everything_deletes_vserver_before_group_and_relies_on_cascade(
 
 def test_listing_keeps_only_owned_objects_and_their_bindings() -> None:
     comment = "lbctl owner=k8s service=a/b port=80/TCP"
-    rows = {
+    rows: dict[str, list[dict[str, Any]]] = {
         "lbvserver": [
             {"name": V.name, "comment": comment, "port": "80"},
             {"name": "k8s-x_y_80-tcp_lbv", "comment": "made by hand"},
