@@ -13,14 +13,26 @@ from dataclasses import dataclass, field
 import structlog
 
 from lbctl import http, metrics
-from lbctl.config import Settings
+from lbctl.config import AdcSettings, Settings
 from lbctl.ipam.allocator import AddressInUse, Allocator
-from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient, api_client_from
+from lbctl.kube.client import (
+    ENDPOINT_SLICES,
+    JSON,
+    NODES,
+    SERVICES,
+    VIPS,
+    KubeClient,
+    api_client_from,
+)
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer, by_age, object_key
 from lbctl.kube.leader import LeaderElector
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.model import ServiceView
+from lbctl.nitro.client import Credentials, NitroClient
+from lbctl.nitro.errors import NitroError
+from lbctl.reconcile.adc import AdcSync
+from lbctl.reconcile.backends import Backends
 from lbctl.reconcile.controller import Controller
 from lbctl.reconcile.service import Requeue, ServiceReconciler
 from lbctl.reconcile.vip import VipReconciler, VipTracker
@@ -40,6 +52,10 @@ class Runtime:
     controller: Controller
     service_reconciler: ServiceReconciler
     tracker: VipTracker
+    nitro: NitroClient | None = None
+    adc: AdcSync | None = None
+    nodes: Informer | None = None
+    slices: Informer | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     """Caches synced: a ready standby, or a leader about to reconcile."""
     leading: asyncio.Event = field(default_factory=asyncio.Event)
@@ -48,13 +64,39 @@ class Runtime:
     def ready(self) -> bool:
         return self.started.is_set()
 
+    @property
+    def informers(self) -> list[Informer]:
+        return [i for i in (self.services, self.vips, self.nodes, self.slices) if i is not None]
 
-def build(settings: Settings, client: KubeClient) -> Runtime:
+
+def nitro_client(settings: AdcSettings) -> NitroClient:
+    verify: bool | str = settings.ca_file or not settings.insecure
+    return NitroClient(
+        settings.url,
+        Credentials(settings.username, settings.password),
+        verify=verify,
+        timeout=settings.timeout,
+    )
+
+
+def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = None) -> Runtime:
     allocator = Allocator(settings.pools)
     services = Informer(client, SERVICES, namespace=settings.namespace)
     vips = Informer(client, VIPS, namespace=settings.namespace)
     queue = WorkQueue()
     recorder = EventRecorder(client)
+    adc = nodes = slices = None
+    if settings.adc is not None:
+        nitro = nitro or nitro_client(settings.adc)
+        nodes = Informer(client, NODES)
+        slices = Informer(client, ENDPOINT_SLICES, namespace=settings.namespace)
+
+        def all_services() -> None:
+            for key, _ in services.items():
+                enqueue_service(key)
+
+        backends = Backends(nodes, slices, all_services, lambda key: enqueue_service(key))
+        adc = AdcSync(nitro, settings.adc.prefix, backends.nodes, backends.endpoints)
     service_reconciler = ServiceReconciler(
         client=client,
         services=services,
@@ -63,6 +105,7 @@ def build(settings: Settings, client: KubeClient) -> Runtime:
         recorder=recorder,
         load_balancer_class=settings.load_balancer_class,
         on_release=lambda: on_release(),
+        backend=adc,
     )
 
     def enqueue_service(key: str) -> None:
@@ -99,8 +142,9 @@ def build(settings: Settings, client: KubeClient) -> Runtime:
         workers=settings.workers,
     )
     return Runtime(
-        client, allocator, services, vips, queue, controller, service_reconciler, tracker
-    )
+        client, allocator, services, vips, queue, controller, service_reconciler, tracker,
+        nitro=nitro if adc is not None else None, adc=adc, nodes=nodes, slices=slices,
+    )  # fmt: skip
 
 
 def reserve_shown_addresses(runtime: Runtime) -> None:
@@ -140,7 +184,10 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
     if settings.leader_election is not None:
         await record_vips_from_server(runtime, settings.namespace)
     reserve_shown_addresses(runtime)
-    for key, _ in runtime.services.items():
+    owners: set[str] = set()
+    if runtime.adc is not None:
+        owners = await read_adc(runtime.adc)
+    for key in {k for k, _ in runtime.services.items()} | owners:
         runtime.controller.enqueue("Service", key)
     for key, _ in runtime.vips.items():
         runtime.controller.enqueue("Vip", key)
@@ -151,10 +198,38 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
         vips=len(runtime.vips),
         workers=settings.workers,
     )
+    drift = None
+    if runtime.adc is not None and settings.adc is not None:
+        drift = asyncio.create_task(drift_passes(runtime, runtime.adc, settings.adc.resync_period))
     try:
         await runtime.controller.run()
     finally:
         runtime.leading.clear()
+        if drift is not None:
+            drift.cancel()
+            await asyncio.gather(drift, return_exceptions=True)
+
+
+async def read_adc(adc: AdcSync) -> set[str]:
+    """Read lbctl's ADC objects; the Services owning some (an unreachable ADC: none yet)."""
+    try:
+        return await adc.refresh()
+    except NitroError as err:
+        log.warning("cannot read the NetScaler; will retry", error=str(err))
+        return set()
+
+
+async def drift_passes(runtime: Runtime, adc: AdcSync, period: float) -> None:
+    """Every ``period``: re-read the ADC and reconcile every Service and every owner found,
+    which recreates what was removed by hand, corrects what was changed and deletes the
+    objects of Services that no longer exist."""
+    while True:
+        await asyncio.sleep(period)
+        owners = await read_adc(adc)
+        keys = {k for k, _ in runtime.services.items()} | owners
+        log.info("ADC drift pass", services=len(keys), owners=len(owners))
+        for key in keys:
+            runtime.controller.enqueue("Service", key)
 
 
 async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | None = None) -> None:
@@ -166,10 +241,10 @@ async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | No
         runner = await http.serve(
             http.build_app(runtime.ready, registry), settings.metrics_bind_address
         )
-    informers = [asyncio.create_task(i.run()) for i in (runtime.services, runtime.vips)]
+    informers = [asyncio.create_task(i.run()) for i in runtime.informers]
     try:
-        await runtime.services.synced.wait()
-        await runtime.vips.synced.wait()
+        for informer in runtime.informers:
+            await informer.synced.wait()
         runtime.started.set()
         log.info("caches synced", services=len(runtime.services), vips=len(runtime.vips))
         election = settings.leader_election
@@ -184,6 +259,8 @@ async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | No
         await asyncio.gather(*informers, return_exceptions=True)
         if runner is not None:
             await runner.cleanup()
+        if runtime.nitro is not None:
+            await runtime.nitro.aclose()
 
 
 async def run(settings: Settings) -> None:

@@ -17,9 +17,11 @@ import uuid
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from lbctl import logs
-from lbctl.config import Settings
+from lbctl.adc.names import PrefixError, check_prefix
+from lbctl.config import AdcSettings, Settings
 from lbctl.ipam.ranges import RangeError, parse_vip_range
 from lbctl.kube.leader import LeaderElectionConfig
 
@@ -133,6 +135,60 @@ def run_parser() -> argparse.ArgumentParser:
             default=float(_env(env, default) or default),
             help=f"{what}, seconds (env {env}; default {default})",
         )
+    adc = parser.add_argument_group(
+        "NetScaler ADC (NITRO); without a URL lbctl does IPAM and Service status only"
+    )
+    adc.add_argument(
+        "--netscaler-url",
+        default=_env("NS_URL") or _url_from_ns_ip(),
+        help="e.g. https://10.0.0.5 (env NS_URL, or NS_IP with NS_PROTOCOL and NS_PORT)",
+    )
+    adc.add_argument(
+        "--netscaler-username",
+        default=_env("NS_USER"),
+        help="NITRO user (env NS_USER); or --netscaler-username-file",
+    )
+    adc.add_argument(
+        "--netscaler-username-file",
+        default=_env("NS_USER_FILE"),
+        help="file holding the NITRO user, e.g. a mounted Secret key (env NS_USER_FILE)",
+    )
+    adc.add_argument(
+        "--netscaler-password-file",
+        default=_env("NS_PASSWORD_FILE"),
+        help="file holding the NITRO password, e.g. a mounted Secret key "
+        "(env NS_PASSWORD_FILE; or the password itself in env NS_PASSWORD, never as a flag)",
+    )
+    adc.add_argument(
+        "--netscaler-ca-file",
+        default=_env("NS_CA_FILE"),
+        help="CA bundle to verify the NetScaler's certificate (env NS_CA_FILE)",
+    )
+    adc.add_argument(
+        "--netscaler-insecure",
+        action=argparse.BooleanOptionalAction,
+        default=bool(_flag(_env("NS_INSECURE"))),
+        help="do not verify the NetScaler's TLS certificate (env NS_INSECURE; default off)",
+    )
+    adc.add_argument(
+        "--adc-prefix",
+        default=_env("NS_APPS_NAME_PREFIX", "lbctl"),
+        help="name prefix of lbctl's ADC objects, unique per cluster sharing an ADC; "
+        "1-8 letters and digits (env NS_APPS_NAME_PREFIX; default lbctl)",
+    )
+    adc.add_argument(
+        "--adc-resync-period",
+        type=float,
+        default=float(_env("LBCTL_ADC_RESYNC_PERIOD", "300") or 300),
+        help="seconds between drift passes that re-read the ADC, repair changes and delete "
+        "orphans (env LBCTL_ADC_RESYNC_PERIOD; default 300)",
+    )
+    adc.add_argument(
+        "--netscaler-timeout",
+        type=float,
+        default=float(_env("NS_TIMEOUT", "10") or 10),
+        help="seconds per NITRO request (env NS_TIMEOUT; default 10)",
+    )
     parser.add_argument(
         "--log-level",
         default=_env("LBCTL_LOG_LEVEL", "info"),
@@ -146,6 +202,66 @@ def run_parser() -> argparse.ArgumentParser:
         help="auto: console on a terminal, JSON otherwise (env LBCTL_LOG_FORMAT)",
     )
     return parser
+
+
+def _url_from_ns_ip() -> str | None:
+    """NetScaler ingress controller style: NS_IP, NS_PROTOCOL, NS_PORT."""
+    host = _env("NS_IP")
+    if host is None:
+        return None
+    port = _env("NS_PORT")
+    return f"{_env('NS_PROTOCOL', 'https')}://{host}" + (f":{port}" if port else "")
+
+
+def _read_secret(parser: argparse.ArgumentParser, flag: str, path: str) -> str:
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as err:
+        parser.error(f"{flag} {path!r}: {err.strerror}")
+    if not value:
+        parser.error(f"{flag} {path!r} is empty")
+    return value
+
+
+def adc_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AdcSettings | None:
+    url = args.netscaler_url
+    if not url:
+        return None
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        parser.error(f"--netscaler-url must be http(s)://host[:port], got {url!r}")
+    username = args.netscaler_username
+    if args.netscaler_username_file:
+        username = _read_secret(parser, "--netscaler-username-file", args.netscaler_username_file)
+    if not username:
+        parser.error("--netscaler-url is set but no NITRO user: set NS_USER or NS_USER_FILE")
+    password = _env("NS_PASSWORD")
+    if args.netscaler_password_file:
+        password = _read_secret(parser, "--netscaler-password-file", args.netscaler_password_file)
+    if not password:
+        parser.error(
+            "--netscaler-url is set but no NITRO password: set NS_PASSWORD_FILE or NS_PASSWORD"
+        )
+    try:
+        prefix = check_prefix(args.adc_prefix)
+    except PrefixError as err:
+        parser.error(f"--adc-prefix: {err}")
+    if args.adc_resync_period < 1:
+        parser.error(f"--adc-resync-period must be at least 1 s, got {args.adc_resync_period}")
+    if args.netscaler_timeout <= 0:
+        parser.error(f"--netscaler-timeout must be positive, got {args.netscaler_timeout}")
+    if args.netscaler_ca_file and not Path(args.netscaler_ca_file).is_file():
+        parser.error(f"--netscaler-ca-file {args.netscaler_ca_file!r} is not a file")
+    return AdcSettings(
+        url=url,
+        username=username,
+        password=password,
+        ca_file=args.netscaler_ca_file,
+        insecure=args.netscaler_insecure,
+        prefix=prefix,
+        resync_period=args.adc_resync_period,
+        timeout=args.netscaler_timeout,
+    )
 
 
 def settings_from(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
@@ -183,6 +299,7 @@ def settings_from(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
         workers=args.workers,
         load_balancer_class=args.load_balancer_class,
         metrics_bind_address=address,
+        adc=adc_from(parser, args),
     )
     return settings, args
 

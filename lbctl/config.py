@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lbctl.ipam.ranges import Pool
 from lbctl.kube.leader import LeaderElectionConfig
+
+
+@dataclass(frozen=True)
+class AdcSettings:
+    """Where and how to reach the NetScaler; the password is never shown in a repr."""
+
+    url: str
+    username: str
+    password: str = field(repr=False)
+    ca_file: str | None = None
+    insecure: bool = False
+    prefix: str = "lbctl"
+    """Names of lbctl's ADC objects start with '<prefix>-': unique per cluster sharing an ADC."""
+    resync_period: float = 300.0
+    """Seconds between drift passes (re-read the ADC, repair, delete orphans)."""
+    timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -23,3 +39,5 @@ class Settings:
     """Watch and manage only this namespace; None means all namespaces."""
     leader_election: LeaderElectionConfig | None = None
     """None: this process always reconciles (one replica, or local work)."""
+    adc: AdcSettings | None = None
+    """None: IPAM, Vips and Service status only; no NetScaler is programmed."""

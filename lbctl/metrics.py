@@ -143,4 +143,14 @@ def registry_for(runtime: Runtime) -> CollectorRegistry:
         registry=registry,
     )  # fmt: skip
     runtime.controller.observe_duration = lambda kind, s: durations.labels(kind).observe(s)
+    if runtime.nitro is not None:
+        nitro = Histogram(
+            "lbctl_nitro_request_duration_seconds",
+            "NITRO requests to the NetScaler by resource, HTTP method and outcome "
+            "(ok, error: a NITRO error reply, unreachable: no reply).",
+            ["resource", "method", "outcome"], registry=registry,
+        )  # fmt: skip
+        runtime.nitro.observer = lambda res, method, outcome, s: nitro.labels(
+            res, method, outcome
+        ).observe(s)
     return registry

@@ -73,26 +73,53 @@ def binding_key(kind: str, item: Mapping[str, Any]) -> Key | None:
         return None
 
 
-@dataclass
 class Listing:
-    """lbctl's objects on the ADC (under one prefix), indexed by owning Service."""
+    """lbctl's objects on the ADC (under one prefix), indexed by owning Service and parent."""
 
-    objects: State
-    owners: dict[Key, str]
-    """Object key → "namespace/name" of the Service it belongs to."""
+    def __init__(self) -> None:
+        self.objects: State = {}
+        self._owner: dict[Key, str] = {}
+        self._by_owner: dict[str, set[Key]] = {}
+        self._children: dict[tuple[str, str], set[Key]] = {}
+
+    def put(self, key: Key, attrs: Attrs, owner: str | None = None) -> None:
+        """Add or replace an object (with its owning Service) or a binding."""
+        self.objects[key] = attrs
+        if key.kind in BINDING_KINDS:
+            self._children.setdefault((BINDING_PARENT[key.kind], key.name), set()).add(key)
+        elif owner is not None:
+            self._owner[key] = owner
+            self._by_owner.setdefault(owner, set()).add(key)
+
+    def drop(self, key: Key) -> None:
+        """Remove an object, and the bindings the ADC removes with it."""
+        self.objects.pop(key, None)
+        if key.kind in BINDING_KINDS:
+            self._children.get((BINDING_PARENT[key.kind], key.name), set()).discard(key)
+            return
+        for child in self._children.pop((key.kind, key.name), set()):
+            self.objects.pop(child, None)
+        owner = self._owner.pop(key, None)
+        if owner is not None:
+            keys = self._by_owner[owner]
+            keys.discard(key)
+            if not keys:
+                del self._by_owner[owner]
 
     def of(self, owner: str) -> State:
         """Everything that belongs to ``owner``: its objects and the bindings under them."""
-        mine = {k for k, o in self.owners.items() if o == owner}
-        names = {(k.kind, k.name) for k in mine}
-        return {
-            k: v
-            for k, v in self.objects.items()
-            if k in mine or (k.kind in BINDING_KINDS and (BINDING_PARENT[k.kind], k.name) in names)
-        }
+        found: State = {}
+        for key in self._by_owner.get(owner, ()):
+            found[key] = self.objects[key]
+            for child in self._children.get((key.kind, key.name), ()):
+                found[child] = self.objects[child]
+        return found
+
+    def owns(self, owner: str) -> bool:
+        return owner in self._by_owner
 
     def owner_keys(self) -> set[str]:
-        return set(self.owners.values())
+        return set(self._by_owner)
 
 
 def read_listing(prefix: str, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> Listing:
@@ -101,20 +128,17 @@ def read_listing(prefix: str, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -
     Objects count as lbctl's only when name prefix and ownership comment agree; bindings only
     when their parent object is lbctl's.
     """
-    objects: State = {}
-    owners: dict[Key, str] = {}
+    listing = Listing()
     for kind in OBJECT_KINDS:
         for row in rows.get(kind, ()):
             name = str(row.get(KEY_FIELD[kind], ""))
             port = owner_of(prefix, name, row.get("comment"))
             if port is not None:
-                key = Key(kind, name)
-                objects[key] = dict(row)
-                owners[key] = port.owner
-    ours = {(k.kind, k.name) for k in objects}
+                listing.put(Key(kind, name), dict(row), port.owner)
+    ours = {(k.kind, k.name) for k in listing.objects}
     for kind, resource in BINDING_RESOURCE.items():
         for row in rows.get(resource, ()):
             found = binding_key(kind, row)
             if found is not None and (BINDING_PARENT[kind], found.name) in ours:
-                objects[found] = dict(row)
-    return Listing(objects, owners)
+                listing.put(found, dict(row))
+    return listing

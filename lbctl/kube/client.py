@@ -68,6 +68,8 @@ class Resource:
 SERVICES = Resource("", "v1", "services", "Service")
 VIPS = Resource("ipam.citrix.com", "v1", "vips", "Vip")
 EVENTS = Resource("", "v1", "events", "Event")
+NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 CRDS = Resource(
     "apiextensions.k8s.io",

@@ -81,7 +81,7 @@ class NitroClient:
         self._retries = retries
         self._backoff = backoff
         self._max_backoff = max_backoff
-        self._observer = observer
+        self.observer = observer
         self._sleep = sleep
         self._token: str | None = None
         self._login_lock = asyncio.Lock()
@@ -307,8 +307,8 @@ class NitroClient:
             await self._sleep(delay * random.uniform(0.5, 1.0))
 
     def _observe(self, resource: str, method: str, outcome: str, started: float) -> None:
-        if self._observer is not None:
-            self._observer(resource, method, outcome, time.monotonic() - started)
+        if self.observer is not None:
+            self.observer(resource, method, outcome, time.monotonic() - started)
 
     @staticmethod
     def _decode(operation: Operation, response: httpx.Response) -> JSON | None:

@@ -9,9 +9,9 @@ the Vip's status and the Service's status.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -21,6 +21,7 @@ from lbctl.kube.errors import Conflict, KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.model import LB_FINALIZER, VIP_ANNOTATION, IPAddress, ServiceView, VipView
+from lbctl.reconcile.adc import AdcOutcome
 from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request_of
 from lbctl.reconcile.records import ALLOCATED, PENDING, VipRecords, vip_status
 
@@ -28,6 +29,22 @@ log = structlog.get_logger(__name__)
 
 RETRY_PENDING_AFTER = 60.0
 OUTSIDE_POOLS = "OutsidePools"
+
+
+class AdcNotReady(Exception):
+    """The Service's ADC configuration is not complete yet; retried with backoff."""
+
+
+class LoadBalancerBackend(Protocol):
+    """What programs the data plane (the NetScaler) for a Service."""
+
+    async def ensure(self, service: Mapping[str, Any], address: str) -> AdcOutcome: ...
+
+    async def remove(self, owner: str) -> AdcOutcome: ...
+
+    def may_own(self, owner: str) -> bool:
+        """Whether the last read of the ADC showed objects of ``owner``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,9 @@ class ServiceReconciler:
         recorder: EventRecorder,
         load_balancer_class: str | None = None,
         on_release: Callable[[], None] = lambda: None,
+        backend: LoadBalancerBackend | None = None,
     ) -> None:
+        self._backend = backend
         self._client = client
         self._services = services
         self._vips = vips
@@ -74,6 +93,7 @@ class ServiceReconciler:
             await self.records.delete_orphan(namespace, name, service_uid=None)
             self.waiting.discard(key)
             self._superseded.pop(key, None)
+            await self._remove_from_adc(None, key, known=False)
             return None
         service = ServiceView.from_raw(raw)
         if service.resource_version in self._superseded.get(key, ()):
@@ -143,8 +163,70 @@ class ServiceReconciler:
             pool = self._allocator.pool_of(address) or "none"
             message = f"Assigned IP {address} (pool {pool})"
             await self._recorder.record(raw, "Normal", "EnsuredLoadBalancer", message)
-        self._remember(service.key, written + published)
+        written += published
+        try:
+            written += await self._ensure_adc(raw, service, address)
+        finally:
+            self._remember(service.key, written)
         return None
+
+    async def _ensure_adc(
+        self, raw: dict[str, Any], service: ServiceView, address: IPAddress
+    ) -> list[str]:
+        """Program the ADC (after IPAM and status: an ADC outage never holds those back)."""
+        if self._backend is None:
+            return []
+        outcome = await self._backend.ensure(raw, str(address))
+        if outcome.problem is not None:
+            await self._recorder.record(raw, "Warning", "InvalidAnnotation", outcome.problem)
+        for label, (_, message) in sorted(outcome.port_errors.items()):
+            await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
+            log.warning("port not configured on the ADC", service=service.key, port=label)
+        written = await self._publish_port_errors(raw, service, address, outcome)
+        if outcome.retry is not None:
+            if not outcome.port_errors:
+                message = f"NetScaler not configured yet: {outcome.retry}"
+                await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
+            raise AdcNotReady(outcome.retry)
+        return written
+
+    async def _publish_port_errors(
+        self, raw: dict[str, Any], service: ServiceView, address: IPAddress, outcome: AdcOutcome
+    ) -> list[str]:
+        """Keep ``status.loadBalancer.ingress[].ports`` saying which ports failed on the ADC."""
+        if outcome.retry is not None and not outcome.port_errors:
+            return []  # unreachable ADC: nothing new to say per port
+        ports = None
+        if outcome.port_errors:
+            ports = []
+            for port in (raw.get("spec") or {}).get("ports") or []:
+                protocol = str(port.get("protocol") or "TCP")
+                entry: dict[str, Any] = {"port": port["port"], "protocol": protocol}
+                error = outcome.port_errors.get(f"{port['port']}-{protocol.lower()}")
+                if error is not None:
+                    entry["error"] = error[0]
+                ports.append(entry)
+        ingress = ((raw.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}]
+        if ingress[0].get("ports") == ports:
+            return []
+        entry = {"ip": str(address), "ipMode": "Proxy", **({"ports": ports} if ports else {})}
+        status = {"loadBalancer": {"ingress": [entry]}}
+        updated = await self._client.patch(
+            SERVICES, service.namespace, service.name, {"status": status}, subresource="status"
+        )
+        return [str(updated["metadata"]["resourceVersion"])]
+
+    async def _remove_from_adc(self, raw: dict[str, Any] | None, key: str, known: bool) -> None:
+        """Delete the Service's ADC objects; unless ``known`` to have been ours, only when
+        the ADC was seen holding some (so an unreachable ADC never blocks other Services)."""
+        if self._backend is None or not (known or self._backend.may_own(key)):
+            return
+        outcome = await self._backend.remove(key)
+        if outcome.retry is not None:
+            if raw is not None:
+                message = f"NetScaler objects not removed yet: {outcome.retry}"
+                await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
+            raise AdcNotReady(outcome.retry)
 
     def _allocated_status(self, address: IPAddress) -> dict[str, Any]:
         pool = self._allocator.pool_of(address)
@@ -250,6 +332,7 @@ class ServiceReconciler:
         raw_vip = self._vips.get(service.key)
         managed_vip = raw_vip is not None and VipView.from_raw(raw_vip).managed
         pending = raw_vip is None and self._allocator.get(service.key) is not None
+        await self._remove_from_adc(raw, service.key, known=service.has_finalizer)
         if not (service.has_finalizer or managed_vip or pending):
             return
         await self._recorder.record(raw, "Normal", "DeletingLoadBalancer", "Deleting load balancer")

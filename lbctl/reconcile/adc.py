@@ -1,0 +1,180 @@
+"""Programs one Service's ADC objects by diff, from a shared listing of lbctl's objects.
+
+The listing (a handful of NITRO GETs, independent of the number of Services) is read at start
+and on every drift pass; between passes it is kept current by applying each successful write to
+it, so a Service that is already right costs no NITRO request at all and a new one costs only
+its writes.  A write that finds the ADC different from the listing (an object missing or already
+there) marks the listing stale: the next reconcile reads it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from lbctl.adc.diff import Op, diff
+from lbctl.adc.plan import Endpoint, Node, Plan, plan_service
+from lbctl.adc.state import BINDING_RESOURCE, KEY_FIELD, OBJECT_KINDS, Listing, read_listing
+from lbctl.nitro.client import NitroClient
+from lbctl.nitro.errors import AlreadyExists, AuthFailed, NitroError, NoSuchResource, Unavailable
+
+log = structlog.get_logger(__name__)
+
+ADC_FAILED = "lbctl.io/ADCConfigFailed"
+LISTED = (*OBJECT_KINDS, *BINDING_RESOURCE.values())
+
+
+@dataclass
+class AdcOutcome:
+    """What happened on the ADC for one Service."""
+
+    port_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Port label ("80-tcp") → (reason, message) for ports the ADC could not be given."""
+    problem: str | None = None
+    """A problem with the whole Service (bad annotation): reported, not retried."""
+    retry: str | None = None
+    """Why the Service must be tried again (ADC unreachable, a port failed)."""
+    writes: int = 0
+
+
+class AdcSync:
+    def __init__(
+        self,
+        client: NitroClient,
+        prefix: str,
+        nodes: Callable[[], Iterable[Node]],
+        endpoints: Callable[[str], Iterable[Endpoint]],
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._nodes = nodes
+        self._endpoints = endpoints
+        self._listing: Listing | None = None
+        self._refreshing = asyncio.Lock()
+        self.passes = 0
+
+    async def refresh(self) -> set[str]:
+        """Read lbctl's objects from the ADC; the Services that own some."""
+        async with self._refreshing:
+            rows: dict[str, list[dict[str, Any]]] = {}
+            for resource in LISTED:
+                bulk = resource in BINDING_RESOURCE.values()
+                rows[resource] = await self._client.get(resource, bulkbindings=bulk)
+            self._listing = read_listing(self._prefix, rows)
+            self.passes += 1
+            return self._listing.owner_keys()
+
+    def may_own(self, owner: str) -> bool:
+        return self._listing is not None and self._listing.owns(owner)
+
+    async def _current(self) -> Listing:
+        if self._listing is None:
+            await self.refresh()
+        assert self._listing is not None
+        return self._listing
+
+    async def ensure(self, service: Mapping[str, Any], address: str) -> AdcOutcome:
+        meta = service["metadata"]
+        owner = f"{meta['namespace']}/{meta['name']}"
+        plan = plan_service(self._prefix, service, address, self._nodes(), self._endpoints(owner))
+        if "*" in plan.problems:
+            return AdcOutcome(problem=plan.problems["*"])
+        outcome = await self._converge(owner, plan)
+        for label, message in plan.problems.items():
+            outcome.port_errors[label] = (plan.reasons[label], message)
+        return outcome
+
+    async def remove(self, owner: str) -> AdcOutcome:
+        """Delete every object of ``owner`` (a Service that is gone or no longer ours)."""
+        return await self._converge(owner, Plan())
+
+    async def _converge(self, owner: str, plan: Plan) -> AdcOutcome:
+        outcome = AdcOutcome()
+        try:
+            listing = await self._current()
+        except NitroError as err:
+            outcome.retry = f"cannot read the ADC: {err}"
+            return outcome
+        ops = diff(plan.objects, listing.of(owner))
+        failed: set[str] = set()
+        for _, group in itertools.groupby(ops, key=_batch_key):
+            batch = [op for op in group if plan.ports.get(op.key, "*") not in failed]
+            if not batch:
+                continue
+            errors = await self._run(batch)
+            outcome.writes += 1
+            for op, error in zip(batch, errors, strict=True):
+                if error is None:
+                    if op.action in ("add", "bind"):
+                        listing.put(op.key, dict(op.attrs), owner)
+                    elif op.action == "update":
+                        listing.objects[op.key].update(op.attrs)
+                    else:
+                        listing.drop(op.key)
+                    continue
+                log.warning("ADC operation failed", operation=str(op), error=str(error))
+                if isinstance(error, AlreadyExists | NoSuchResource):
+                    self._listing = None  # the ADC is not what the listing says: read it again
+                if isinstance(error, Unavailable | AuthFailed):
+                    outcome.retry = str(error)
+                    return outcome
+                label = plan.ports.get(op.key, "*")
+                failed.add(label)
+                outcome.port_errors.setdefault(label, (ADC_FAILED, str(error)))
+                outcome.retry = str(error)
+        return outcome
+
+    async def _run(self, batch: list[Op]) -> list[NitroError | None]:
+        op = batch[0]
+        try:
+            if len(batch) > 1:
+                rows = [_binding_row(o) for o in batch]
+                return await self._client.bulk("bind", BINDING_RESOURCE["member"], rows)
+            await self._execute(op)
+        except NitroError as err:
+            return [err]
+        return [None]
+
+    async def _execute(self, op: Op) -> None:
+        key = op.key
+        if key.kind in OBJECT_KINDS:
+            ident = {KEY_FIELD[key.kind]: key.name}
+            if op.action == "add":
+                await self._client.add(key.kind, {**ident, **op.attrs})
+            elif op.action == "update":
+                extra = {"type": op.attrs.get("type")} if key.kind == "lbmonitor" else {}
+                await self._client.update(key.kind, {**ident, **op.attrs, **extra})
+            else:
+                args = {"type": op.attrs["type"]} if key.kind == "lbmonitor" else None
+                with contextlib.suppress(NoSuchResource):  # already gone: as wanted
+                    await self._client.delete(key.kind, key.name, args=args)
+            return
+        resource = BINDING_RESOURCE[key.kind]
+        if op.action == "bind":
+            await self._client.bind(resource, _binding_row(op))
+            return
+        row = _binding_row(op)
+        parent_field = "name" if key.kind == "vserver_binding" else "servicegroupname"
+        row.pop(parent_field)
+        with contextlib.suppress(NoSuchResource):
+            await self._client.unbind(resource, key.name, row)
+
+
+def _batch_key(op: Op) -> object:
+    """Member binds in a row go out as one bulk request; everything else alone."""
+    return "members" if op.action == "bind" and op.key.kind == "member" else id(op)
+
+
+def _binding_row(op: Op) -> dict[str, Any]:
+    key = op.key
+    if key.kind == "member":
+        return {"servicegroupname": key.name, "ip": key.sub[0], "port": int(key.sub[1])}
+    if key.kind == "vserver_binding":
+        return {"name": key.name, "servicegroupname": key.sub[0]}
+    return {"servicegroupname": key.name, "monitor_name": key.sub[0]}
