@@ -62,7 +62,7 @@ def body(response: httpx.Response) -> Any:
     return response.json()
 
 
-async def add(c: httpx.AsyncClient, resource: str, obj: dict[str, Any]) -> httpx.Response:
+async def add(c: httpx.AsyncClient, resource: str, obj: Any) -> httpx.Response:
     return await c.post(f"/nitro/v1/config/{resource}", json={resource: obj})
 
 
