@@ -160,3 +160,25 @@ async def test_deleting_vserver_removes_its_bindings(
 
 async def test_binding_get_of_missing_parent_is_404(nitro: httpx.AsyncClient) -> None:
     assert_error(await get(nitro, f"{MEMBER}/nope"), 404, 258)
+
+
+async def test_disabled_server_takes_members_out_of_service(
+    nitro: httpx.AsyncClient, sim: Simulator, sg: str
+) -> None:
+    await bind(nitro, "lbvserver_servicegroup_binding", {"name": "vs", "servicegroupname": sg})
+    await bind(nitro, MEMBER, {"servicegroupname": sg, "ip": "10.1.0.5", "port": 80})
+    assert sim.objects("lbvserver")[0]["curstate"] == "UP"
+    response = await nitro.post(
+        "/nitro/v1/config/server",
+        params={"action": "disable"},
+        json={"server": {"name": "10.1.0.5"}},
+    )
+    assert response.status_code == 200
+    assert sim.objects(MEMBER)[0]["svrstate"] == "OUT OF SERVICE"
+    assert sim.objects("lbvserver")[0]["curstate"] == "DOWN"
+
+
+async def test_any_port_star(nitro: httpx.AsyncClient, sim: Simulator) -> None:
+    vs = {"name": "any", "servicetype": "ANY", "ipv46": "10.0.0.2", "port": "*"}
+    assert (await add(nitro, "lbvserver", vs)).status_code == 201
+    assert sim.objects("lbvserver")[0]["port"] == 65535

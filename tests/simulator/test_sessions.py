@@ -93,3 +93,12 @@ async def test_twenty_sessions_at_most(anon: httpx.AsyncClient, clock: FakeClock
     assert_error(await login(anon), 599, 445)
     clock.advance(1801)  # idle sessions expire and free their slots
     assert (await login(anon)).status_code == 201
+
+
+async def test_login_timeout_as_string_and_invalid(
+    anon: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    assert_error(await login(anon, timeout="soon"), 599, 1097)
+    assert (await login(anon, timeout="30")).status_code == 201
+    clock.advance(31)
+    assert_error(await get(anon, "lbvserver"), 401, 444)

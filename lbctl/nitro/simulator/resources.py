@@ -229,6 +229,8 @@ def coerce(spec: Spec, arg: str, value: Any) -> Any:
     if f.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise errors.invalid_value(arg, value)
+        if arg == "port" and value == "*":  # any port, as for servicetype ANY
+            value = 65535
         try:
             number = int(value)
         except ValueError:

@@ -68,6 +68,21 @@ def _name(request: web.Request) -> str | None:
     return unquote_plus(name) if "%" in name or "+" in name else name
 
 
+def _timeout(value: Any) -> float | None:
+    """The login body's session timeout in seconds; numbers may arrive as strings."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise errors.invalid_value("timeout", value) from None
+    if seconds <= 0:
+        raise errors.invalid_value("timeout", value)
+    return seconds
+
+
 class Simulator:
     """A stateful stand-in for a NetScaler ADC speaking NITRO over HTTP."""
 
@@ -198,12 +213,7 @@ class Simulator:
             raise errors.bad_request(1238, "NITRO parse error", "login")
         if login.get("username") != self.username or login.get("password") != self.password:
             raise NitroError(401, 354, "Invalid username or password")
-        timeout = login.get("timeout")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-        ):
-            raise errors.invalid_value("timeout", timeout)
-        session = self.sessions.login(self.username, float(timeout) if timeout else None)
+        session = self.sessions.login(self.username, _timeout(login.get("timeout")))
         response = _json(201, {**done(), "sessionid": session.token})
         response.headers["Set-Cookie"] = f"NITRO_AUTH_TOKEN={session.token}; path=/nitro/v1"
         return response

@@ -115,8 +115,13 @@ class Store:
         if sg.get("state") != "ENABLED":
             return False
         name = sg["servicegroupname"]
-        return any(m["servicegroupname"] == name and m["state"] == "ENABLED"
-                   for m in self._objs[MEMBER].values())  # fmt: skip
+        servers = self._objs["server"]
+        return any(
+            m["servicegroupname"] == name
+            and m["state"] == "ENABLED"
+            and servers[(m["servername"],)]["state"] == "ENABLED"
+            for m in self._objs[MEMBER].values()
+        )
 
     def _vserver_state(self, vs: JSON) -> JSON:
         bound = [b["servicegroupname"] for b in self._objs[VS_BIND].values()
