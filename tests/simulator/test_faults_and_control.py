@@ -108,3 +108,13 @@ async def test_control_api(
 
     assert (await anon.post("/simulator/expire-sessions")).json() == {"expired": 1}
     assert_error(await get(nitro, "lbvserver"), 401, 444)
+
+
+async def test_reset_clears_configuration_but_keeps_builtins(
+    nitro: httpx.AsyncClient, anon: httpx.AsyncClient, sim: Simulator
+) -> None:
+    await add(nitro, "server", {"name": "s", "ipaddress": "10.0.0.9"})
+    assert (await anon.post("/simulator/reset")).status_code == 200
+    assert sim.objects("server") == []
+    assert any(m["monitorname"] == "tcp-default" for m in sim.objects("lbmonitor"))
+    assert (await get(nitro, "server")).status_code == 200  # sessions survive a reset

@@ -183,3 +183,10 @@ async def test_save_config_is_counted(nitro: httpx.AsyncClient, sim: Simulator) 
 
 async def test_unknown_resource_is_400(nitro: httpx.AsyncClient) -> None:
     assert_error(await get(nitro, "csvserver"), 400, 1266)
+
+
+async def test_payload_without_resource_key_is_parse_error(nitro: httpx.AsyncClient) -> None:
+    response = await nitro.post("/nitro/v1/config/lbvserver", json={"server": {"name": "x"}})
+    assert_error(response, 400, 1238)
+    response = await nitro.post("/nitro/v1/config/lbvserver", content=b"{not json")
+    assert_error(response, 400, 1238)
