@@ -11,17 +11,19 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from lbctl import app
-from lbctl.config import Settings
+from lbctl.config import AdcSettings, Settings
 from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.ipam.ranges import parse_vip_range
-from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIPS, KubeClient, api_client_from
+from lbctl.kube.client import JSON, NAMESPACES, NODES, SERVICES, VIPS, KubeClient, api_client_from
 from lbctl.kube.errors import NotFound
+from lbctl.nitro.simulator import RequestRecord, Simulator
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -141,3 +143,66 @@ async def wait_for_ip(kube: KubeClient, namespace: str, name: str, within: float
         return shown_ip(await kube.get(SERVICES, namespace, name))
 
     return await eventually(probe, within=within, what=f"VIP on {namespace}/{name}")
+
+
+SIM_PASSWORD = "sim-Pa55-word"
+
+
+@dataclass
+class RunningSimulator:
+    sim: Simulator
+    url: str
+
+    def settings(self, **overrides: Any) -> AdcSettings:
+        values: dict[str, Any] = {"prefix": "lbctl", "resync_period": 300.0, **overrides}
+        return AdcSettings(url=self.url, username="nsroot", password=SIM_PASSWORD, **values)
+
+    def writes(self) -> list[RequestRecord]:
+        return [
+            r for r in self.sim.requests
+            if r.method != "GET" and r.resource not in ("login", "logout")
+        ]  # fmt: skip
+
+    def names(self, resource: str) -> set[str]:
+        field = {"servicegroup": "servicegroupname", "lbmonitor": "monitorname"}.get(
+            resource, "name"
+        )
+        return {str(o[field]) for o in self.sim.objects(resource)}
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[RunningSimulator]:
+    sim = Simulator(username="nsroot", password=SIM_PASSWORD)
+    async with sim.serve() as url:
+        yield RunningSimulator(sim, url)
+
+
+async def make_node(
+    kube: KubeClient, name: str, ip: str, *, ready: bool = True, excluded: bool = False
+) -> None:
+    labels = {"node.kubernetes.io/exclude-from-external-load-balancers": ""} if excluded else {}
+    await kube.create(NODES, None, {"metadata": {"name": name, "labels": labels}})
+    await set_node(kube, name, ip, ready=ready)
+
+
+async def set_node(kube: KubeClient, name: str, ip: str, *, ready: bool) -> None:
+    status = {
+        "addresses": [{"type": "InternalIP", "address": ip}],
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+    }
+    await kube.patch(NODES, None, name, {"status": status}, subresource="status")
+
+
+@pytest.fixture
+async def nodes(kube: KubeClient) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """Create Nodes for one test (cluster-wide objects: removed afterwards)."""
+    made: list[str] = []
+
+    async def create(name: str, ip: str, **kw: bool) -> None:
+        await make_node(kube, name, ip, **kw)
+        made.append(name)
+
+    yield create
+    for name in made:
+        with contextlib.suppress(NotFound):
+            await kube.delete(NODES, None, name)

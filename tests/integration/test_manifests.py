@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.client import SERVICES, VIPS, KubeClient, api_client_from
 from lbctl.kube.errors import Forbidden
 from lbctl.kube.leader import LeaderElectionConfig
-from tests.integration.conftest import load_balancer, wait_for_ip
+from tests.integration.conftest import RunningSimulator, load_balancer, wait_for_ip
 from tests.waiting import cancel_and_wait, eventually
 
 SERVICE_ACCOUNT = "system:serviceaccount:lbctl-system:lbctl"
@@ -43,10 +44,15 @@ async def as_service_account(control_plane: LocalControlPlane) -> KubeClient:
 
 
 async def test_manifests_apply_and_their_rbac_is_sufficient_and_no_wider(
-    kube: KubeClient, namespace: str, control_plane: LocalControlPlane
+    kube: KubeClient,
+    namespace: str,
+    control_plane: LocalControlPlane,
+    simulator: RunningSimulator,
+    nodes: Callable[..., Awaitable[None]],
 ) -> None:
-    """lbctl runs its whole flow under the ServiceAccount; every granted verb but the
-    documented one is used, and anything else is forbidden."""
+    """lbctl runs its whole flow (NetScaler included) under the ServiceAccount; every granted
+    verb but the documented one is used, and anything else is forbidden."""
+    await nodes(f"{namespace}-node", "10.10.0.9")
     applied = await apply_manifests(kube)
     assert {doc["kind"] for doc in applied} >= {"CustomResourceDefinition", "Deployment"}
     config_map: dict[str, Any] = next(d for d in applied if d["kind"] == "ConfigMap")
@@ -56,13 +62,26 @@ async def test_manifests_apply_and_their_rbac_is_sufficient_and_no_wider(
     election = LeaderElectionConfig(
         namespace="lbctl-system", name=f"lbctl-{secrets.token_hex(3)}", identity="test"
     )
-    settings = Settings(pools=pools, metrics_bind_address="0", leader_election=election)
+    settings = Settings(
+        pools=pools,
+        metrics_bind_address="0",
+        leader_election=election,
+        adc=simulator.settings(),
+    )
     runtime = app.build(settings, client)
     task = asyncio.create_task(app.run_with(settings, client, runtime))
     try:
         await eventually(runtime.leading.is_set, what="lbctl leads under its own RBAC")
         await kube.create(SERVICES, namespace, load_balancer("rbac"))
         await wait_for_ip(kube, namespace, "rbac")
+        group = f"lbctl-{namespace}_rbac_80-tcp_sgp"
+        await eventually(
+            lambda: any(
+                m["servicegroupname"] == group
+                for m in simulator.sim.objects("servicegroup_servicegroupmember_binding")
+            ),
+            what="configured on the ADC",
+        )
         await kube.create(
             VIPS, namespace,
             {"apiVersion": "ipam.citrix.com/v1", "kind": "Vip", "metadata": {"name": "seed"},
