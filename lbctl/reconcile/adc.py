@@ -107,6 +107,7 @@ class AdcSync:
             batch = [op for op in group if plan.ports.get(op.key, "*") not in failed]
             if not batch:
                 continue
+            log.debug("ADC write", service=owner, operations=[str(op) for op in batch])
             errors = await self._run(batch)
             outcome.writes += 1
             for op, error in zip(batch, errors, strict=True):
@@ -128,6 +129,8 @@ class AdcSync:
                 failed.add(label)
                 outcome.port_errors.setdefault(label, (ADC_FAILED, str(error)))
                 outcome.retry = str(error)
+        if outcome.writes:
+            log.info("ADC configured", service=owner, requests=outcome.writes, ok=not failed)
         return outcome
 
     async def _run(self, batch: list[Op]) -> list[NitroError | None]:

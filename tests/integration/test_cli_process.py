@@ -7,13 +7,21 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
 from lbctl.kube.client import SERVICES, VIPS, KubeClient
-from tests.integration.conftest import StartLbctl, load_balancer, wait_for_ip
+from tests.integration.conftest import (
+    SIM_PASSWORD,
+    RunningSimulator,
+    StartLbctl,
+    load_balancer,
+    wait_for_ip,
+)
 from tests.waiting import eventually
 
 
@@ -31,11 +39,28 @@ async def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
 
 
 async def test_the_cli_process_assigns_vips_and_stops_cleanly_on_sigterm(
-    kube: KubeClient, namespace: str, control_plane: LocalControlPlane
+    kube: KubeClient,
+    namespace: str,
+    control_plane: LocalControlPlane,
+    simulator: RunningSimulator,
+    nodes: Callable[..., Awaitable[None]],
+    tmp_path: Path,
 ) -> None:
-    """The real process serves probes and metrics, assigns a VIP, and exits 0 on SIGTERM."""
+    """The real process serves probes and metrics, assigns a VIP, programs the NetScaler,
+    never prints a secret (at debug level), and exits 0 on SIGTERM."""
+    await nodes(f"{namespace}-node", "10.10.0.7")
     port = free_port()
-    env = dict(os.environ, VIP_RANGE='["10.78.0.0/24"]', LBCTL_LOG_FORMAT="json")
+    password_file = tmp_path / "password"
+    password_file.write_text(SIM_PASSWORD + "\n")
+    env = dict(
+        os.environ,
+        VIP_RANGE='["10.78.0.0/24"]',
+        LBCTL_LOG_FORMAT="json",
+        LBCTL_LOG_LEVEL="debug",
+        NS_URL=simulator.url,
+        NS_USER="nsroot",
+        NS_PASSWORD_FILE=str(password_file),
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -51,6 +76,8 @@ async def test_the_cli_process_assigns_vips_and_stops_cleanly_on_sigterm(
     try:
         await kube.create(SERVICES, namespace, load_balancer("cli"))
         assert await wait_for_ip(kube, namespace, "cli", within=30) == "10.78.0.1"
+        lbv = f"lbctl-{namespace}_cli_80-tcp_lbv"
+        await eventually(lambda: lbv in simulator.names("lbvserver"), what="ADC configured")
 
         async def ready() -> bool:
             try:
@@ -82,12 +109,17 @@ async def test_the_cli_process_assigns_vips_and_stops_cleanly_on_sigterm(
         )
         assert ("workqueue_work_duration_seconds_count", (("name", "lbctl"),)) in scraped
         assert ("lbctl_watch_restarts_total", (("resource", "services"),)) in scraped
+        nitro = ("method", "POST"), ("outcome", "ok"), ("resource", "lbvserver")
+        assert scraped[("lbctl_nitro_request_duration_seconds_count", nitro)] == 1
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, stderr.decode()[-2000:]
-    assert control_plane.token not in stderr.decode()
+    logs = stderr.decode()
+    assert '"level": "debug"' in logs
+    assert control_plane.token not in logs
+    assert SIM_PASSWORD not in logs
 
 
 async def test_status_prints_pools_and_allocations(
