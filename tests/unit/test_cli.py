@@ -83,6 +83,121 @@ def test_help_lists_every_setting_with_its_variable() -> None:
         ("--load-balancer-class", "LBCTL_LOAD_BALANCER_CLASS"),
         ("--metrics-bind-address", "LBCTL_METRICS_BIND_ADDRESS"),
         ("--log-level", "LBCTL_LOG_LEVEL"),
+        ("--netscaler-url", "NS_URL"),
+        ("--netscaler-username", "NS_USER"),
+        ("--netscaler-password-file", "NS_PASSWORD_FILE"),
+        ("--netscaler-ca-file", "NS_CA_FILE"),
+        ("--netscaler-insecure", "NS_INSECURE"),
+        ("--adc-prefix", "NS_APPS_NAME_PREFIX"),
+        ("--adc-resync-period", "LBCTL_ADC_RESYNC_PERIOD"),
     ]:
         assert flag in result.stdout
         assert env in result.stdout
+
+
+NS_ENV = ("NS_URL", "NS_IP", "NS_PORT", "NS_PROTOCOL", "NS_USER", "NS_USER_FILE",
+          "NS_PASSWORD", "NS_PASSWORD_FILE", "NS_CA_FILE", "NS_INSECURE", "NS_APPS_NAME_PREFIX")  # fmt: skip
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in NS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VIP_RANGE", '["10.0.0.0/24"]')
+    return monkeypatch
+
+
+def test_netscaler_settings_from_files_and_env(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from lbctl.cli import settings_from
+
+    (tmp_path / "user").write_text("svc-lbctl\n")
+    (tmp_path / "password").write_text("pa55-from-secret\n")
+    clean_env.setenv("NS_URL", "https://10.0.0.5")
+    clean_env.setenv("NS_USER_FILE", str(tmp_path / "user"))
+    clean_env.setenv("NS_PASSWORD_FILE", str(tmp_path / "password"))
+    settings, _ = settings_from(["--adc-prefix", "prod1", "--adc-resync-period", "60"])
+    adc = settings.adc
+    assert adc is not None
+    assert (adc.url, adc.username, adc.password) == (
+        "https://10.0.0.5",
+        "svc-lbctl",
+        "pa55-from-secret",
+    )
+    assert (adc.prefix, adc.resync_period, adc.insecure) == ("prod1", 60.0, False)
+    assert "pa55-from-secret" not in repr(settings)
+
+
+def test_netscaler_ingress_controller_style_variables(clean_env: pytest.MonkeyPatch) -> None:
+    from lbctl.cli import settings_from
+
+    clean_env.setenv("NS_IP", "10.0.0.6")
+    clean_env.setenv("NS_PORT", "8443")
+    clean_env.setenv("NS_USER", "nsroot")
+    clean_env.setenv("NS_PASSWORD", "x")
+    settings, _ = settings_from([])
+    assert settings.adc is not None
+    assert settings.adc.url == "https://10.0.0.6:8443"
+
+
+def test_without_a_netscaler_url_the_adc_is_off(clean_env: pytest.MonkeyPatch) -> None:
+    from lbctl.cli import settings_from
+
+    assert settings_from([])[0].adc is None
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        (
+            {"NS_URL": "10.0.0.5"},
+            [],
+            "--netscaler-url must be http(s)://host[:port], got '10.0.0.5'",
+        ),
+        ({"NS_URL": "https://a"}, [], "no NITRO user"),
+        ({"NS_URL": "https://a", "NS_USER": "u"}, [], "no NITRO password"),
+        (
+            {"NS_URL": "https://a", "NS_USER": "u", "NS_PASSWORD_FILE": "/nonexistent/pw"},
+            [],
+            "--netscaler-password-file '/nonexistent/pw': No such file",
+        ),
+        (
+            {"NS_URL": "https://a", "NS_USER": "u", "NS_PASSWORD": "pw-Xy9"},
+            ["--adc-prefix", "k8s-prod"],
+            "--adc-prefix: ADC name prefix 'k8s-prod' must be 1-8 letters and digits",
+        ),
+        (
+            {"NS_URL": "https://a", "NS_USER": "u", "NS_PASSWORD": "pw-Xy9"},
+            ["--adc-resync-period", "0"],
+            "--adc-resync-period must be at least 1 s",
+        ),
+        (
+            {"NS_URL": "https://a", "NS_USER": "u", "NS_PASSWORD": "pw-Xy9"},
+            ["--netscaler-ca-file", "/nonexistent/ca"],
+            "--netscaler-ca-file '/nonexistent/ca' is not a file",
+        ),
+        (
+            {"NS_URL": "https://a", "NS_USER": "u", "NS_PASSWORD": "pw-Xy9"},
+            ["--netscaler-timeout", "0"],
+            "--netscaler-timeout must be positive",
+        ),
+    ],
+)
+def test_bad_netscaler_settings_exit_2_naming_the_setting(
+    clean_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    args: list[str],
+    message: str,
+) -> None:
+    from lbctl.cli import settings_from
+
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(SystemExit) as caught:
+        settings_from(args)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert env.get("NS_PASSWORD", "\0") not in err
