@@ -81,6 +81,13 @@ class RuntimeCollector(Collector):
         for (verb, code), count in sorted(rt.client.results.items()):
             requests.add_metric([verb, code], count)
         yield requests
+        calls = CounterMetricFamily(
+            "lbctl_apiserver_calls", "apiserver requests by resource and verb.",
+            labels=["resource", "verb"],
+        )  # fmt: skip
+        for (resource, verb), count in sorted(rt.client.calls.items()):
+            calls.add_metric([resource, verb], count)
+        yield calls
         restarts = CounterMetricFamily(
             "lbctl_watch_restarts", "Watches started again, per informer.", labels=["resource"]
         )
@@ -89,7 +96,7 @@ class RuntimeCollector(Collector):
             "Relists after an expired watch, per informer.",
             labels=["resource"],
         )
-        for informer in (rt.services, rt.vips):
+        for informer in rt.informers:
             restarts.add_metric([informer.resource.plural], informer.watch_restarts)
             relists.add_metric([informer.resource.plural], informer.relists)
         yield restarts
