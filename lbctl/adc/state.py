@@ -115,6 +115,9 @@ class Listing:
                 found[child] = self.objects[child]
         return found
 
+    def of_parent(self, key: Key) -> set[Key]:
+        return set(self._children.get((key.kind, key.name), ()))
+
     def owns(self, owner: str) -> bool:
         return owner in self._by_owner
 

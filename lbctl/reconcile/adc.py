@@ -20,7 +20,7 @@ import structlog
 
 from lbctl.adc.diff import Op, diff
 from lbctl.adc.plan import Endpoint, Node, Plan, plan_service
-from lbctl.adc.state import BINDING_RESOURCE, KEY_FIELD, OBJECT_KINDS, Listing, read_listing
+from lbctl.adc.state import BINDING_RESOURCE, KEY_FIELD, OBJECT_KINDS, Key, Listing, read_listing
 from lbctl.nitro.client import NitroClient
 from lbctl.nitro.errors import AlreadyExists, AuthFailed, NitroError, NoSuchResource, Unavailable
 
@@ -57,25 +57,49 @@ class AdcSync:
         self._endpoints = endpoints
         self._listing: Listing | None = None
         self._refreshing = asyncio.Lock()
+        self._released: set[str] = set()
+        """Member IPs lbctl unbound: their auto-created ``server`` objects go once unused."""
         self.passes = 0
 
     async def refresh(self) -> set[str]:
         """Read lbctl's objects from the ADC; the Services that own some."""
         async with self._refreshing:
-            rows: dict[str, list[dict[str, Any]]] = {}
-            for resource in LISTED:
-                bulk = resource in BINDING_RESOURCE.values()
-                rows[resource] = await self._client.get(resource, bulkbindings=bulk)
-            self._listing = read_listing(self._prefix, rows)
-            self.passes += 1
-            return self._listing.owner_keys()
+            return await self._refresh()
+
+    async def _refresh(self) -> set[str]:
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for resource in LISTED:
+            bulk = resource in BINDING_RESOURCE.values()
+            rows[resource] = await self._client.get(resource, bulkbindings=bulk)
+        self._listing = read_listing(self._prefix, rows)
+        self.passes += 1
+        members = rows[BINDING_RESOURCE["member"]]
+        await self._delete_unused_servers(
+            {str(m.get("ip") or m.get("servername")) for m in members}
+        )
+        return self._listing.owner_keys()
+
+    async def _delete_unused_servers(self, in_use: set[str]) -> None:
+        """Binding a member by IP makes NetScaler create a ``server`` named after the IP, and
+        unbinding leaves it behind; delete those lbctl caused once nothing binds them."""
+        candidates = self._released - in_use
+        self._released &= in_use
+        if not candidates:
+            return
+        for server in await self._client.get("server"):
+            name = str(server.get("name"))
+            if name in candidates and server.get("ipaddress") == name:
+                with contextlib.suppress(NitroError):  # in use after all: it stays
+                    await self._client.delete("server", name)
 
     def may_own(self, owner: str) -> bool:
         return self._listing is not None and self._listing.owns(owner)
 
     async def _current(self) -> Listing:
         if self._listing is None:
-            await self.refresh()
+            async with self._refreshing:
+                if self._listing is None:  # not refreshed by another worker meanwhile
+                    await self._refresh()
         assert self._listing is not None
         return self._listing
 
@@ -117,6 +141,7 @@ class AdcSync:
                     elif op.action == "update":
                         listing.objects[op.key].update(op.attrs)
                     else:
+                        self._released |= _member_ips(listing, op.key)
                         listing.drop(op.key)
                     continue
                 log.warning("ADC operation failed", operation=str(op), error=str(error))
@@ -172,6 +197,16 @@ class AdcSync:
 def _batch_key(op: Op) -> object:
     """Member binds in a row go out as one bulk request; everything else alone."""
     return "members" if op.action == "bind" and op.key.kind == "member" else id(op)
+
+
+def _member_ips(listing: Listing, key: Key) -> set[str]:
+    """IPs of the members ``key`` removes: itself, or those of a service group it deletes."""
+    if key.kind == "member":
+        return {key.sub[0]}
+    if key.kind == "servicegroup":
+        children = listing.of_parent(key)
+        return {k.sub[0] for k in children if k.kind == "member"}
+    return set()
 
 
 def _binding_row(op: Op) -> dict[str, Any]:

@@ -263,3 +263,32 @@ async def test_unsupported_port_is_reported_in_status_and_others_work(
     assert any("SCTP" in e.get("message", "") for e in events)
     service = await kube.get(SERVICES, namespace, "mixed")
     assert service["status"]["loadBalancer"]["ingress"][0]["ip"] == ip
+
+
+async def test_auto_created_servers_are_removed_once_unused_and_others_kept(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: MakeNode,
+) -> None:  # fmt: skip
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    await nodes(f"{namespace}-b", "10.10.0.2")
+    admin = NitroClient(simulator.url, Credentials("nsroot", SIM_PASSWORD))
+    try:
+        await admin.add("server", {"name": "10.10.0.99", "ipaddress": "10.10.0.99"})
+        await admin.add("servicegroup", {"servicegroupname": "handmade", "servicetype": "TCP"})
+        await admin.bind(
+            "servicegroup_servicegroupmember_binding",
+            {"servicegroupname": "handmade", "ip": "10.10.0.2", "port": 9999},
+        )
+    finally:
+        await admin.aclose()
+    await start_lbctl(adc=simulator.settings(resync_period=1.0))
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    await wait_for_ip(kube, namespace, "web")
+    await configured(simulator, f"lbctl-{namespace}_web_80-tcp_sgp", 2)
+    assert {"10.10.0.1", "10.10.0.2"} <= simulator.names("server")
+    await kube.delete(SERVICES, namespace, "web")
+    await eventually(
+        lambda: "10.10.0.1" not in simulator.names("server"), what="unused server removed"
+    )
+    # Still bound by someone else's service group, or never lbctl's: kept.
+    assert {"10.10.0.2", "10.10.0.99"} <= simulator.names("server")
