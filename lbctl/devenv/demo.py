@@ -16,8 +16,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from lbctl.devenv.build import ControlPlaneBuildError, ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
@@ -31,7 +34,7 @@ from lbctl.kube.client import (
     KubeClient,
     api_client_from,
 )
-from lbctl.kube.errors import AlreadyExists
+from lbctl.kube.errors import AlreadyExists, NotFound
 from lbctl.nitro.simulator import Simulator
 
 DEMO_RANGE = '["10.99.98.0/24"]'
@@ -101,25 +104,53 @@ async def wait_for_adc(sim: Simulator, namespace: str, name: str, timeout: float
     return "; ".join(lines)
 
 
-async def exercise(plane: LocalControlPlane, vip_range: str, namespace: str, hold: bool) -> None:
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: Path
+    workdir: Path
+    local: bool
+    """A local control plane (no kubelets: the demo registers Nodes itself)."""
+
+
+async def exercise(cluster: Cluster, vip_range: str, namespace: str, hold: bool) -> None:
+    main = asyncio.current_task()
+    if main is not None:  # SIGTERM stops the demo like Ctrl-C: cleaned up, nothing left running
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     sim = Simulator(username=SIM_USER, password=SIM_PASSWORD)
     async with sim.serve() as url:
         say(f"NetScaler NITRO simulator at {url}/nitro/v1 (user {SIM_USER})")
-        await exercise_with(plane, vip_range, namespace, hold, sim, url)
+        await exercise_with(cluster, vip_range, namespace, hold, sim, url)
+
+
+async def remove_demo_services(client: KubeClient, namespace: str, timeout: float = 60) -> None:
+    """Delete what the demo created; lbctl releases the VIPs and ADC objects first."""
+    for name, _ in DEMO_SERVICES:
+        with contextlib.suppress(NotFound):
+            await client.delete(SERVICES, namespace, name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items, _ = await client.list(SERVICES, namespace)
+        if not any(i["metadata"]["name"] in dict(DEMO_SERVICES) for i in items):
+            say("deleted the demo Services; lbctl released their VIPs and ADC objects")
+            return
+        await asyncio.sleep(0.2)
+    say("demo Services still terminating; check 'kubectl get events' in " + namespace)
 
 
 async def exercise_with(
-    plane: LocalControlPlane, vip_range: str, namespace: str, hold: bool, sim: Simulator, url: str
+    cluster: Cluster, vip_range: str, namespace: str, hold: bool, sim: Simulator, url: str
 ) -> None:
-    client = KubeClient(await api_client_from(str(plane.kubeconfig)))
+    client = KubeClient(await api_client_from(str(cluster.kubeconfig)))
     controller: subprocess.Popen[bytes] | None = None
+    created = False
     try:
         await install_crds(client)
         say("installed CRD vips.ipam.citrix.com")
-        await register_nodes(client)
+        if cluster.local:
+            await register_nodes(client)
         with contextlib.suppress(AlreadyExists):
             await client.create(NAMESPACES, None, {"metadata": {"name": namespace}})
-        log_path = plane.workdir / "lbctl.log"
+        log_path = cluster.workdir / "lbctl.log"
         env = dict(
             os.environ,
             VIP_RANGE=vip_range,
@@ -135,7 +166,7 @@ async def exercise_with(
                     "-m",
                     "lbctl",
                     "--kubeconfig",
-                    str(plane.kubeconfig),
+                    str(cluster.kubeconfig),
                     "--metrics-bind-address",
                     "127.0.0.1:0",
                 ],
@@ -145,6 +176,7 @@ async def exercise_with(
             )
         say(f"started lbctl (pid {controller.pid}) with VIP_RANGE={vip_range}; log: {log_path}")
         for name, port in DEMO_SERVICES:
+            created = True
             await client.create(SERVICES, namespace, load_balancer_service(name, port))
             say(f"created Service {namespace}/{name} (type LoadBalancer, port {port}/TCP)")
         for name, _ in DEMO_SERVICES:
@@ -160,9 +192,12 @@ async def exercise_with(
             adc = await wait_for_adc(sim, namespace, name, timeout=60)
             say(f"{namespace}/{name} on the NetScaler: {adc}")
         if hold:
-            say(f"running; KUBECONFIG={plane.kubeconfig}; press Ctrl-C to stop")
-            await asyncio.Event().wait()
+            say(f"running; KUBECONFIG={cluster.kubeconfig}; press Ctrl-C to stop and clean up")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
     finally:
+        if created and controller is not None and controller.poll() is None:
+            await remove_demo_services(client, namespace)
         if controller is not None:
             controller.send_signal(signal.SIGTERM)
             controller.wait(timeout=30)
@@ -173,9 +208,24 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="lbctl demo", description=__doc__)
     parser.add_argument("--vip-range", default=os.environ.get("VIP_RANGE") or DEMO_RANGE)
     parser.add_argument("--namespace", default="demo")
-    parser.add_argument("--hold", action="store_true", help="keep everything running until Ctrl-C")
+    parser.add_argument(
+        "--hold",
+        action=argparse.BooleanOptionalAction,
+        default=sys.stdin.isatty(),
+        help="keep running until Ctrl-C, then clean up (default: on in a terminal)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        help="use this cluster instead of a local control plane (its Nodes are used as they are)",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.kubeconfig:
+            with tempfile.TemporaryDirectory(prefix="lbctl-demo-") as workdir:
+                cluster = Cluster(Path(args.kubeconfig), Path(workdir), local=False)
+                run_demo(cluster, args)
+            say("done; lbctl and the simulator stopped")
+            return 0
         started = time.monotonic()
         binaries = ensure_binaries(progress=say)
         say(f"control plane binaries ready ({time.monotonic() - started:.1f} s)")
@@ -184,10 +234,14 @@ def main(argv: Sequence[str]) -> int:
                 f"kube-apiserver {binaries.kube_version} at {plane.url}, etcd "
                 f"{binaries.etcd_version}"
             )
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(exercise(plane, args.vip_range, args.namespace, args.hold))
+            run_demo(Cluster(plane.kubeconfig, plane.workdir, local=True), args)
     except (ControlPlaneBuildError, ControlPlaneStartError, TimeoutError) as err:
         print(f"lbctl demo: {err}", file=sys.stderr)
         return 1
-    say("done; control plane and lbctl stopped")
+    say("done; control plane, simulator and lbctl stopped")
     return 0
+
+
+def run_demo(cluster: Cluster, args: argparse.Namespace) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(exercise(cluster, args.vip_range, args.namespace, args.hold))
