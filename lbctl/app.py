@@ -28,7 +28,7 @@ from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer, by_age, object_key
 from lbctl.kube.leader import LeaderElector
 from lbctl.kube.workqueue import WorkQueue
-from lbctl.model import ServiceView
+from lbctl.model import ServiceView, secondary_owner
 from lbctl.nitro.client import Credentials, NitroClient
 from lbctl.nitro.errors import NitroError
 from lbctl.reconcile.adc import AdcSync
@@ -153,12 +153,15 @@ def reserve_shown_addresses(runtime: Runtime) -> None:
         service = ServiceView.from_raw(raw)
         if not runtime.service_reconciler.handles(service) or runtime.vips.get(key) is not None:
             continue
+        owners = dict(zip(service.families, (key, secondary_owner(key)), strict=False))
         for address in service.held_addresses():
-            if runtime.allocator.pool_of(address) is None:
+            owner = owners.get(address.version)
+            if owner is None or runtime.allocator.pool_of(address) is None:
+                continue
+            if runtime.allocator.get(owner) is not None:
                 continue
             try:
-                runtime.allocator.assign(key, address)
-                break
+                runtime.allocator.assign(owner, address)
             except AddressInUse as err:
                 log.warning(
                     "address shown on service is held elsewhere",

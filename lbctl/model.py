@@ -18,6 +18,14 @@ SERVICE_UID_ANNOTATION = "lbctl.io/service-uid"
 SHARED_IP_ANNOTATION = "lbctl.io/allow-shared-ip"
 
 Port = tuple[str, int]
+FAMILY_VERSIONS = {"IPv4": 4, "IPv6": 6}
+SINGLE_STACK = "SingleStack"
+REQUIRE_DUAL_STACK = "RequireDualStack"
+
+
+def secondary_owner(key: str) -> str:
+    """The allocator owner of a dual-stack Service's address of its second IP family."""
+    return f"{key}#secondary"
 
 
 def _ports_of(spec: dict[str, Any]) -> frozenset[Port]:
@@ -69,10 +77,21 @@ class ServiceView:
     ingress_ips: tuple[str, ...]
     load_balancer_ip: str | None
     ports: frozenset[Port]
+    ip_families: tuple[int, ...] = (4,)
+    """IP versions from spec.ipFamilies, in order (the apiserver fills them in)."""
+    ip_family_policy: str = SINGLE_STACK
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The IP versions the Service gets an address of: its first family, and the second
+        one too when it asks for dual-stack."""
+        if self.ip_family_policy == SINGLE_STACK:
+            return self.ip_families[:1]
+        return self.ip_families[:2]
 
     @property
     def share_key(self) -> str | None:
@@ -115,6 +134,13 @@ class ServiceView:
             ingress_ips=tuple(str(i["ip"]) for i in ingress if isinstance(i, dict) and "ip" in i),
             load_balancer_ip=spec.get("loadBalancerIP") or None,
             ports=_ports_of(spec),
+            ip_families=tuple(
+                FAMILY_VERSIONS[f]
+                for f in spec.get("ipFamilies") or ["IPv4"]
+                if f in FAMILY_VERSIONS
+            )
+            or (4,),
+            ip_family_policy=str(spec.get("ipFamilyPolicy") or SINGLE_STACK),
         )
 
 
@@ -132,6 +158,11 @@ class VipView:
     status: dict[str, Any]
     sharing_key: str | None
     ports: frozenset[Port]
+    secondary_text: str | None = None
+
+    @property
+    def secondary(self) -> IPAddress | None:
+        return parse_ip(self.secondary_text)
 
     @property
     def share_key(self) -> str | None:
@@ -164,11 +195,15 @@ class VipView:
             status=dict(obj.get("status") or {}),
             sharing_key=spec.get("sharingKey") or None,
             ports=_ports_from_text(spec.get("ports")),
+            secondary_text=spec.get("secondaryIpaddress") or None,
         )
 
 
 def vip_for_service(
-    service: ServiceView, address: IPAddress | None, pool: str | None
+    service: ServiceView,
+    address: IPAddress | None,
+    pool: str | None,
+    secondary: IPAddress | None = None,
 ) -> dict[str, Any]:
     """The Vip lbctl creates for a Service: same name and namespace, address in the spec
     (empty while the Service waits for one)."""
@@ -194,6 +229,7 @@ def vip_for_service(
             "service": service.name,
             "pool": pool or "",
             "description": f"LoadBalancer address of Service {service.key}",
+            **({"secondaryIpaddress": str(secondary)} if secondary is not None else {}),
             **(
                 {
                     "sharingKey": service.annotations[SHARED_IP_ANNOTATION].strip(),

@@ -7,8 +7,9 @@ every eligible node, or pod IP:port from EndpointSlices), the binding between th
 
 from __future__ import annotations
 
+import ipaddress
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,11 +107,14 @@ class Plan:
 def plan_service(
     prefix: str,
     service: Mapping[str, Any],
-    address: str,
+    addresses: str | Sequence[str],
     nodes: Iterable[Node],
     endpoints: Iterable[Endpoint] = (),
 ) -> Plan:
-    """The desired ADC state of one Service that has ``address``."""
+    """The desired ADC state of one Service that has ``addresses`` (two when dual-stack:
+    an lb vserver on each, both bound to the port's one service group)."""
+    if isinstance(addresses, str):
+        addresses = [addresses]
     meta = service.get("metadata") or {}
     spec = service.get("spec") or {}
     annotations: dict[str, str] = dict(meta.get("annotations") or {})
@@ -142,21 +146,25 @@ def plan_service(
             plan.reasons[label] = UNSUPPORTED_PROTOCOL
             continue
         comment = ownership_comment(prefix, ident)
-        vserver = object_name(prefix, ident, "lbv")
         group = object_name(prefix, ident, "sgp")
-        plan.add(
-            Key("lbvserver", vserver),
-            {
-                "servicetype": wanted,
-                "ipv46": address,
-                "port": ident.port,
-                "lbmethod": "LEASTCONNECTION",
-                **_persistence(spec),
-                **for_port(smart[LBVSERVER_ANNOTATION], label),
-                "comment": comment,
-            },
-            label,
-        )
+        for index_of_address, address in enumerate(addresses):
+            # The first family's vserver keeps the plain name; a second family's is "lbv6"/"lbv4".
+            suffix = "" if index_of_address == 0 else str(ipaddress.ip_address(address).version)
+            vserver = object_name(prefix, ident, f"lbv{suffix}")
+            plan.add(
+                Key("lbvserver", vserver),
+                {
+                    "servicetype": wanted,
+                    "ipv46": address,
+                    "port": ident.port,
+                    "lbmethod": "LEASTCONNECTION",
+                    **_persistence(spec),
+                    **for_port(smart[LBVSERVER_ANNOTATION], label),
+                    "comment": comment,
+                },
+                label,
+            )
+            plan.add(Key("vserver_binding", vserver, (group,)), {}, label)
         plan.add(
             Key("servicegroup", group),
             {
@@ -166,7 +174,6 @@ def plan_service(
             },
             label,
         )
-        plan.add(Key("vserver_binding", vserver, (group,)), {}, label)
         if use_pods:
             members = {
                 (e.address, e.port)

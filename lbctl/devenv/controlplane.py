@@ -173,7 +173,7 @@ class LocalControlPlane:
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
                 f"--cert-dir={self.workdir / 'certs'}",
-                "--service-cluster-ip-range=10.0.0.0/16",
+                "--service-cluster-ip-range=10.0.0.0/16,fd00:10:96::/112",  # dual-stack
                 "--authorization-mode=RBAC",
                 "--allow-privileged=true",
                 "--disable-admission-plugins=ServiceAccount",

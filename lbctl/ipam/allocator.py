@@ -7,6 +7,7 @@ told apart from the current holder.  Nothing here does I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass
 
@@ -208,6 +209,13 @@ class Allocator:
         if current.pool is not None:
             self._free[(current.pool, current.address.version)].give(int(current.address))
         return current
+
+    def set_ports(self, owner: str, ports: frozenset[Port]) -> Allocation:
+        """Change the ports ``owner`` uses on its (shared) address; ``PortConflict`` if another
+        sharer uses one of them, and then nothing changes."""
+        current = self._by_owner[owner]
+        self._check_join(owner, current.address, current.share_key, ports)
+        return self._record(dataclasses.replace(current, ports=ports))
 
     def _record(self, allocation: Allocation) -> Allocation:
         self._by_owner[allocation.owner] = allocation

@@ -103,10 +103,11 @@ class AdcSync:
         assert self._listing is not None
         return self._listing
 
-    async def ensure(self, service: Mapping[str, Any], address: str) -> AdcOutcome:
+    async def ensure(self, service: Mapping[str, Any], addresses: list[str]) -> AdcOutcome:
         meta = service["metadata"]
         owner = f"{meta['namespace']}/{meta['name']}"
-        plan = plan_service(self._prefix, service, address, self._nodes(), self._endpoints(owner))
+        nodes, endpoints = self._nodes(), self._endpoints(owner)
+        plan = plan_service(self._prefix, service, addresses, nodes, endpoints)
         if "*" in plan.problems:
             return AdcOutcome(problem=plan.problems["*"])
         outcome = await self._converge(owner, plan)

@@ -64,6 +64,12 @@ def request_of(service: ServiceView) -> Request | Unsatisfied:
         return Unsatisfied(
             "AllocationFailed", "InvalidRequest", f"{source} {text!r} is not an IP address", False
         )
+    if address.version != service.families[0]:
+        message = (
+            f"{source} {address} is IPv{address.version} but the Service's first IP family "
+            f"(spec.ipFamilies) is IPv{service.families[0]}"
+        )
+        return Unsatisfied("AllocationFailed", "InvalidRequest", message, False)
     return Request(pool, address)
 
 
@@ -79,8 +85,9 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
         return Claimed(pending.address, fresh=False)
     if request.address is not None:
         return _claim_requested(allocator, service, request.address)
+    version = service.families[0]
     for address in service.held_addresses():
-        if allocator.pool_of(address) is None:
+        if address.version != version or allocator.pool_of(address) is None:
             continue
         try:
             held = allocator.assign(key, address, share_key=service.share_key, ports=service.ports)
@@ -89,7 +96,7 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
         return Claimed(held.address, fresh=False)
     try:
         allocation = allocator.allocate(
-            key, request.pool, share_key=service.share_key, ports=service.ports
+            key, request.pool, version=version, share_key=service.share_key, ports=service.ports
         )
         return Claimed(allocation.address, fresh=True)
     except PortConflict as err:

@@ -18,7 +18,7 @@ from lbctl.ipam.allocator import Allocation, Allocator
 from lbctl.kube.client import VIPS, KubeClient
 from lbctl.kube.errors import AlreadyExists, Invalid, KubeError, NotFound
 from lbctl.kube.informer import Informer
-from lbctl.model import IPAddress, ServiceView, VipView, vip_for_service
+from lbctl.model import IPAddress, ServiceView, VipView, secondary_owner, vip_for_service
 from lbctl.reconcile.vip import MOVING
 
 log = structlog.get_logger(__name__)
@@ -60,11 +60,35 @@ class VipRecords:
         self._on_release = on_release
 
     def release(self, key: str, token: str | None = None) -> Allocation | None:
-        """Free ``key``'s address and wake whoever waits for one."""
+        """Free ``key``'s address (both families of a dual-stack Service) and wake whoever
+        waits for one; the first family's allocation, if it had one."""
         released = self._allocator.release(key, token=token)
-        if released is not None:
+        second = self._allocator.release(secondary_owner(key), token=token)
+        if released is not None or second is not None:
             self._on_release()
         return released
+
+    def release_secondary(self, key: str) -> None:
+        if self._allocator.release(secondary_owner(key)) is not None:
+            self._on_release()
+
+    async def set_ports(self, vip: VipView, ports: frozenset[tuple[str, int]]) -> None:
+        """Record the ports a sharing Service uses, so a restart rebuilds the sharing."""
+        if vip.ports == ports:
+            return
+        wanted = sorted(f"{protocol}/{port}" for protocol, port in ports)
+        await self._client.patch(VIPS, vip.namespace, vip.name, {"spec": {"ports": wanted}})
+
+    async def set_secondary(self, vip: VipView, address: IPAddress | None) -> None:
+        """Record (or clear) the second family's address on the Vip."""
+        text = str(address) if address is not None else None
+        if vip.secondary_text == text:
+            return
+        await self._client.patch(
+            VIPS, vip.namespace, vip.name, {"spec": {"secondaryIpaddress": text}}
+        )
+        if address is not None:
+            self._allocator.bind_token(secondary_owner(vip.key), vip.uid)
 
     def current(self, service: ServiceView) -> VipView | None:
         """The Vip recording this Service's address (with or without one yet)."""
@@ -91,12 +115,17 @@ class VipRecords:
         return allocation.address
 
     async def create(
-        self, service: ServiceView, address: IPAddress | None, status: dict[str, Any]
+        self,
+        service: ServiceView,
+        address: IPAddress | None,
+        status: dict[str, Any],
+        secondary: IPAddress | None = None,
     ) -> VipView | None:
         """Create the Service's Vip (``address`` None: a pending record); None if one exists
         that the cache does not show yet."""
         allocation = self._allocator.get(service.key) if address is not None else None
-        body = vip_for_service(service, address, allocation.pool if allocation else None)
+        pool = allocation.pool if allocation else None
+        body = vip_for_service(service, address, pool, secondary)
         try:
             created = await self._client.create(VIPS, service.namespace, body)
         except AlreadyExists:
@@ -109,6 +138,8 @@ class VipRecords:
         vip = VipView.from_raw(created)
         if address is not None:
             self._allocator.bind_token(service.key, vip.uid)
+        if secondary is not None:
+            self._allocator.bind_token(secondary_owner(service.key), vip.uid)
         log.info("vip created", vip=service.key, address=str(address or ""))
         await self.set_status(vip, status)
         return vip

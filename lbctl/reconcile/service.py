@@ -9,42 +9,27 @@ the Vip's status and the Service's status.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
-from lbctl.ipam.allocator import AddressInUse, Allocator
+from lbctl.ipam.allocator import AddressInUse, Allocator, PortConflict
 from lbctl.kube.client import SERVICES, KubeClient
 from lbctl.kube.errors import Conflict, KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.model import LB_FINALIZER, VIP_ANNOTATION, IPAddress, ServiceView, VipView
-from lbctl.reconcile.adc import AdcOutcome
+from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend, ingress_entries
 from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request_of
+from lbctl.reconcile.dualstack import SecondFamily
 from lbctl.reconcile.records import ALLOCATED, PENDING, VipRecords, vip_status
 
 log = structlog.get_logger(__name__)
 
 RETRY_PENDING_AFTER = 60.0
 OUTSIDE_POOLS = "OutsidePools"
-
-
-class AdcNotReady(Exception):
-    """The Service's ADC configuration is not complete yet; retried with backoff."""
-
-
-class LoadBalancerBackend(Protocol):
-    """What programs the data plane (the NetScaler) for a Service."""
-
-    async def ensure(self, service: Mapping[str, Any], address: str) -> AdcOutcome: ...
-
-    async def remove(self, owner: str) -> AdcOutcome: ...
-
-    def may_own(self, owner: str) -> bool:
-        """Whether the last read of the ADC showed objects of ``owner``."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +52,7 @@ class ServiceReconciler:
         on_release: Callable[[], None] = lambda: None,
         backend: LoadBalancerBackend | None = None,
     ) -> None:
-        self._backend = backend
+        self._adc = AdcStep(backend, client, recorder) if backend is not None else None
         self._client = client
         self._services = services
         self._vips = vips
@@ -75,6 +60,7 @@ class ServiceReconciler:
         self._recorder = recorder
         self._class = load_balancer_class
         self.records = VipRecords(client, vips, allocator, on_release)
+        self._second_family = SecondFamily(allocator, self.records, recorder)
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
         self.allocation_failures: Counter[tuple[str, str]] = Counter()
@@ -93,7 +79,8 @@ class ServiceReconciler:
             await self.records.delete_orphan(namespace, name, service_uid=None)
             self.waiting.discard(key)
             self._superseded.pop(key, None)
-            await self._remove_from_adc(None, key, known=False)
+            if self._adc is not None:
+                await self._adc.remove(None, key, known=False)
             return None
         service = ServiceView.from_raw(raw)
         if service.resource_version in self._superseded.get(key, ()):
@@ -145,7 +132,8 @@ class ServiceReconciler:
             written = await self._ensure_metadata(service, str(address))
             allocated = self._allocated_status(address)
             if vip is None:
-                if await self.records.create(service, address, allocated) is None:
+                vip = await self.records.create(service, address, allocated)
+                if vip is None:
                     return Requeue(1.0)
             else:
                 await self.records.fill(vip, address)
@@ -153,80 +141,33 @@ class ServiceReconciler:
         else:
             written = await self._ensure_metadata(service, str(address))
             if vip is not None:
+                await self._follow_ports(raw, service, vip)
                 status = self._allocated_status(address)
                 if status["conditions"][0]["reason"] == OUTSIDE_POOLS:
                     await self._recorder.record(raw, "Warning", OUTSIDE_POOLS, status["message"])
                 await self.records.set_status(vip, status)
         self.waiting.discard(service.key)
-        published = await self._publish_status(service, address)
+        addresses = [address]
+        if vip is not None:
+            second, waits = await self._second_family.ensure(raw, service, vip)
+            addresses += [second] if second is not None else []
+            if waits:
+                self.waiting.add(service.key)
+        published = await self._publish_status(service, addresses)
         if published:
-            pool = self._allocator.pool_of(address) or "none"
-            message = f"Assigned IP {address} (pool {pool})"
-            await self._recorder.record(raw, "Normal", "EnsuredLoadBalancer", message)
+            shown = ", ".join(
+                f"{a} (pool {self._allocator.pool_of(a) or 'none'})" for a in addresses
+            )
+            await self._recorder.record(
+                raw, "Normal", "EnsuredLoadBalancer", f"Assigned IP {shown}"
+            )
         written += published
         try:
-            written += await self._ensure_adc(raw, service, address)
+            if self._adc is not None:
+                written += await self._adc.ensure(raw, service, addresses)
         finally:
             self._remember(service.key, written)
         return None
-
-    async def _ensure_adc(
-        self, raw: dict[str, Any], service: ServiceView, address: IPAddress
-    ) -> list[str]:
-        """Program the ADC (after IPAM and status: an ADC outage never holds those back)."""
-        if self._backend is None:
-            return []
-        outcome = await self._backend.ensure(raw, str(address))
-        if outcome.problem is not None:
-            await self._recorder.record(raw, "Warning", "InvalidAnnotation", outcome.problem)
-        for label, (_, message) in sorted(outcome.port_errors.items()):
-            await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
-            log.warning("port not configured on the ADC", service=service.key, port=label)
-        written = await self._publish_port_errors(raw, service, address, outcome)
-        if outcome.retry is not None:
-            if not outcome.port_errors:
-                message = f"NetScaler not configured yet: {outcome.retry}"
-                await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
-            raise AdcNotReady(outcome.retry)
-        return written
-
-    async def _publish_port_errors(
-        self, raw: dict[str, Any], service: ServiceView, address: IPAddress, outcome: AdcOutcome
-    ) -> list[str]:
-        """Keep ``status.loadBalancer.ingress[].ports`` saying which ports failed on the ADC."""
-        if outcome.retry is not None and not outcome.port_errors:
-            return []  # unreachable ADC: nothing new to say per port
-        ports = None
-        if outcome.port_errors:
-            ports = []
-            for port in (raw.get("spec") or {}).get("ports") or []:
-                protocol = str(port.get("protocol") or "TCP")
-                entry: dict[str, Any] = {"port": port["port"], "protocol": protocol}
-                error = outcome.port_errors.get(f"{port['port']}-{protocol.lower()}")
-                if error is not None:
-                    entry["error"] = error[0]
-                ports.append(entry)
-        ingress = ((raw.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}]
-        if ingress[0].get("ports") == ports:
-            return []
-        entry = {"ip": str(address), "ipMode": "Proxy", **({"ports": ports} if ports else {})}
-        status = {"loadBalancer": {"ingress": [entry]}}
-        updated = await self._client.patch(
-            SERVICES, service.namespace, service.name, {"status": status}, subresource="status"
-        )
-        return [str(updated["metadata"]["resourceVersion"])]
-
-    async def _remove_from_adc(self, raw: dict[str, Any] | None, key: str, known: bool) -> None:
-        """Delete the Service's ADC objects; unless ``known`` to have been ours, only when
-        the ADC was seen holding some (so an unreachable ADC never blocks other Services)."""
-        if self._backend is None or not (known or self._backend.may_own(key)):
-            return
-        outcome = await self._backend.remove(key)
-        if outcome.retry is not None:
-            if raw is not None:
-                message = f"NetScaler objects not removed yet: {outcome.retry}"
-                await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
-            raise AdcNotReady(outcome.retry)
 
     def _allocated_status(self, address: IPAddress) -> dict[str, Any]:
         pool = self._allocator.pool_of(address)
@@ -295,6 +236,20 @@ class ServiceReconciler:
         self.waiting.discard(service.key)
         return wanted
 
+    async def _follow_ports(self, raw: dict[str, Any], service: ServiceView, vip: VipView) -> None:
+        """A Service sharing its address changed ports: accept them unless another sharer
+        uses one (then the old ports stay recorded and an Event names the port)."""
+        held = self._allocator.get(service.key)
+        if held is None or held.share_key is None or held.ports == service.ports:
+            return
+        try:
+            self._allocator.set_ports(service.key, service.ports)
+        except PortConflict as err:
+            message = f"cannot share {err} (key {service.share_key!r}); keeping the old ports"
+            await self._recorder.record(raw, "Warning", "PortConflict", message)
+            return
+        await self.records.set_ports(vip, service.ports)
+
     def _remember(self, key: str, written: list[str]) -> None:
         if len(written) > 1:
             self._superseded[key] = set(written[:-1])
@@ -314,16 +269,17 @@ class ServiceReconciler:
             return []
         return [await self._patch_metadata(service, metadata)]
 
-    async def _publish_status(self, service: ServiceView, address: IPAddress) -> list[str]:
+    async def _publish_status(self, service: ServiceView, addresses: list[IPAddress]) -> list[str]:
         """Write status.loadBalancer when it differs; the version written, if any."""
-        text = str(address)
-        if service.ingress_ips == (text,):
+        if service.ingress_ips == tuple(str(a) for a in addresses):
             return []
-        status = {"loadBalancer": {"ingress": [{"ip": text, "ipMode": "Proxy"}]}}
+        status = {"loadBalancer": {"ingress": ingress_entries(addresses, None)}}
         updated = await self._client.patch(
             SERVICES, service.namespace, service.name, {"status": status}, subresource="status"
         )
-        log.info("service status written", service=service.key, address=text)
+        log.info(
+            "service status written", service=service.key, addresses=[str(a) for a in addresses]
+        )
         return [str(updated["metadata"]["resourceVersion"])]
 
     async def _cleanup(self, raw: dict[str, Any], service: ServiceView) -> None:
@@ -332,7 +288,8 @@ class ServiceReconciler:
         raw_vip = self._vips.get(service.key)
         managed_vip = raw_vip is not None and VipView.from_raw(raw_vip).managed
         pending = raw_vip is None and self._allocator.get(service.key) is not None
-        await self._remove_from_adc(raw, service.key, known=service.has_finalizer)
+        if self._adc is not None:
+            await self._adc.remove(raw, service.key, known=service.has_finalizer)
         if not (service.has_finalizer or managed_vip or pending):
             return
         await self._recorder.record(raw, "Normal", "DeletingLoadBalancer", "Deleting load balancer")

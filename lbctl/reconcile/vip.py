@@ -19,7 +19,7 @@ from lbctl.kube.client import JSON, VIPS, KubeClient
 from lbctl.kube.errors import Conflict, NotFound
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
-from lbctl.model import VipView
+from lbctl.model import VipView, secondary_owner
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,9 @@ class VipTracker:
         if kind == "DELETED" and old is not None:
             vip = VipView.from_raw(old)
             self.conflicts.pop(vip.key, None)
-            if self._allocator.release(vip.key, token=vip.uid) is not None:
+            first = self._allocator.release(vip.key, token=vip.uid)
+            second = self._allocator.release(secondary_owner(vip.key), token=vip.uid)
+            if first is not None or second is not None:
                 self._on_release()
         elif new is not None:
             vip = VipView.from_raw(new)
@@ -60,6 +62,7 @@ class VipTracker:
         self._enqueue_vip(vip.key)
 
     def _observe(self, vip: VipView) -> None:
+        self._observe_secondary(vip)
         address = vip.address
         if address is None:
             return
@@ -76,6 +79,24 @@ class VipTracker:
             if err.holder == f"{vip.key}{MOVING}":
                 return  # this Vip's own move is in flight; the mover records it when done
             self.conflicts[vip.key] = err.holder
+            log.warning(
+                "two vips claim one address", vip=vip.key, address=str(address), holder=err.holder
+            )
+
+    def _observe_secondary(self, vip: VipView) -> None:
+        """Hold a dual-stack Vip's second address under the secondary owner."""
+        owner = secondary_owner(vip.key)
+        address = vip.secondary
+        if address is None:
+            return  # the Service reconciler releases a second address it no longer wants
+        current = self._allocator.get(owner)
+        if current is not None:
+            if current.address == address:
+                return
+            self._allocator.release(owner)  # the Vip records another address now
+        try:
+            self._allocator.assign(owner, address, token=vip.uid)
+        except AddressInUse as err:
             log.warning(
                 "two vips claim one address", vip=vip.key, address=str(address), holder=err.holder
             )

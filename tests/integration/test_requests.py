@@ -148,3 +148,29 @@ async def test_sharing_survives_a_restart(
     assert await wait_for_ip(kube, namespace, "c") == address
     await kube.create(SERVICES, namespace, load_balancer("alone"))
     assert await wait_for_ip(kube, namespace, "alone") != address
+
+
+async def test_a_sharer_changing_ports_is_checked_against_the_others(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """New ports that collide with another sharer are refused (Event naming the port, old
+    ports kept on the Vip); ports that do not collide are recorded."""
+    running = await start_lbctl(vip_range=RANGES)
+    await kube.create(SERVICES, namespace, shared("a", "k", ("TCP", 80)))
+    await kube.create(SERVICES, namespace, shared("b", "k", ("TCP", 81)))
+    address = await wait_for_ip(kube, namespace, "a")
+    assert await wait_for_ip(kube, namespace, "b") == address
+    ports = [{"name": "p80", "protocol": "TCP", "port": 80, "targetPort": 80}]
+    await kube.patch(SERVICES, namespace, "b", {"spec": {"ports": ports}})
+    await warning(kube, namespace, "b", "port 80/TCP")
+    assert (await kube.get(VIPS, namespace, "b"))["spec"]["ports"] == ["TCP/81"]
+    ports = [{"name": "p82", "protocol": "TCP", "port": 82, "targetPort": 82}]
+    await kube.patch(SERVICES, namespace, "b", {"spec": {"ports": ports}})
+
+    async def recorded() -> bool:
+        return bool((await kube.get(VIPS, namespace, "b"))["spec"]["ports"] == ["TCP/82"])
+
+    await eventually(recorded, what="new ports recorded")
+    held = running.runtime.allocator.get(f"{namespace}/b")
+    assert held is not None
+    assert held.ports == frozenset({("TCP", 82)})

@@ -83,3 +83,55 @@ def test_invariants_hold_and_rebuild_reproduces_the_state(ops: list[tuple[object
         assert got == expected, "the next allocation differs after a rebuild"
         allocator.release("ns/next")
         rebuilt.release("ns/next")
+
+
+CHANGED_POOLS = parse_vip_range(
+    '[{"small": ["10.9.0.1 - 10.9.0.2"]}, ["10.8.0.4/30", "10.8.1.0/30", "2001:db8::/126"]]'
+)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(operation, max_size=40),
+    st.lists(
+        st.tuples(st.sampled_from(["default", "small"]), st.sampled_from([4, 6])), max_size=12
+    ),
+)
+def test_a_pool_change_never_moves_or_duplicates_an_address(
+    ops: list[tuple[object, ...]], later: list[tuple[str, int]]
+) -> None:
+    """Restarting with other pools keeps every held address with its owner (in a pool or
+    not), and new allocations never hand out one of them."""
+    allocator = Allocator(POOLS)
+    for op in ops:
+        try:
+            if op[0] == "allocate":
+                allocator.allocate(str(op[1]), pool=str(op[2]), version=int(str(op[3])))
+            elif op[0] == "share":
+                allocator.allocate(str(op[1]), share_key=str(op[2]), ports=op[3])  # type: ignore[arg-type]
+            elif op[0] == "assign":
+                allocator.assign(str(op[1]), op[2])  # type: ignore[arg-type]
+            else:
+                allocator.release(str(op[1]))
+        except (AllocationError, AddressInUse):
+            pass
+    before = {o: allocator.get(o) for o in OWNERS if allocator.get(o) is not None}
+    changed = Allocator(CHANGED_POOLS)
+    for owner, held in sorted(before.items()):
+        assert held is not None
+        changed.assign(owner, held.address, share_key=held.share_key, ports=held.ports)
+    for owner, held in before.items():
+        now = changed.get(owner)
+        assert now is not None
+        assert held is not None
+        assert now.address == held.address, "an address in use moved"
+        assert now.pool == changed.pool_of(held.address)
+    kept = {held.address for held in before.values() if held is not None}
+    for i, (pool, version) in enumerate(later):
+        try:
+            fresh = changed.allocate(f"other/n{i}", pool=pool, version=version)
+        except AllocationError:
+            continue
+        assert fresh.address not in kept, "an address in use handed out again"
+        assert changed.pool_of(fresh.address) == pool
+        kept.add(fresh.address)

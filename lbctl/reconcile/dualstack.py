@@ -1,0 +1,67 @@
+"""The second IP family of a dual-stack Service.
+
+A Service with ``ipFamilyPolicy`` PreferDualStack or RequireDualStack (and two
+``spec.ipFamilies``) gets one address per family.  The first family's address is the one the
+rest of lbctl knows (annotation ``com.citrix.vip``, ``spec.ipaddress``); the second one is held
+by the allocator under a separate owner, recorded in the Vip's ``spec.secondaryIpaddress`` and
+shown as a second ``status.loadBalancer.ingress`` entry.  Without a free address of the second
+family, RequireDualStack says so in a Warning Event and PreferDualStack in a Normal one; both
+serve the first family meanwhile and get the second as soon as one is free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator
+from lbctl.ipam.ranges import DEFAULT_POOL
+from lbctl.kube.events import EventRecorder
+from lbctl.model import REQUIRE_DUAL_STACK, IPAddress, ServiceView, VipView, secondary_owner
+from lbctl.reconcile.claims import Request, request_of
+from lbctl.reconcile.records import VipRecords
+
+
+class SecondFamily:
+    def __init__(self, allocator: Allocator, records: VipRecords, recorder: EventRecorder) -> None:
+        self._allocator = allocator
+        self._records = records
+        self._recorder = recorder
+
+    async def ensure(
+        self, raw: dict[str, Any], service: ServiceView, vip: VipView
+    ) -> tuple[IPAddress | None, bool]:
+        """The Service's second-family address (None if it has none) and whether it waits
+        for one to be freed."""
+        owner = secondary_owner(service.key)
+        if len(service.families) < 2:
+            if self._allocator.get(owner) is not None or vip.secondary_text:
+                self._records.release_secondary(service.key)
+                await self._records.set_secondary(vip, None)
+            return None, False
+        version = service.families[1]
+        held = self._allocator.get(owner)
+        recorded = vip.secondary
+        if held is None and recorded is not None and recorded.version == version:
+            try:
+                held = self._allocator.assign(owner, recorded, token=vip.uid)
+            except AddressInUse as err:
+                message = f"Vip {vip.key} records {recorded}, which is held by {err.holder}"
+                await self._recorder.record(raw, "Warning", "AddressConflict", message)
+        if held is None:
+            request = request_of(service)
+            pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
+            try:
+                held = self._allocator.allocate(owner, pool, version=version)
+            except AllocationError as err:
+                required = service.ip_family_policy == REQUIRE_DUAL_STACK
+                message = (
+                    f"{service.ip_family_policy}: no IPv{version} address ({err}); serving "
+                    f"IPv{service.families[0]} only until one is free"
+                )
+                kind, reason = (
+                    ("Warning", "AllocationFailed") if required else ("Normal", "SingleFamily")
+                )
+                await self._recorder.record(raw, kind, reason, message)
+                return None, True
+        await self._records.set_secondary(vip, held.address)
+        return held.address, False
