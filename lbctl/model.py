@@ -23,6 +23,11 @@ SINGLE_STACK = "SingleStack"
 REQUIRE_DUAL_STACK = "RequireDualStack"
 
 
+RESERVED = "#reserved:"
+"""Share keys "<namespace>/#reserved:<Vip name>" join a reservation Vip and the one Service
+that claimed its address."""
+
+
 def secondary_owner(key: str) -> str:
     """The allocator owner of a dual-stack Service's address of its second IP family."""
     return f"{key}#secondary"
@@ -166,7 +171,17 @@ class VipView:
 
     @property
     def share_key(self) -> str | None:
-        return f"{self.namespace}/{self.sharing_key}" if self.sharing_key else None
+        if self.sharing_key:
+            return f"{self.namespace}/{self.sharing_key}"
+        if self.is_reservation and self.address is not None:
+            return f"{self.namespace}/{RESERVED}{self.name}"
+        return None
+
+    @property
+    def is_reservation(self) -> bool:
+        """Made by a user with an address and no Service: the address is kept from automatic
+        allocation, and a Service of the namespace that requests it may claim it."""
+        return not self.managed and self.service is None and self.address_text is not None
 
     @property
     def key(self) -> str:
@@ -204,6 +219,7 @@ def vip_for_service(
     address: IPAddress | None,
     pool: str | None,
     secondary: IPAddress | None = None,
+    share_key: str | None = None,
 ) -> dict[str, Any]:
     """The Vip lbctl creates for a Service: same name and namespace, address in the spec
     (empty while the Service waits for one)."""
@@ -230,13 +246,18 @@ def vip_for_service(
             "pool": pool or "",
             "description": f"LoadBalancer address of Service {service.key}",
             **({"secondaryIpaddress": str(secondary)} if secondary is not None else {}),
-            **(
-                {
-                    "sharingKey": service.annotations[SHARED_IP_ANNOTATION].strip(),
-                    "ports": sorted(f"{proto}/{port}" for proto, port in service.ports),
-                }
-                if service.share_key
-                else {}
-            ),
+            **sharing_spec(service, share_key),
         },
+    }
+
+
+def sharing_spec(service: ServiceView, share_key: str | None) -> dict[str, Any]:
+    """``sharingKey`` and ``ports`` of a Service's Vip: its sharing annotation, or the key of
+    the reservation it claimed (``share_key``), so a restart rebuilds the sharing."""
+    key = share_key or service.share_key
+    if key is None:
+        return {}
+    return {
+        "sharingKey": key.split("/", 1)[1],
+        "ports": sorted(f"{proto}/{port}" for proto, port in service.ports),
     }

@@ -17,7 +17,7 @@ from lbctl.ipam.allocator import (
     UnknownPool,
 )
 from lbctl.ipam.ranges import DEFAULT_POOL
-from lbctl.model import IPAddress, ServiceView, parse_ip
+from lbctl.model import RESERVED, IPAddress, ServiceView, parse_ip
 
 IPAM_RANGE_ANNOTATION = "service.citrix.com/ipam-range"
 FRONTEND_IP_ANNOTATION = "service.citrix.com/frontend-ip"
@@ -128,9 +128,24 @@ def _claim_requested(
     except PortConflict as err:
         return Unsatisfied("AllocationFailed", "PortConflict", f"requested address {err}", True)
     except AddressInUse as err:
+        claimed = _claim_reservation(allocator, service, address)
+        if claimed is not None:
+            return claimed
         return Unsatisfied(
             "AllocationFailed",
             "AddressInUse",
             f"requested address {address} is held by {err.holder}; waiting until it is freed",
             True,
         )
+
+
+def _claim_reservation(
+    allocator: Allocator, service: ServiceView, address: IPAddress
+) -> Claimed | None:
+    """Claim an address that only a reservation Vip of the Service's namespace holds."""
+    holders = allocator.holders(address)
+    key = holders[0].share_key if len(holders) == 1 else None
+    if key is None or not key.startswith(f"{service.namespace}/{RESERVED}"):
+        return None
+    allocation = allocator.assign(service.key, address, share_key=key, ports=service.ports)
+    return Claimed(allocation.address, fresh=True)

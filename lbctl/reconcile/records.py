@@ -125,7 +125,8 @@ class VipRecords:
         that the cache does not show yet."""
         allocation = self._allocator.get(service.key) if address is not None else None
         pool = allocation.pool if allocation else None
-        body = vip_for_service(service, address, pool, secondary)
+        share_key = allocation.share_key if allocation else None
+        body = vip_for_service(service, address, pool, secondary, share_key)
         try:
             created = await self._client.create(VIPS, service.namespace, body)
         except AlreadyExists:
@@ -160,10 +161,15 @@ class VipRecords:
 
     async def _write_address(self, vip: VipView, address: IPAddress) -> None:
         """Set the Vip's address and pool, guarded by the resourceVersion it was read at."""
-        patch = {
-            "metadata": {"resourceVersion": vip.resource_version},
-            "spec": {"ipaddress": str(address), "pool": self._allocator.pool_of(address) or ""},
+        spec: dict[str, Any] = {
+            "ipaddress": str(address),
+            "pool": self._allocator.pool_of(address) or "",
         }
+        held = self._allocator.get(vip.key)
+        if held is not None and held.address == address and held.share_key:
+            spec["sharingKey"] = held.share_key.split("/", 1)[1]
+            spec["ports"] = sorted(f"{proto}/{port}" for proto, port in held.ports)
+        patch = {"metadata": {"resourceVersion": vip.resource_version}, "spec": spec}
         await self._client.patch(VIPS, vip.namespace, vip.name, patch)
 
     async def fill(self, vip: VipView, address: IPAddress) -> None:

@@ -174,3 +174,49 @@ async def test_a_sharer_changing_ports_is_checked_against_the_others(
     held = running.runtime.allocator.get(f"{namespace}/b")
     assert held is not None
     assert held.ports == frozenset({("TCP", 82)})
+
+
+async def test_a_reservation_vip_is_claimed_by_the_service_that_requests_its_address(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """A hand-made Vip with an address and no Service keeps it from automatic allocation; the
+    first Service of the namespace requesting it gets it, a second one waits, a restart
+    changes nothing, and the address passes on when the claimer goes."""
+    first = await start_lbctl(vip_range='["10.83.0.0/30"]')
+    reservation = {"apiVersion": "ipam.citrix.com/v1", "kind": "Vip",
+                   "metadata": {"name": "kept"}, "spec": {"ipaddress": "10.83.0.1"}}  # fmt: skip
+    await kube.create(VIPS, namespace, reservation)
+    await eventually(
+        lambda: first.runtime.allocator.holder(ipaddress.ip_address("10.83.0.1")),
+        what="reservation held",
+    )
+    await kube.create(SERVICES, namespace, load_balancer("auto"))
+    assert await wait_for_ip(kube, namespace, "auto") == "10.83.0.2"
+    await kube.create(
+        SERVICES, namespace, annotated("claimer", **{FRONTEND_IP_ANNOTATION: "10.83.0.1"})
+    )
+    assert await wait_for_ip(kube, namespace, "claimer") == "10.83.0.1"
+    vip = await kube.get(VIPS, namespace, "claimer")
+    assert vip["spec"]["sharingKey"] == "#reserved:kept"
+    await kube.create(
+        SERVICES, namespace, annotated("late", **{FRONTEND_IP_ANNOTATION: "10.83.0.1"})
+    )
+    await warning(kube, namespace, "late", "requested address 10.83.0.1 is held by")
+
+    await first.stop()
+    second = await start_lbctl(vip_range='["10.83.0.0/30"]')
+    await eventually(second.runtime.leading.is_set, what="leading")
+    assert not second.runtime.tracker.conflicts
+    assert shown_ip(await kube.get(SERVICES, namespace, "claimer")) == "10.83.0.1"
+    assert shown_ip(await kube.get(SERVICES, namespace, "late")) is None
+
+    await kube.delete(SERVICES, namespace, "claimer")
+    assert await wait_for_ip(kube, namespace, "late") == "10.83.0.1"
+    await kube.delete(VIPS, namespace, "kept")
+    await eventually(
+        lambda: (
+            [a.owner for a in second.runtime.allocator.holders(ipaddress.ip_address("10.83.0.1"))]
+            == [f"{namespace}/late"]
+        ),
+        what="the claimer keeps it without the reservation",
+    )
