@@ -1,0 +1,178 @@
+"""Bad input corpus, cluster part: hostile Services, hand-mangled Vips and a misbehaving ADC.
+
+Each test runs one lbctl and many cases side by side in one namespace; every case states its
+outcome (a Warning Event on *that* object, a Vip condition, a port error, or the apiserver's own
+rejection) and the well-formed Service next to them must still get its VIP and ADC config.  At
+the end no address is ever shown by two Services that do not share it on purpose.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lbctl.kube.client import EVENTS, SERVICES, VIPS, KubeClient
+from lbctl.kube.errors import NotFound
+from tests.integration.conftest import (
+    RunningSimulator,
+    StartLbctl,
+    load_balancer,
+    shown_ip,
+    wait_for_ip,
+)
+from tests.waiting import eventually
+
+MakeNode = Callable[..., Awaitable[None]]
+RANGE = '[{"Gold": ["10.78.1.0/28"]}, ["10.78.0.0/26"]]'
+LBV = "service.citrix.com/lbvserver"
+FRONTEND = "service.citrix.com/frontend-ip"
+POOL = "service.citrix.com/ipam-range"
+SHARED = "lbctl.io/allow-shared-ip"
+
+
+def annotated(name: str, annotations: dict[str, str], **spec: Any) -> dict[str, Any]:
+    service = load_balancer(name, **spec)
+    service["metadata"]["annotations"] = annotations
+    return service
+
+
+async def events_of(kube: KubeClient, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    items, _ = await kube.list(EVENTS, namespace)
+    return [
+        (e["type"], e["reason"], e.get("message", ""))
+        for e in items
+        if e["involvedObject"]["name"] == name
+    ]
+
+
+async def warned(kube: KubeClient, namespace: str, name: str, reason: str, text: str) -> None:
+    async def probe() -> bool:
+        return any(
+            kind == "Warning" and why == reason and text in message
+            for kind, why, message in await events_of(kube, namespace, name)
+        )
+
+    await eventually(probe, what=f"Warning {reason} {text!r} on {name}")
+
+
+async def vip_reason(kube: KubeClient, namespace: str, name: str) -> str | None:
+    try:
+        vip = await kube.get(VIPS, namespace, name)
+    except NotFound:
+        return None
+    conditions = (vip.get("status") or {}).get("conditions") or [{}]
+    return conditions[0].get("reason")  # type: ignore[no-any-return]
+
+
+async def no_address_twice(
+    kube: KubeClient, namespace: str, shared: frozenset[str] = frozenset()
+) -> None:
+    """No address is shown by two Services (except those sharing on purpose)."""
+    services, _ = await kube.list(SERVICES, namespace)
+    shown = Counter(
+        ip for s in services if s["metadata"]["name"] not in shared and (ip := shown_ip(s))
+    )
+    assert all(count == 1 for count in shown.values()), shown
+
+
+def lbvservers(sim: RunningSimulator, namespace: str, name: str) -> set[str]:
+    prefix = f"lbctl-{namespace}_{name}_"
+    return {n for n in sim.names("lbvserver") if n.startswith(prefix)}
+
+
+# -- 2. annotations --------------------------------------------------------------------------
+
+ADC_ANNOTATION_CASES = {
+    # name: (lbvserver annotation, text of the InvalidAnnotation Event)
+    "lbv-bad-json": ('{"lbmethod": ', "is not valid JSON"),
+    "lbv-unknown-attr": ('{"lbmethod": "ROUNDROBIN", "bogus": 1}', "'bogus' is not supported"),
+    "lbv-wrong-type": ('{"80-tcp": {"timeout": "ten"}}', "timeout='ten' must be an integer"),
+    "lbv-list-for-attrs": ('{"80-tcp": ["lbmethod"]}', "must be a JSON object of attributes"),
+    "lbv-100kb": ('{"netmask": "' + "x" * 100_000 + '"}', "longer than 16384 characters"),
+    "lbv-deep-nesting": ("[" * 3000, "is nested too deeply"),
+}
+
+ADDRESS_CASES: dict[str, tuple[dict[str, str], str, str]] = {
+    # name: (annotations, Vip condition reason, text of the AllocationFailed Event)
+    "fip-999": ({FRONTEND: "999.1.1.1"}, "InvalidRequest", "'999.1.1.1' is not an IP address"),
+    "fip-cidr": ({FRONTEND: "10.78.0.9/24"}, "InvalidRequest", "'10.78.0.9/24' is not an IP"),
+    "fip-blank": ({FRONTEND: " "}, "InvalidRequest", "' ' is not an IP address"),
+    "fip-ipv6": ({FRONTEND: "2001:db8::99"}, "AddressNotInPool", "2001:db8::99 is not in any"),
+    "fip-outside": ({FRONTEND: "10.99.0.1"}, "AddressNotInPool", "10.99.0.1 is not in any"),
+    "fip-zone": ({FRONTEND: "fe80::1%eth0"}, "AddressNotInPool", "is not in any VIP_RANGE"),
+    "pool-missing": ({POOL: "Platinum"}, "UnknownPool", "Platinum"),
+    "pool-other-case": ({POOL: "gold"}, "UnknownPool", "gold"),
+}
+LB_IP_CASES = {
+    # name: (spec.loadBalancerIP, text of the AllocationFailed Event); the apiserver does not
+    # validate the field, so lbctl must.
+    "lbip-garbage": ("not-an-ip", "spec.loadBalancerIP 'not-an-ip' is not an IP address"),
+    "lbip-octet-300": ("10.78.0.300", "spec.loadBalancerIP '10.78.0.300' is not an IP"),
+}
+
+
+async def test_bad_annotations_warn_only_their_own_service(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: MakeNode,
+) -> None:  # fmt: skip
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    await start_lbctl(RANGE, adc=simulator.settings())
+    for name, (value, _) in ADC_ANNOTATION_CASES.items():
+        await kube.create(SERVICES, namespace, annotated(name, {LBV: value}))
+    for name, (wanted, _, _) in ADDRESS_CASES.items():
+        await kube.create(SERVICES, namespace, annotated(name, wanted))
+    for name, (value, _) in LB_IP_CASES.items():
+        await kube.create(SERVICES, namespace, load_balancer(name, loadBalancerIP=value))
+    # The annotation wins over a garbage spec.loadBalancerIP.
+    await kube.create(
+        SERVICES, namespace,
+        annotated("lbip-overridden", {FRONTEND: "10.78.0.40"}, loadBalancerIP="junk"),
+    )  # fmt: skip
+    # Odd sharing keys: blank means "no sharing"; any other string is just a key.
+    await kube.create(SERVICES, namespace, annotated("share-blank-a", {SHARED: "  "}))
+    await kube.create(SERVICES, namespace, annotated("share-blank-b", {SHARED: "\t"}))
+    await kube.create(SERVICES, namespace, annotated("share-emoji-a", {SHARED: "🙂 x"}))
+    await kube.create(
+        SERVICES, namespace, annotated("share-emoji-b", {SHARED: "🙂 x"}, ports=[
+            {"name": "dns", "protocol": "UDP", "port": 53, "targetPort": 53}])
+    )  # fmt: skip
+    await kube.create(SERVICES, namespace, annotated("share-toolong", {SHARED: "k" * 300}))
+    await kube.create(SERVICES, namespace, annotated("gold", {POOL: " Gold "}))
+    await kube.create(SERVICES, namespace, load_balancer("good"))
+
+    good = await wait_for_ip(kube, namespace, "good")
+    await eventually(lambda: lbvservers(simulator, namespace, "good"), what="good on the ADC")
+    assert good.startswith("10.78.0.")
+    assert (await wait_for_ip(kube, namespace, "gold")).startswith("10.78.1.")
+
+    for name, (_, text) in ADC_ANNOTATION_CASES.items():
+        await warned(kube, namespace, name, "InvalidAnnotation", text)
+        # The address is still given; nothing of it goes to the ADC.
+        assert (await wait_for_ip(kube, namespace, name)).startswith("10.78.0.")
+        assert not lbvservers(simulator, namespace, name), name
+
+    cases = {**ADDRESS_CASES, **{n: ({}, "InvalidRequest", t) for n, (_, t) in LB_IP_CASES.items()}}
+    for name, (_, reason, text) in cases.items():
+        await warned(kube, namespace, name, "AllocationFailed", text)
+
+        async def pending(name: str = name, reason: str = reason) -> bool:
+            return await vip_reason(kube, namespace, name) == reason
+
+        await eventually(pending, what=f"Vip {name} Pending with {reason}")
+        assert shown_ip(await kube.get(SERVICES, namespace, name)) is None
+        assert not lbvservers(simulator, namespace, name)
+
+    assert await wait_for_ip(kube, namespace, "lbip-overridden") == "10.78.0.40"
+    blank_a = await wait_for_ip(kube, namespace, "share-blank-a")
+    blank_b = await wait_for_ip(kube, namespace, "share-blank-b")
+    assert blank_a != blank_b
+    emoji_a = await wait_for_ip(kube, namespace, "share-emoji-a")
+    assert await wait_for_ip(kube, namespace, "share-emoji-b") == emoji_a
+    # A key longer than the Vip schema allows: the apiserver refuses the Vip, so the Service
+    # gets no address and says why.
+    await warned(kube, namespace, "share-toolong", "SyncLoadBalancerFailed", "sharingKey")
+    assert shown_ip(await kube.get(SERVICES, namespace, "share-toolong")) is None
+    await no_address_twice(kube, namespace, shared=frozenset({"share-emoji-a", "share-emoji-b"}))
+    good_events = await events_of(kube, namespace, "good")
+    assert not [e for e in good_events if e[0] == "Warning"], good_events
