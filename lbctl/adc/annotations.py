@@ -57,7 +57,7 @@ def codes(value: object) -> object:
     items = value if isinstance(value, list) else [value]
     out = []
     for item in items:
-        if not re.fullmatch(r"\d{3}(-\d{3})?", str(item).strip()):
+        if not re.fullmatch(r"[0-9]{3}(-[0-9]{3})?", str(item).strip()):
             raise ValueError("must be HTTP status codes such as 200 or 200-299")
         out.append(str(item).strip())
     return out
@@ -129,6 +129,8 @@ def per_port(annotations: Mapping[str, str], annotation: str) -> dict[str, dict[
         data = json.loads(raw)
     except ValueError as err:
         raise AnnotationError(f"{annotation} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise AnnotationError(f"{annotation} is nested too deeply") from None
     if not isinstance(data, dict):
         raise AnnotationError(f"{annotation} must be a JSON object")
     keyed = bool(data) and all(isinstance(k, str) and _PORT_KEY.match(k) for k in data)

@@ -65,6 +65,8 @@ def parse_range(element: str) -> AddressRange:
     text = element.strip()
     if not text:
         raise RangeError("VIP_RANGE: an empty string is not a range")
+    if "%" in text:
+        raise RangeError(f"VIP_RANGE: {element!r} has an IPv6 zone id, which a VIP cannot have")
     if "-" in text and "/" not in text:
         first_text, _, last_text = text.partition("-")
         first, last = _address(first_text, element), _address(last_text, element)
@@ -99,12 +101,24 @@ def _ranges(name: str, items: object) -> tuple[AddressRange, ...]:
     return tuple(parsed)
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object; a key given twice would silently drop a pool, so it is refused."""
+    found: dict[str, object] = {}
+    for key, value in pairs:
+        if key in found:
+            raise RangeError(f"VIP_RANGE: pool name {key!r} is used twice")
+        found[key] = value
+    return found
+
+
 def parse_vip_range(text: str) -> tuple[Pool, ...]:
     """Parse the whole ``VIP_RANGE`` value into pools; the unnamed one is ``default``."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise RangeError(f"VIP_RANGE is not valid JSON ({err.msg} at char {err.pos})") from None
+    except RecursionError:
+        raise RangeError("VIP_RANGE is nested too deeply to be a list of ranges") from None
     if not isinstance(document, list) or not document:
         raise RangeError(f"VIP_RANGE must be a non-empty JSON list, got {text.strip()!r}")
     named: dict[str, list[AddressRange]] = {}

@@ -247,9 +247,11 @@ class NitroClient:
                 method, path, operation, query, body, timeout, headers, metric=resource
             )
             data = self._decode(operation, response)
+            code = _errorcode(data)
             if response.status_code in (200, 201):
+                if code and str((data or {}).get("severity", "ERROR")).upper() == "ERROR":
+                    raise error_from_body(operation, response.status_code, data or {})
                 return data or {}
-            code = (data or {}).get("errorcode")
             if response.status_code == 401 and code in SESSION_ERRORS and not relogged:
                 await self._relogin(token)
                 continue
@@ -330,6 +332,14 @@ class NitroClient:
         if not isinstance(data, dict):
             raise MalformedResponse(operation, "reply is not a JSON object", status=status)
         return data
+
+
+def _errorcode(data: JSON | None) -> int | None:
+    """NITRO's errorcode as a number (some firmware sends it as a string)."""
+    code = (data or {}).get("errorcode")
+    if isinstance(code, bool) or not isinstance(code, int | str):
+        return None
+    return int(code) if str(code).strip().isdigit() else None
 
 
 def _name_of(obj: JSON) -> str | None:
