@@ -1,0 +1,223 @@
+"""Chaos harness: lbctl as real processes, random Service churn, and the invariants to check.
+
+Every run is seeded (``LBCTL_CHAOS_SEED``); the same seed replays the same operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lbctl.adc.plan import Node, plan_service
+from lbctl.adc.state import BINDING_RESOURCE, KEY_FIELD, OBJECT_KINDS
+from lbctl.devenv.controlplane import LocalControlPlane, free_port
+from lbctl.ipam.ranges import parse_vip_range
+from lbctl.kube.client import NODES, SERVICES, VIPS, KubeClient
+from lbctl.kube.errors import KubeError
+from lbctl.model import ServiceView, VipView
+from lbctl.nitro.simulator import Simulator
+
+VIP_RANGE = '["10.120.0.0/26"]'
+PREFIX = "chaos"
+PASSWORD = "chaos-password"
+NAMES = [f"svc-{i:02d}" for i in range(40)]
+
+
+class Lbctl:
+    """One ``python -m lbctl`` process."""
+
+    def __init__(
+        self, plane: LocalControlPlane, url: str, log: Path, identity: str, leader: bool
+    ) -> None:
+        self.identity = identity
+        self.port = free_port()
+        env = dict(
+            os.environ, VIP_RANGE=VIP_RANGE, NS_URL=url, NS_USER="nsroot", NS_PASSWORD=PASSWORD,
+            NS_APPS_NAME_PREFIX=PREFIX, LBCTL_ADC_RESYNC_PERIOD="3", LBCTL_LOG_FORMAT="json",
+            POD_NAME=identity, NS_TIMEOUT="3",
+        )  # fmt: skip
+        args = [sys.executable, "-m", "lbctl", "--kubeconfig", str(plane.kubeconfig),
+                "--metrics-bind-address", f"127.0.0.1:{self.port}"]  # fmt: skip
+        if leader:
+            args += ["--leader-elect", "--leader-elect-namespace", "default",
+                     "--leader-elect-lease-name", "lbctl-chaos",
+                     "--leader-elect-lease-duration", "4", "--leader-elect-renew-deadline", "3",
+                     "--leader-elect-retry-period", "0.5"]  # fmt: skip
+        self._log = open(log, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@dataclass
+class Churn:
+    """Random Service operations, replayable from the seed."""
+
+    kube: KubeClient
+    namespace: str
+    rng: random.Random
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def ports(self) -> list[dict[str, Any]]:
+        chosen = self.rng.sample([80, 443, 53, 8080, 9000], self.rng.randint(1, 3))
+        return [{"name": f"p{p}", "protocol": "UDP" if p == 53 else "TCP", "port": p,
+                 "targetPort": p} for p in chosen]  # fmt: skip
+
+    def service(self, name: str) -> dict[str, Any]:
+        annotations: dict[str, str] = {}
+        roll = self.rng.random()
+        if roll < 0.15:
+            annotations["service.citrix.com/frontend-ip"] = f"10.120.0.{self.rng.randint(40, 50)}"
+        elif roll < 0.3:
+            annotations["lbctl.io/allow-shared-ip"] = self.rng.choice(["blue", "green"])
+        return {"metadata": {"name": name, "annotations": annotations},
+                "spec": {"type": "LoadBalancer", "selector": {"app": name},
+                         "ports": self.ports()}}  # fmt: skip
+
+    async def step(self) -> None:
+        name = self.rng.choice(NAMES)
+        action = self.rng.choices(
+            ["create", "delete", "ports", "type", "request", "share"], [5, 3, 2, 1, 1, 1]
+        )[0]
+        try:
+            await self._apply(action, name)
+            self.counts[action] += 1
+        except KubeError as err:  # e.g. creating what exists, deleting what does not
+            self.counts[f"{action} refused ({type(err).__name__})"] += 1
+
+    async def _apply(self, action: str, name: str) -> None:
+        ns = self.namespace
+        if action == "create":
+            await self.kube.create(SERVICES, ns, self.service(name))
+        elif action == "delete":
+            await self.kube.delete(SERVICES, ns, name)
+        elif action == "ports":
+            await self.kube.patch(SERVICES, ns, name, {"spec": {"ports": self.ports()}})
+        elif action == "type":
+            current = await self.kube.get(SERVICES, ns, name)
+            if current["spec"]["type"] == "LoadBalancer":
+                spec = {"type": "ClusterIP", "externalTrafficPolicy": None,
+                        "allocateLoadBalancerNodePorts": None,
+                        "ports": [{**p, "nodePort": None} for p in current["spec"]["ports"]]}  # fmt: skip
+            else:
+                spec = {"type": "LoadBalancer"}
+            await self.kube.patch(SERVICES, ns, name, {"spec": spec})
+        elif action == "request":
+            address = f"10.120.0.{self.rng.randint(40, 50)}"
+            patch = {"metadata": {"annotations": {"service.citrix.com/frontend-ip": address}}}
+            await self.kube.patch(SERVICES, ns, name, patch)
+        else:
+            key = self.rng.choice(["blue", "green"])
+            patch = {"metadata": {"annotations": {"lbctl.io/allow-shared-ip": key}}}
+            await self.kube.patch(SERVICES, ns, name, patch)
+
+
+async def check_invariants(
+    kube: KubeClient, namespace: str, sim: Simulator, nodes: list[Node]
+) -> list[str]:
+    """Every broken invariant, described; an empty list when all hold."""
+    problems: list[str] = []
+    pool = parse_vip_range(VIP_RANGE)[0]
+    services, _ = await kube.list(SERVICES, namespace)
+    vips = {
+        v["metadata"]["name"]: VipView.from_raw(v) for v in (await kube.list(VIPS, namespace))[0]
+    }
+    by_address: dict[str, list[ServiceView]] = {}
+    desired: dict[str, set[str]] = {kind: set() for kind in (*OBJECT_KINDS, "member")}
+    lb_names = set()
+    for raw in services:
+        service = ServiceView.from_raw(raw)
+        if not service.is_load_balancer:
+            if service.ingress_ips or service.has_finalizer:
+                problems.append(f"{service.name}: not LoadBalancer but still has status/finalizer")
+            continue
+        lb_names.add(service.name)
+        annotation = service.annotations.get("com.citrix.vip")
+        vip = vips.get(service.name)
+        if not service.ingress_ips:
+            if vip is None or vip.status.get("state") != "Pending":
+                problems.append(f"{service.name}: no address and no Pending Vip saying why")
+            continue
+        ip = service.ingress_ips[0]
+        if annotation != ip or vip is None or vip.address_text != ip:
+            problems.append(f"{service.name}: status {ip}, annotation {annotation}, Vip "
+                            f"{vip.address_text if vip else None} disagree")  # fmt: skip
+        if not any(r.contains(ipaddress.ip_address(ip)) for r in pool.ranges):
+            problems.append(f"{service.name}: {ip} outside the pool")
+        by_address.setdefault(ip, []).append(service)
+        plan = plan_service(PREFIX, raw, [ip], nodes)
+        for key in plan.objects:
+            if key.kind in desired:
+                desired[key.kind].add(key.name if key.kind != "member" else f"{key.name} {key.sub}")
+    for ip, holders in by_address.items():
+        keys = {s.share_key for s in holders}
+        ports = [p for s in holders for p in s.ports]
+        if len(holders) > 1 and (None in keys or len(keys) > 1 or len(ports) != len(set(ports))):
+            problems.append(f"{ip} on {[s.name for s in holders]} without a valid sharing")
+    for name, vip in vips.items():
+        if vip.managed and name not in lb_names:
+            problems.append(f"Vip {name} without a LoadBalancer Service")
+    actual: dict[str, set[str]] = {}
+    for kind in OBJECT_KINDS:
+        actual[kind] = {str(o[KEY_FIELD[kind]]) for o in sim.objects(kind)
+                        if str(o[KEY_FIELD[kind]]).startswith(f"{PREFIX}-")}  # fmt: skip
+    actual["member"] = {
+        f"{m['servicegroupname']} {(str(m['ip']), str(m['port']))}"
+        for m in sim.objects(BINDING_RESOURCE["member"])
+        if str(m["servicegroupname"]).startswith(f"{PREFIX}-")
+    }
+    for kind, names in desired.items():
+        missing, extra = names - actual[kind], actual[kind] - names
+        if missing:
+            problems.append(f"ADC {kind}: missing {sorted(missing)[:3]} ({len(missing)})")
+        if extra:
+            problems.append(f"ADC {kind}: orphaned {sorted(extra)[:3]} ({len(extra)})")
+    return problems
+
+
+async def converge(
+    kube: KubeClient, namespace: str, sim: Simulator, nodes: list[Node], within: float
+) -> list[str]:
+    """Wait until the invariants hold (or the deadline passes); the last problems seen."""
+    deadline = time.monotonic() + within
+    while True:
+        problems = await check_invariants(kube, namespace, sim, nodes)
+        if not problems or time.monotonic() > deadline:
+            return problems
+        await asyncio.sleep(0.5)
+
+
+async def make_nodes(kube: KubeClient, tag: str) -> list[Node]:
+    made = []
+    for i in range(3):
+        name, ip = f"{tag}-{i}", f"10.121.0.{i + 1}"
+        await kube.create(NODES, None, {"metadata": {"name": name}})
+        status = {"addresses": [{"type": "InternalIP", "address": ip}],
+                  "conditions": [{"type": "Ready", "status": "True"}]}  # fmt: skip
+        await kube.patch(NODES, None, name, {"status": status}, subresource="status")
+        made.append(Node(name, ip, ready=True, excluded=False))
+    return made

@@ -1,0 +1,166 @@
+"""Chaos and failover: random Service churn while lbctl is SIGKILLed, the apiserver restarts
+and the NetScaler misbehaves; then every invariant must hold.
+
+Short by default (CI); ``LBCTL_CHAOS_OPS=1000 pytest -m chaos -s`` runs the full form, and
+``LBCTL_CHAOS_SEED`` replays a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import statistics
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lbctl.devenv.controlplane import LocalControlPlane
+from lbctl.kube.client import NODES, KubeClient
+from lbctl.kube.errors import NotFound
+from lbctl.kube.leader import LEASES
+from lbctl.nitro.simulator import Simulator
+from tests.integration.chaos_harness import (
+    PASSWORD,
+    PREFIX,
+    Churn,
+    Lbctl,
+    check_invariants,
+    converge,
+    make_nodes,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+OPS = int(os.environ.get("LBCTL_CHAOS_OPS", "150"))
+SEED = int(os.environ.get("LBCTL_CHAOS_SEED", "20261125"))
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[tuple[Simulator, str]]:
+    simulator = Simulator(username="nsroot", password=PASSWORD, seed=SEED)
+    async with simulator.serve() as url:
+        yield simulator, url
+
+
+@pytest.fixture
+async def cleanup_nodes(kube: KubeClient) -> AsyncIterator[list[str]]:
+    names: list[str] = []
+    yield names
+    for name in names:
+        with contextlib.suppress(NotFound):
+            await kube.delete(NODES, None, name)
+
+
+def faulty(simulator: Simulator) -> None:
+    simulator.faults.error_rate = 0.1
+    simulator.faults.latency = 0.005
+
+
+def healthy(simulator: Simulator) -> None:
+    simulator.faults.error_rate = 0.0
+    simulator.faults.latency = 0.0
+
+
+async def test_chaos_run_keeps_every_invariant(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane,
+    sim: tuple[Simulator, str], cleanup_nodes: list[str], tmp_path: Path,
+) -> None:  # fmt: skip
+    simulator, url = sim
+    nodes = await make_nodes(kube, namespace)
+    cleanup_nodes.extend(n.name for n in nodes)
+    rng = random.Random(SEED)
+    churn = Churn(kube, namespace, rng)
+    log = tmp_path / "lbctl.log"
+    lbctl = Lbctl(control_plane, url, log, "chaos-0", leader=False)
+    kills = apiserver_restarts = expiries = 0
+    faulty(simulator)
+    try:
+        for i in range(OPS):
+            await churn.step()
+            if i % 25 == 24:
+                lbctl.kill()
+                kills += 1
+                lbctl = Lbctl(control_plane, url, log, f"chaos-{kills}", leader=False)
+            if i % 40 == 20:
+                simulator.expire_sessions()
+                expiries += 1
+            if i == OPS // 2:
+                control_plane.restart_apiserver()
+                apiserver_restarts += 1
+            await asyncio.sleep(rng.uniform(0, 0.05))
+        healthy(simulator)
+        problems = await converge(kube, namespace, simulator, nodes, within=90)
+    finally:
+        lbctl.stop()
+    print(
+        f"\nchaos seed={SEED} ops={OPS} {dict(churn.counts)} lbctl kills={kills} "
+        f"apiserver restarts={apiserver_restarts} session expiries={expiries} "
+        f"NITRO requests={len(simulator.requests)} (503s injected: "
+        f"{sum(r.status == 503 for r in simulator.requests)})"
+    )
+    assert not problems, "\n".join(problems) + f"\n(log: {log})"
+    # The checker itself can fail: an orphaned object of ours on the ADC is reported.
+    simulator.store.add("lbvserver", {"name": f"{PREFIX}-x_y_80-tcp_lbv", "servicetype": "TCP",
+                                      "ipv46": "10.120.0.63", "port": 80, "comment": "x"})  # fmt: skip
+    orphaned = await check_invariants(kube, namespace, simulator, nodes)
+    assert any("orphaned" in p for p in orphaned), orphaned
+
+
+async def lease_holder(kube: KubeClient) -> str | None:
+    try:
+        lease = await kube.get(LEASES, "default", "lbctl-chaos")
+    except NotFound:
+        return None
+    holder = lease["spec"].get("holderIdentity")
+    return str(holder) if holder else None
+
+
+async def test_failover_under_churn_keeps_every_invariant(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane,
+    sim: tuple[Simulator, str], cleanup_nodes: list[str], tmp_path: Path,
+) -> None:  # fmt: skip
+    simulator, url = sim
+    nodes = await make_nodes(kube, namespace)
+    cleanup_nodes.extend(n.name for n in nodes)
+    rng = random.Random(SEED + 1)
+    churn = Churn(kube, namespace, rng)
+    log = tmp_path / "lbctl.log"
+    replicas = {f"r{i}": Lbctl(control_plane, url, log, f"r{i}", leader=True) for i in range(2)}
+    failovers: list[float] = []
+    counter = 2
+    try:
+        for i in range(OPS):
+            await churn.step()
+            if i % 30 == 29:
+                holder = await lease_holder(kube)
+                leader = next((k for k in replicas if holder and holder.startswith(f"{k}_")), None)
+                if leader is not None:
+                    replicas.pop(leader).kill()
+                    killed_at = time.monotonic()
+                    name = f"r{counter}"
+                    counter += 1
+                    replicas[name] = Lbctl(control_plane, url, log, name, leader=True)
+                    while True:
+                        now = await lease_holder(kube)
+                        if now is not None and not now.startswith(f"{leader}_"):
+                            failovers.append(time.monotonic() - killed_at)
+                            break
+                        assert time.monotonic() - killed_at < 30, "no new leader"
+                        await asyncio.sleep(0.05)
+            await asyncio.sleep(rng.uniform(0, 0.05))
+        problems = await converge(kube, namespace, simulator, nodes, within=90)
+    finally:
+        for replica in replicas.values():
+            replica.stop()
+        with contextlib.suppress(NotFound):
+            await kube.delete(LEASES, "default", "lbctl-chaos")
+    assert failovers, "no failover happened"
+    print(
+        f"\nfailover seed={SEED + 1} ops={OPS} {dict(churn.counts)} failovers={len(failovers)} "
+        f"p50={statistics.median(failovers):.2f}s max={max(failovers):.2f}s"
+    )
+    assert not problems, "\n".join(problems) + f"\n(log: {log})"
