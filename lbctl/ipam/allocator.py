@@ -199,13 +199,10 @@ class Allocator:
         del self._by_owner[owner]
         sharers = self._by_address[current.address]
         del sharers[owner]
+        self._forget_share(current.share_key, current.address)
         if sharers:
             return current
         del self._by_address[current.address]
-        if current.share_key is not None:
-            self._shared[current.share_key].discard(current.address)
-            if not self._shared[current.share_key]:
-                del self._shared[current.share_key]
         if current.pool is not None:
             self._free[(current.pool, current.address.version)].give(int(current.address))
         return current
@@ -218,11 +215,27 @@ class Allocator:
         return self._record(dataclasses.replace(current, ports=ports))
 
     def _record(self, allocation: Allocation) -> Allocation:
+        previous = self._by_owner.get(allocation.owner)
         self._by_owner[allocation.owner] = allocation
         self._by_address.setdefault(allocation.address, {})[allocation.owner] = allocation
         if allocation.share_key is not None:
             self._shared.setdefault(allocation.share_key, set()).add(allocation.address)
+        if previous is not None and previous.share_key != allocation.share_key:
+            self._forget_share(previous.share_key, previous.address)
         return allocation
+
+    def _forget_share(self, share_key: str | None, address: IPAddress) -> None:
+        """Stop offering ``address`` under ``share_key`` once no holder of it uses that key
+        (otherwise a later sharer could join an address the free list thinks is free)."""
+        if share_key is None:
+            return
+        if any(a.share_key == share_key for a in self._by_address.get(address, {}).values()):
+            return
+        addresses = self._shared.get(share_key)
+        if addresses is not None:
+            addresses.discard(address)
+            if not addresses:
+                del self._shared[share_key]
 
     def stats(self) -> list[PoolStats]:
         return [

@@ -111,3 +111,16 @@ def test_sharing_is_refused_on_a_port_overlap_or_another_key(allocator: Allocato
     with pytest.raises(PortConflict, match="port 80/TCP"):
         allocator.allocate("ns/web2", share_key="ns/k", ports=WEB)
     assert allocator.allocate("ns/y", share_key="ns/other", ports=DNS).address != web.address
+
+
+def test_an_address_reassigned_without_its_key_is_not_offered_to_sharers_after_release() -> None:
+    """Found by the property test: a sharer re-assigned without its key, then released, must
+    not leave the address joinable under the old key while the free list has it back."""
+    allocator = Allocator(parse_vip_range('["10.8.0.0/29"]'))
+    first = allocator.allocate("ns/s1", share_key="ns/a")
+    allocator.assign("ns/s1", first.address)  # the same address, no key any more
+    allocator.release("ns/s1")
+    joined = allocator.allocate("ns/s2", share_key="ns/a")
+    other = allocator.allocate("ns/s3")
+    assert joined.address != other.address
+    assert sum(s.in_use for s in allocator.stats()) == 2

@@ -25,6 +25,21 @@ operation = st.one_of(
 )  # fmt: skip
 
 
+def apply_op(allocator: Allocator, op: tuple[object, ...]) -> None:
+    """One generated operation; refusals are part of the game."""
+    try:
+        if op[0] == "allocate":
+            allocator.allocate(str(op[1]), pool=str(op[2]), version=int(str(op[3])))
+        elif op[0] == "share":
+            allocator.allocate(str(op[1]), share_key=str(op[2]), ports=op[3])  # type: ignore[arg-type]
+        elif op[0] == "assign":
+            allocator.assign(str(op[1]), op[2])  # type: ignore[arg-type]
+        else:
+            allocator.release(str(op[1]))
+    except (AllocationError, AddressInUse):
+        pass
+
+
 def snapshot(allocator: Allocator) -> dict[str, tuple[str, str | None]]:
     return {
         owner: (str(a.address), a.pool)
@@ -39,17 +54,7 @@ def test_invariants_hold_and_rebuild_reproduces_the_state(ops: list[tuple[object
     """No address twice, every pooled address inside its pool, counts exact, rebuild equal."""
     allocator = Allocator(POOLS)
     for op in ops:
-        try:
-            if op[0] == "allocate":
-                allocator.allocate(str(op[1]), pool=str(op[2]), version=int(str(op[3])))
-            elif op[0] == "share":
-                allocator.allocate(str(op[1]), share_key=str(op[2]), ports=op[3])  # type: ignore[arg-type]
-            elif op[0] == "assign":
-                allocator.assign(str(op[1]), op[2])  # type: ignore[arg-type]
-            else:
-                allocator.release(str(op[1]))
-        except (AllocationError, AddressInUse):
-            pass
+        apply_op(allocator, op)
         state = snapshot(allocator)
         for owner, (address, pool) in state.items():
             parsed = ipaddress.ip_address(address)
@@ -104,17 +109,7 @@ def test_a_pool_change_never_moves_or_duplicates_an_address(
     not), and new allocations never hand out one of them."""
     allocator = Allocator(POOLS)
     for op in ops:
-        try:
-            if op[0] == "allocate":
-                allocator.allocate(str(op[1]), pool=str(op[2]), version=int(str(op[3])))
-            elif op[0] == "share":
-                allocator.allocate(str(op[1]), share_key=str(op[2]), ports=op[3])  # type: ignore[arg-type]
-            elif op[0] == "assign":
-                allocator.assign(str(op[1]), op[2])  # type: ignore[arg-type]
-            else:
-                allocator.release(str(op[1]))
-        except (AllocationError, AddressInUse):
-            pass
+        apply_op(allocator, op)
     before = {o: allocator.get(o) for o in OWNERS if allocator.get(o) is not None}
     changed = Allocator(CHANGED_POOLS)
     for owner, held in sorted(before.items()):

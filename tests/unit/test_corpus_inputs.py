@@ -27,6 +27,7 @@ from lbctl.adc.plan import Node, plan_service
 from lbctl.adc.state import BINDING_RESOURCE, OBJECT_KINDS, read_listing
 from lbctl.nitro import errors
 from lbctl.nitro.client import Credentials, NitroClient
+from tests.unit.test_nitro_client import BASE, URL, login_ok, no_sleep
 
 # -- 1. VIP_RANGE --------------------------------------------------------------------------
 
@@ -193,21 +194,7 @@ def test_hostile_smart_annotation_is_an_annotation_error(
 
 # -- 5. NITRO replies ----------------------------------------------------------------------
 
-URL = "https://adc.example"
-BASE = f"{URL}/nitro/v1/config"
 SECRET = "c0rpus-pa55"
-
-
-async def no_sleep(_: float) -> None:
-    return None
-
-
-def login_ok(token: str = "tok1") -> httpx.Response:
-    return httpx.Response(
-        201,
-        json={"errorcode": 0, "message": "Done", "severity": "NONE", "sessionid": token},
-        headers={"Set-Cookie": f"NITRO_AUTH_TOKEN={token}; path=/nitro/v1"},
-    )
 
 
 HTML = {"content-type": "text/html"}
