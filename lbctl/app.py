@@ -76,6 +76,7 @@ def nitro_client(settings: AdcSettings) -> NitroClient:
         Credentials(settings.username, settings.password),
         verify=verify,
         timeout=settings.timeout,
+        session_timeout=settings.session_timeout,
     )
 
 

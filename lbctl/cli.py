@@ -189,6 +189,13 @@ def run_parser() -> argparse.ArgumentParser:
         default=float(_env("NS_TIMEOUT", "10") or 10),
         help="seconds per NITRO request (env NS_TIMEOUT; default 10)",
     )
+    adc.add_argument(
+        "--netscaler-session-timeout",
+        type=int,
+        default=int(_env("NS_SESSION_TIMEOUT", "600") or 600),
+        help="NITRO session idle timeout asked for at login, seconds (env NS_SESSION_TIMEOUT; "
+        "default 600)",
+    )
     parser.add_argument(
         "--log-level",
         default=_env("LBCTL_LOG_LEVEL", "info"),
@@ -250,6 +257,10 @@ def adc_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AdcSe
         parser.error(f"--adc-resync-period must be at least 1 s, got {args.adc_resync_period}")
     if args.netscaler_timeout <= 0:
         parser.error(f"--netscaler-timeout must be positive, got {args.netscaler_timeout}")
+    if not 60 <= args.netscaler_session_timeout <= 86_400:
+        parser.error(
+            f"--netscaler-session-timeout must be 60-86400 s, got {args.netscaler_session_timeout}"
+        )
     if args.netscaler_ca_file and not Path(args.netscaler_ca_file).is_file():
         parser.error(f"--netscaler-ca-file {args.netscaler_ca_file!r} is not a file")
     return AdcSettings(
@@ -261,6 +272,7 @@ def adc_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AdcSe
         prefix=prefix,
         resync_period=args.adc_resync_period,
         timeout=args.netscaler_timeout,
+        session_timeout=args.netscaler_session_timeout,
     )
 
 

@@ -22,6 +22,9 @@ class AdcSettings:
     resync_period: float = 300.0
     """Seconds between drift passes (re-read the ADC, repair, delete orphans)."""
     timeout: float = 10.0
+    session_timeout: int = 600
+    """NITRO session timeout asked for at login, seconds: sessions of a killed lbctl free
+    their slot in the ADC's session table after this long."""
 
 
 @dataclass(frozen=True)

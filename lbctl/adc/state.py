@@ -11,6 +11,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lbctl.adc.annotations import (
+    ALLOWED,
+    LBVSERVER_ANNOTATION,
+    MONITOR_ANNOTATION,
+    SERVICEGROUP_ANNOTATION,
+)
 from lbctl.adc.names import owner_of
 
 Attrs = dict[str, Any]
@@ -25,6 +31,20 @@ BINDING_RESOURCE = {
 }
 BINDING_PARENT = {"member": "servicegroup", "vserver_binding": "lbvserver",
                   "monitor_binding": "servicegroup"}  # fmt: skip
+MANAGED_ATTRS = {
+    "lbvserver": ("name", "servicetype", "ipv46", "port", "lbmethod", "persistencetype",
+                  "timeout", "comment", *ALLOWED[LBVSERVER_ANNOTATION]),
+    "servicegroup": ("servicegroupname", "servicetype", "comment",
+                     *ALLOWED[SERVICEGROUP_ANNOTATION]),
+    "lbmonitor": ("monitorname", "type", "destport", "httprequest", "respcode", "comment",
+                  *ALLOWED[MONITOR_ANNOTATION]),
+}  # fmt: skip
+"""What lbctl reads back (``?attrs=``) and keeps of its objects: what it may set."""
+BINDING_ATTRS = {
+    "servicegroup_servicegroupmember_binding": ("servicegroupname", "ip", "servername", "port"),
+    "lbvserver_servicegroup_binding": ("name", "servicegroupname"),
+    "servicegroup_lbmonitor_binding": ("servicegroupname", "monitor_name"),
+}
 IMMUTABLE = {
     "lbvserver": frozenset({"servicetype", "port", "td", "range"}),
     "servicegroup": frozenset({"servicetype", "td"}),
@@ -137,11 +157,12 @@ def read_listing(prefix: str, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -
             name = str(row.get(KEY_FIELD[kind], ""))
             port = owner_of(prefix, name, row.get("comment"))
             if port is not None:
-                listing.put(Key(kind, name), dict(row), port.owner)
+                kept = {k: row[k] for k in MANAGED_ATTRS[kind] if k in row}
+                listing.put(Key(kind, name), kept, port.owner)
     ours = {(k.kind, k.name) for k in listing.objects}
     for kind, resource in BINDING_RESOURCE.items():
         for row in rows.get(resource, ()):
             found = binding_key(kind, row)
             if found is not None and (BINDING_PARENT[kind], found.name) in ours:
-                listing.put(found, dict(row))
+                listing.put(found, {})  # a binding is its key: nothing to compare
     return listing

@@ -30,8 +30,11 @@ Handler = Callable[[str, JSON | None, JSON | None], None]
 
 
 def slim(obj: JSON) -> JSON:
-    """Drop ``managedFields`` (often half an object's size); no reconciler reads them."""
-    obj.get("metadata", {}).pop("managedFields", None)
+    """Drop ``managedFields`` (often half an object's size) and kubectl's copy of the last
+    applied object; no reconciler reads them."""
+    meta = obj.get("metadata", {})
+    meta.pop("managedFields", None)
+    (meta.get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
     return obj
 
 

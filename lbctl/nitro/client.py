@@ -37,6 +37,10 @@ Observer = Callable[[str, str, str, float], None]
 """(resource, method, outcome, seconds) for every HTTP request sent."""
 
 SAVE_TIMEOUT = 30.0
+SESSION_LIMIT = 445
+STATELESS_FOR = 60.0
+"""After "session limit exceeded", send credentials per request (NITRO's stateless mode) for
+this long before trying to log in again: sessions left by killed processes expire by then."""
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 
 
@@ -69,8 +73,13 @@ class NitroClient:
         transport: httpx.AsyncBaseTransport | None = None,
         observer: Observer | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        session_timeout: int | None = None,
     ) -> None:
         self._credentials = credentials
+        self._session_timeout = session_timeout
+        self._stateless_until = 0.0
+        self.stateless_periods = 0
+        """Times the ADC's session table was full and lbctl went stateless for a while."""
         self._http = httpx.AsyncClient(
             base_url=url.rstrip("/") + "/nitro/v1/config/",
             verify=verify,
@@ -93,8 +102,11 @@ class NitroClient:
 
     async def login(self) -> None:
         operation = Operation("login", "login")
-        body = {"login": {"username": self._credentials.username,
-                          "password": self._credentials.password}}  # fmt: skip
+        login: JSON = {"username": self._credentials.username,
+                       "password": self._credentials.password}  # fmt: skip
+        if self._session_timeout is not None:
+            login["timeout"] = self._session_timeout
+        body = {"login": login}
         response = await self._send("POST", "login", operation, json_body=body, auth=False)
         data = self._decode(operation, response)
         if response.status_code not in (200, 201):
@@ -118,12 +130,25 @@ class NitroClient:
         await self.logout()
         await self._http.aclose()
 
+    def _stateless(self) -> bool:
+        return time.monotonic() < self._stateless_until
+
     async def _relogin(self, stale: str | None) -> None:
         async with self._login_lock:
             if self._token is not None and self._token != stale:
                 return  # another caller already refreshed it
             self._token = None
-            await self.login()
+            if self._stateless():
+                return
+            try:
+                await self.login()
+            except NitroError as err:
+                if err.errorcode != SESSION_LIMIT:
+                    raise
+                # Sessions of killed processes fill the table until they time out; meanwhile
+                # NITRO accepts the credentials on each request.
+                self._stateless_until = time.monotonic() + STATELESS_FOR
+                self.stateless_periods += 1
 
     # -- operations --------------------------------------------------------------------------
 
@@ -240,7 +265,7 @@ class NitroClient:
     ) -> JSON:
         path = resource + (f"/{_encode(name)}" if name is not None else "")
         for relogged in (False, True):
-            if self._token is None:
+            if self._token is None and not self._stateless():
                 await self._relogin(None)
             token = self._token
             response = await self._send(
@@ -282,6 +307,9 @@ class NitroClient:
         while True:
             if auth and self._token is not None:
                 send_headers["Cookie"] = f"NITRO_AUTH_TOKEN={self._token}"
+            elif auth and self._stateless():
+                send_headers["X-NITRO-USER"] = self._credentials.username
+                send_headers["X-NITRO-PASS"] = self._credentials.password
             started = time.monotonic()
             self.requests[(resource, method)] += 1
             try:

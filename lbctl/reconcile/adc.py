@@ -20,7 +20,16 @@ import structlog
 
 from lbctl.adc.diff import Op, diff
 from lbctl.adc.plan import Endpoint, Node, Plan, plan_service
-from lbctl.adc.state import BINDING_RESOURCE, KEY_FIELD, OBJECT_KINDS, Key, Listing, read_listing
+from lbctl.adc.state import (
+    BINDING_ATTRS,
+    BINDING_RESOURCE,
+    KEY_FIELD,
+    MANAGED_ATTRS,
+    OBJECT_KINDS,
+    Key,
+    Listing,
+    read_listing,
+)
 from lbctl.nitro.client import NitroClient
 from lbctl.nitro.errors import AlreadyExists, AuthFailed, NitroError, NoSuchResource, Unavailable
 
@@ -70,7 +79,8 @@ class AdcSync:
         rows: dict[str, list[dict[str, Any]]] = {}
         for resource in LISTED:
             bulk = resource in BINDING_RESOURCE.values()
-            rows[resource] = await self._client.get(resource, bulkbindings=bulk)
+            attrs = MANAGED_ATTRS.get(resource) or BINDING_ATTRS.get(resource)
+            rows[resource] = await self._client.get(resource, bulkbindings=bulk, attrs=attrs)
         self._listing = read_listing(self._prefix, rows)
         self.passes += 1
         members = rows[BINDING_RESOURCE["member"]]

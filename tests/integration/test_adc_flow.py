@@ -292,3 +292,25 @@ async def test_auto_created_servers_are_removed_once_unused_and_others_kept(
     )
     # Still bound by someone else's service group, or never lbctl's: kept.
     assert {"10.10.0.2", "10.10.0.99"} <= simulator.names("server")
+
+
+async def test_a_full_session_table_does_not_stop_lbctl(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: MakeNode,
+) -> None:  # fmt: skip
+    """Sessions left by killed processes fill the ADC's table (error 445 at login): lbctl goes
+    on with stateless requests."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    leftovers = [NitroClient(simulator.url, Credentials("nsroot", SIM_PASSWORD)) for _ in range(20)]
+    for client in leftovers:
+        await client.login()
+    try:
+        running = await start_lbctl(adc=simulator.settings())
+        await kube.create(SERVICES, namespace, load_balancer("web"))
+        await wait_for_ip(kube, namespace, "web")
+        await configured(simulator, f"lbctl-{namespace}_web_80-tcp_sgp", 1)
+        assert running.runtime.nitro is not None
+        assert running.runtime.nitro.stateless_periods == 1
+    finally:
+        for client in leftovers:
+            await client.aclose()

@@ -356,3 +356,22 @@ async def test_logout_on_close(mock: respx.MockRouter) -> None:
     await nitro.aclose()
     assert json.loads(route.calls.last.request.content) == {"logout": {}}
     assert route.calls.last.request.headers["cookie"] == "NITRO_AUTH_TOKEN=tok1"
+
+
+async def test_a_full_session_table_falls_back_to_stateless_requests(
+    mock: respx.MockRouter,
+) -> None:
+    """Error 445 at login (sessions of killed processes fill the table): requests carry the
+    credentials themselves until a later login can succeed."""
+    login = mock["login"].mock(return_value=nitro_error(599, 445, "Session limit exceeded"))
+    route = mock.get("/lbvserver").mock(return_value=httpx.Response(200, json={}))
+    nitro = NitroClient(URL, Credentials("nsroot", SECRET), session_timeout=120)
+    assert await nitro.get("lbvserver") == []
+    assert await nitro.get("lbvserver") == []
+    assert login.call_count == 1
+    assert json.loads(login.calls.last.request.content)["login"]["timeout"] == 120
+    sent = route.calls.last.request.headers
+    assert (sent["x-nitro-user"], sent["x-nitro-pass"]) == ("nsroot", SECRET)
+    assert "cookie" not in sent
+    assert nitro.stateless_periods == 1
+    await nitro.aclose()
