@@ -185,6 +185,8 @@ async def scenario(
                 shown[name] = time.monotonic()
 
         async def all_shown() -> bool:
+            if creating.done() and creating.exception() is not None:
+                raise RuntimeError(f"creating Services failed: {creating.exception()}")
             return len(shown) == n
 
         watcher = Informer(kube, SERVICES, namespace=NAMESPACE)

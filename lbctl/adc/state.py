@@ -7,6 +7,7 @@ thing).  NITRO returns numbers sometimes as strings; :func:`same` compares after
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,11 +53,15 @@ IMMUTABLE = {
 }
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Key:
     kind: str
     name: str
     sub: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # One string per object name, however many bindings and indexes refer to it.
+        object.__setattr__(self, "name", sys.intern(self.name))
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}" + (f" {'/'.join(self.sub)}" if self.sub else "")

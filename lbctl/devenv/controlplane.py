@@ -174,6 +174,9 @@ class LocalControlPlane:
                 "--advertise-address=127.0.0.1",
                 f"--cert-dir={self.workdir / 'certs'}",
                 "--service-cluster-ip-range=10.0.0.0/16,fd00:10:96::/112",  # dual-stack
+                # No kube-proxy here: a wide NodePort range lets benchmarks create 10,000+
+                # LoadBalancer Services (the default 30000-32767 holds 2,768).
+                "--service-node-port-range=10000-32767",
                 "--authorization-mode=RBAC",
                 "--allow-privileged=true",
                 "--disable-admission-plugins=ServiceAccount",

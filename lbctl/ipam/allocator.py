@@ -46,7 +46,7 @@ Port = tuple[str, int]
 """(protocol, port), e.g. ("TCP", 80)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Allocation:
     owner: str
     address: IPAddress

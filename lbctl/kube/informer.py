@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,13 +30,46 @@ Handler = Callable[[str, JSON | None, JSON | None], None]
 """``(type, old, new)`` with type ADDED / MODIFIED / DELETED; called in event order."""
 
 
-def slim(obj: JSON) -> JSON:
-    """Drop ``managedFields`` (often half an object's size) and kubectl's copy of the last
-    applied object; no reconciler reads them."""
+UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
+    "services": {
+        "metadata": ("generation",),
+        "spec": ("clusterIP", "clusterIPs", "selector", "internalTrafficPolicy"),
+        "status": ("conditions",),
+    },
+    "vips": {
+        "metadata": ("ownerReferences", "generation"),
+        "spec": ("description",),
+    },
+    "nodes": {
+        "spec": ("podCIDR", "podCIDRs", "providerID", "taints"),
+        "status": ("images", "nodeInfo", "daemonEndpoints", "capacity", "allocatable",
+                   "volumesAttached", "volumesInUse"),
+    },
+}  # fmt: skip
+"""Per resource, fields no reconciler reads: dropped from cached objects."""
+
+
+def slim(obj: JSON, plural: str = "") -> JSON:
+    """Keep a cached object small: drop ``managedFields`` (often half its size), kubectl's copy
+    of the last applied object and the fields in ``UNREAD``, and share dict keys (each watch
+    event decodes fresh key strings; thousands of cached objects would each hold copies)."""
     meta = obj.get("metadata", {})
     meta.pop("managedFields", None)
     (meta.get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    return obj
+    for section, fields in UNREAD.get(plural, {}).items():
+        part = obj.get(section)
+        if isinstance(part, dict):
+            for name in fields:
+                part.pop(name, None)
+    return _shared_keys(obj)  # type: ignore[no-any-return]
+
+
+def _shared_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {sys.intern(k): _shared_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shared_keys(v) for v in value]
+    return value
 
 
 def by_age(obj: JSON) -> tuple[str, int]:
@@ -141,7 +175,7 @@ class Informer:
         # Oldest first, so handlers meet objects in creation order (the older of two Vips
         # claiming one address keeps it, whatever their names).
         items.sort(key=by_age)
-        fresh = {object_key(item): slim(item) for item in items}
+        fresh = {object_key(item): slim(item, self.resource.plural) for item in items}
         old_store, self._store = self._store, fresh
         self._resource_version = resource_version
         if self.synced.is_set():
@@ -184,7 +218,8 @@ class Informer:
             self._resource_version = str(resource_version)
         if kind == "BOOKMARK":
             return
-        key = object_key(slim(obj))
+        obj = slim(obj, self.resource.plural)
+        key = object_key(obj)
         old = self._store.get(key)
         if kind in ("ADDED", "MODIFIED"):
             self._store[key] = obj

@@ -98,9 +98,17 @@ ADDRESS_CASES: dict[str, tuple[dict[str, str], str, str]] = {
     "fip-999": ({FRONTEND: "999.1.1.1"}, "InvalidRequest", "'999.1.1.1' is not an IP address"),
     "fip-cidr": ({FRONTEND: "10.78.0.9/24"}, "InvalidRequest", "'10.78.0.9/24' is not an IP"),
     "fip-blank": ({FRONTEND: " "}, "InvalidRequest", "' ' is not an IP address"),
-    "fip-ipv6": ({FRONTEND: "2001:db8::99"}, "AddressNotInPool", "2001:db8::99 is not in any"),
+    "fip-ipv6": (
+        {FRONTEND: "2001:db8::99"},
+        "InvalidRequest",
+        "2001:db8::99 is IPv6 but the Service's first IP family (spec.ipFamilies) is IPv4",
+    ),
     "fip-outside": ({FRONTEND: "10.99.0.1"}, "AddressNotInPool", "10.99.0.1 is not in any"),
-    "fip-zone": ({FRONTEND: "fe80::1%eth0"}, "AddressNotInPool", "is not in any VIP_RANGE"),
+    "fip-zone": (
+        {FRONTEND: "fe80::1%eth0"},
+        "InvalidRequest",
+        "is IPv6 but the Service's first IP family",
+    ),
     "pool-missing": ({POOL: "Platinum"}, "UnknownPool", "Platinum"),
     "pool-other-case": ({POOL: "gold"}, "UnknownPool", "gold"),
 }
