@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,9 +159,15 @@ class KubeClient:
         return result
 
     async def list(
-        self, resource: Resource, namespace: str | None = None, page_size: int = 500
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        page_size: int = 500,
+        each: Callable[[JSON], JSON] | None = None,
     ) -> tuple[list[JSON], str]:
-        """All objects and the list's resourceVersion, paging through ``continue`` tokens."""
+        """All objects and the list's resourceVersion, paging through ``continue`` tokens;
+        ``each`` is applied to every object as its page arrives (e.g. to slim it, so a big
+        list never sits in memory whole)."""
         items: list[JSON] = []
         token = ""
         while True:
@@ -169,7 +175,8 @@ class KubeClient:
             if token:
                 query.append(("continue", token))
             page = await self._json("list", "GET", resource.path(namespace), query=query)
-            items.extend(page.get("items") or [])
+            found = page.get("items") or []
+            items.extend(map(each, found) if each is not None else found)
             token = page.get("metadata", {}).get("continue") or ""
             if not token:
                 return items, str(page["metadata"]["resourceVersion"])

@@ -171,11 +171,14 @@ class Informer:
             self.watch_restarts += 1
 
     async def _list(self) -> None:
-        items, resource_version = await self._client.list(self.resource, self._namespace)
+        plural = self.resource.plural
+        items, resource_version = await self._client.list(
+            self.resource, self._namespace, each=lambda item: slim(item, plural)
+        )
         # Oldest first, so handlers meet objects in creation order (the older of two Vips
         # claiming one address keeps it, whatever their names).
         items.sort(key=by_age)
-        fresh = {object_key(item): slim(item, self.resource.plural) for item in items}
+        fresh = {object_key(item): item for item in items}
         old_store, self._store = self._store, fresh
         self._resource_version = resource_version
         if self.synced.is_set():

@@ -66,6 +66,9 @@ class AdcSync:
         self._endpoints = endpoints
         self._listing: Listing | None = None
         self._refreshing = asyncio.Lock()
+        self._journal: list[tuple[Op, str]] | None = None
+        """Writes made while a listing is being read; replayed onto it, since the GETs may
+        have run before them."""
         self._released: set[str] = set()
         """Member IPs lbctl unbound: their auto-created ``server`` objects go once unused."""
         self.passes = 0
@@ -77,11 +80,18 @@ class AdcSync:
 
     async def _refresh(self) -> set[str]:
         rows: dict[str, list[dict[str, Any]]] = {}
-        for resource in LISTED:
-            bulk = resource in BINDING_RESOURCE.values()
-            attrs = MANAGED_ATTRS.get(resource) or BINDING_ATTRS.get(resource)
-            rows[resource] = await self._client.get(resource, bulkbindings=bulk, attrs=attrs)
-        self._listing = read_listing(self._prefix, rows)
+        self._journal = []
+        try:
+            for resource in LISTED:
+                bulk = resource in BINDING_RESOURCE.values()
+                attrs = MANAGED_ATTRS.get(resource) or BINDING_ATTRS.get(resource)
+                rows[resource] = await self._client.get(resource, bulkbindings=bulk, attrs=attrs)
+            listing = read_listing(self._prefix, rows)
+            for op, owner in self._journal:
+                _record(listing, op, owner)
+        finally:
+            self._journal = None
+        self._listing = listing
         self.passes += 1
         members = rows[BINDING_RESOURCE["member"]]
         await self._delete_unused_servers(
@@ -147,13 +157,11 @@ class AdcSync:
             outcome.writes += 1
             for op, error in zip(batch, errors, strict=True):
                 if error is None:
-                    if op.action in ("add", "bind"):
-                        listing.put(op.key, dict(op.attrs), owner)
-                    elif op.action == "update":
-                        listing.objects[op.key].update(op.attrs)
-                    else:
+                    if op.action in ("delete", "unbind"):
                         self._released |= _member_ips(listing, op.key)
-                        listing.drop(op.key)
+                    _record(listing, op, owner)
+                    if self._journal is not None:
+                        self._journal.append((op, owner))
                     continue
                 log.warning("ADC operation failed", operation=str(op), error=str(error))
                 if isinstance(error, AlreadyExists | NoSuchResource):
@@ -208,6 +216,17 @@ class AdcSync:
 def _batch_key(op: Op) -> object:
     """Member binds in a row go out as one bulk request; everything else alone."""
     return "members" if op.action == "bind" and op.key.kind == "member" else id(op)
+
+
+def _record(listing: Listing, op: Op, owner: str) -> None:
+    """Apply a successful write to a listing."""
+    if op.action in ("add", "bind"):
+        listing.put(op.key, dict(op.attrs), owner)
+    elif op.action == "update":
+        if op.key in listing.objects:
+            listing.objects[op.key].update(op.attrs)
+    else:
+        listing.drop(op.key)
 
 
 def _member_ips(listing: Listing, key: Key) -> set[str]:
