@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from lbctl.nitro.simulator import errors
@@ -63,6 +64,14 @@ def matches(obj: JSON, conditions: dict[str, str]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Health:
+    live: set[str]
+    """Service groups with at least one enabled member on an enabled server."""
+    bound: dict[str, list[str]]
+    """lb vserver name → the service groups bound to it."""
+
+
 class Store:
     """All objects, keyed per resource by their identity fields, in insertion order."""
 
@@ -96,14 +105,19 @@ class Store:
             found += [(other, k) for k, o in self._objs[other].items() if o.get(arg) == name]
         return found
 
-    def view(self, resource: str, obj: JSON) -> JSON:
+    def view(self, resource: str, obj: JSON, health: Health | None = None) -> JSON:
         """One object as GET shows it, with the appliance's computed read-only fields."""
         spec = SPECS[resource]
         out = render(spec, obj)
+        if resource in ("lbvserver", "servicegroup"):
+            health = health or self._health()
         if resource == "lbvserver":
-            out.update(self._vserver_state(obj), type="ADDRESS")
+            assert health is not None
+            out.update(self._vserver_state(obj, health), type="ADDRESS")
         elif resource == "servicegroup":
-            out["servicegroupeffectivestate"] = "UP" if self._sg_up(obj) else "DOWN"
+            assert health is not None
+            up = self._sg_up(obj, health)
+            out["servicegroupeffectivestate"] = "UP" if up else "DOWN"
         elif resource == MEMBER:
             server = self._objs["server"].get((obj["servername"],), {})
             out["ip"] = server.get("ipaddress", server.get("domain", ""))
@@ -111,22 +125,27 @@ class Store:
             out["svrstate"] = "UP" if up else "OUT OF SERVICE"
         return out
 
-    def _sg_up(self, sg: JSON) -> bool:
-        if sg.get("state") != "ENABLED":
-            return False
-        name = sg["servicegroupname"]
+    def _health(self) -> Health:
+        """Which service groups have a live member, and which groups each vserver binds:
+        computed in one pass, so listing N objects costs O(N), not O(N²)."""
         servers = self._objs["server"]
-        return any(
-            m["servicegroupname"] == name
-            and m["state"] == "ENABLED"
-            and servers[(m["servername"],)]["state"] == "ENABLED"
+        live = {
+            m["servicegroupname"]
             for m in self._objs[MEMBER].values()
-        )
+            if m["state"] == "ENABLED" and servers[(m["servername"],)]["state"] == "ENABLED"
+        }
+        bound: dict[str, list[str]] = {}
+        for b in self._objs[VS_BIND].values():
+            bound.setdefault(b["name"], []).append(b["servicegroupname"])
+        return Health(live, bound)
 
-    def _vserver_state(self, vs: JSON) -> JSON:
-        bound = [b["servicegroupname"] for b in self._objs[VS_BIND].values()
-                 if b["name"] == vs["name"]]  # fmt: skip
-        up = sum(1 for sg in bound if self._sg_up(self._objs["servicegroup"][(sg,)]))
+    def _sg_up(self, sg: JSON, health: Health) -> bool:
+        return sg.get("state") == "ENABLED" and sg["servicegroupname"] in health.live
+
+    def _vserver_state(self, vs: JSON, health: Health) -> JSON:
+        bound = health.bound.get(vs["name"], [])
+        groups = self._objs["servicegroup"]
+        up = sum(1 for sg in bound if self._sg_up(groups[(sg,)], health))
         cur = "OUT OF SERVICE" if vs.get("state") == "DISABLED" else "UP" if up else "DOWN"
         total = len(bound)
         return {"curstate": cur, "effectivestate": cur, "status": 1 if cur == "UP" else 7,
@@ -139,7 +158,8 @@ class Store:
         if name is None:
             if spec.binding and not bulk:
                 raise errors.required_missing(spec.parent)
-            return [self.view(resource, o) for o in objs.values()]
+            health = self._health() if resource in ("lbvserver", "servicegroup") else None
+            return [self.view(resource, o, health) for o in objs.values()]
         if not spec.binding:
             obj = objs.get((name,))
             if obj is None:
