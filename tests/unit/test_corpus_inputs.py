@@ -10,7 +10,6 @@ test_nitro_client.py are not repeated here.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -27,7 +26,7 @@ from lbctl.adc.plan import Node, plan_service
 from lbctl.adc.state import BINDING_RESOURCE, OBJECT_KINDS, read_listing
 from lbctl.nitro import errors
 from lbctl.nitro.client import Credentials, NitroClient
-from tests.unit.test_nitro_client import BASE, URL, login_ok, no_sleep
+from tests.unit.nitro_wire import URL, no_sleep
 
 # -- 1. VIP_RANGE --------------------------------------------------------------------------
 
@@ -198,21 +197,6 @@ SECRET = "c0rpus-pa55"
 
 
 HTML = {"content-type": "text/html"}
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        router.post("/login", name="login").mock(return_value=login_ok())
-        router.post("/logout", name="logout").mock(return_value=httpx.Response(200))
-        yield router
-
-
-@pytest.fixture
-async def client(mock: respx.MockRouter) -> AsyncIterator[NitroClient]:
-    nitro = NitroClient(URL, Credentials("nsroot", SECRET), sleep=no_sleep, retries=2)
-    yield nitro
-    await nitro.aclose()
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -12,41 +11,7 @@ import respx
 
 from lbctl.nitro import errors
 from lbctl.nitro.client import Credentials, NitroClient
-
-URL = "https://adc.example"
-BASE = f"{URL}/nitro/v1/config"
-SECRET = "s3cr3t-pa55"
-
-
-async def no_sleep(_: float) -> None:
-    return None
-
-
-def login_ok(token: str = "tok1") -> httpx.Response:
-    return httpx.Response(
-        201,
-        json={"errorcode": 0, "message": "Done", "severity": "NONE", "sessionid": token},
-        headers={"Set-Cookie": f"NITRO_AUTH_TOKEN={token}; path=/nitro/v1"},
-    )
-
-
-def nitro_error(status: int, code: int, message: str) -> httpx.Response:
-    return httpx.Response(status, json={"errorcode": code, "message": message, "severity": "ERROR"})
-
-
-@pytest.fixture
-async def mock() -> AsyncIterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        router.post("/login", name="login").mock(return_value=login_ok())
-        router.post("/logout", name="logout").mock(return_value=httpx.Response(200))
-        yield router
-
-
-@pytest.fixture
-async def client(mock: respx.MockRouter) -> AsyncIterator[NitroClient]:
-    nitro = NitroClient(URL, Credentials("nsroot", SECRET), sleep=no_sleep, retries=2)
-    yield nitro
-    await nitro.aclose()
+from tests.unit.nitro_wire import SECRET, URL, login_ok, nitro_error, no_sleep
 
 
 async def test_login_sends_credentials_and_uses_the_session_cookie(
