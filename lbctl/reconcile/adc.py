@@ -185,7 +185,7 @@ class AdcSync:
                 return await self._client.bulk("bind", BINDING_RESOURCE["member"], rows)
             await self._execute(op)
         except NitroError as err:
-            return [err]
+            return [err] * len(batch)  # the whole request failed: every item with it
         return [None]
 
     async def _execute(self, op: Op) -> None:
