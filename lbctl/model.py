@@ -41,6 +41,11 @@ def _ports_of(spec: dict[str, Any]) -> frozenset[Port]:
     )
 
 
+def ports_text(ports: frozenset[Port]) -> list[str]:
+    """Vip ``spec.ports`` entries, sorted: ["TCP/443", "TCP/80"]."""
+    return sorted(f"{protocol}/{port}" for protocol, port in ports)
+
+
 def _ports_from_text(items: Any) -> frozenset[Port]:
     """Vip ``spec.ports`` entries such as "TCP/80"; malformed ones are ignored."""
     ports = set()
@@ -218,7 +223,6 @@ def vip_for_service(
     service: ServiceView,
     address: IPAddress | None,
     pool: str | None,
-    secondary: IPAddress | None = None,
     share_key: str | None = None,
 ) -> dict[str, Any]:
     """The Vip lbctl creates for a Service: same name and namespace, address in the spec
@@ -245,7 +249,6 @@ def vip_for_service(
             "service": service.name,
             "pool": pool or "",
             "description": f"LoadBalancer address of Service {service.key}",
-            **({"secondaryIpaddress": str(secondary)} if secondary is not None else {}),
             **sharing_spec(service, share_key),
         },
     }
@@ -259,5 +262,5 @@ def sharing_spec(service: ServiceView, share_key: str | None) -> dict[str, Any]:
         return {}
     return {
         "sharingKey": key.split("/", 1)[1],
-        "ports": sorted(f"{proto}/{port}" for proto, port in service.ports),
+        "ports": ports_text(service.ports),
     }

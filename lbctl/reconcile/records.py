@@ -18,7 +18,14 @@ from lbctl.ipam.allocator import Allocation, Allocator
 from lbctl.kube.client import VIPS, KubeClient
 from lbctl.kube.errors import AlreadyExists, Invalid, KubeError, NotFound
 from lbctl.kube.informer import Informer
-from lbctl.model import IPAddress, ServiceView, VipView, secondary_owner, vip_for_service
+from lbctl.model import (
+    IPAddress,
+    ServiceView,
+    VipView,
+    ports_text,
+    secondary_owner,
+    vip_for_service,
+)
 from lbctl.reconcile.vip import MOVING
 
 log = structlog.get_logger(__name__)
@@ -76,8 +83,8 @@ class VipRecords:
         """Record the ports a sharing Service uses, so a restart rebuilds the sharing."""
         if vip.ports == ports:
             return
-        wanted = sorted(f"{protocol}/{port}" for protocol, port in ports)
-        await self._client.patch(VIPS, vip.namespace, vip.name, {"spec": {"ports": wanted}})
+        patch = {"spec": {"ports": ports_text(ports)}}
+        await self._client.patch(VIPS, vip.namespace, vip.name, patch)
 
     async def set_secondary(self, vip: VipView, address: IPAddress | None) -> None:
         """Record (or clear) the second family's address on the Vip."""
@@ -119,14 +126,13 @@ class VipRecords:
         service: ServiceView,
         address: IPAddress | None,
         status: dict[str, Any],
-        secondary: IPAddress | None = None,
     ) -> VipView | None:
         """Create the Service's Vip (``address`` None: a pending record); None if one exists
         that the cache does not show yet."""
         allocation = self._allocator.get(service.key) if address is not None else None
         pool = allocation.pool if allocation else None
         share_key = allocation.share_key if allocation else None
-        body = vip_for_service(service, address, pool, secondary, share_key)
+        body = vip_for_service(service, address, pool, share_key)
         try:
             created = await self._client.create(VIPS, service.namespace, body)
         except AlreadyExists:
@@ -139,8 +145,6 @@ class VipRecords:
         vip = VipView.from_raw(created)
         if address is not None:
             self._allocator.bind_token(service.key, vip.uid)
-        if secondary is not None:
-            self._allocator.bind_token(secondary_owner(service.key), vip.uid)
         log.info("vip created", vip=service.key, address=str(address or ""))
         await self.set_status(vip, status)
         return vip
@@ -168,7 +172,7 @@ class VipRecords:
         held = self._allocator.get(vip.key)
         if held is not None and held.address == address and held.share_key:
             spec["sharingKey"] = held.share_key.split("/", 1)[1]
-            spec["ports"] = sorted(f"{proto}/{port}" for proto, port in held.ports)
+            spec["ports"] = ports_text(held.ports)
         patch = {"metadata": {"resourceVersion": vip.resource_version}, "spec": spec}
         await self._client.patch(VIPS, vip.namespace, vip.name, patch)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from lbctl.adc.plan import Node
 from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.kube.client import NODES, KubeClient
 from lbctl.kube.errors import NotFound
@@ -47,12 +48,13 @@ async def sim() -> AsyncIterator[tuple[Simulator, str]]:
 
 
 @pytest.fixture
-async def cleanup_nodes(kube: KubeClient) -> AsyncIterator[list[str]]:
-    names: list[str] = []
-    yield names
-    for name in names:
+async def chaos_nodes(kube: KubeClient, namespace: str) -> AsyncIterator[list[Node]]:
+    """Three Ready Nodes for one run (cluster-wide objects: removed afterwards)."""
+    made = await make_nodes(kube, namespace)
+    yield made
+    for node in made:
         with contextlib.suppress(NotFound):
-            await kube.delete(NODES, None, name)
+            await kube.delete(NODES, None, node.name)
 
 
 def faulty(simulator: Simulator) -> None:
@@ -67,11 +69,10 @@ def healthy(simulator: Simulator) -> None:
 
 async def test_chaos_run_keeps_every_invariant(
     kube: KubeClient, namespace: str, control_plane: LocalControlPlane,
-    sim: tuple[Simulator, str], cleanup_nodes: list[str], tmp_path: Path,
+    sim: tuple[Simulator, str], chaos_nodes: list[Node], tmp_path: Path,
 ) -> None:  # fmt: skip
     simulator, url = sim
-    nodes = await make_nodes(kube, namespace)
-    cleanup_nodes.extend(n.name for n in nodes)
+    nodes = chaos_nodes
     rng = random.Random(SEED)
     churn = Churn(kube, namespace, rng)
     log = tmp_path / "lbctl.log"
@@ -121,11 +122,10 @@ async def lease_holder(kube: KubeClient) -> str | None:
 
 async def test_failover_under_churn_keeps_every_invariant(
     kube: KubeClient, namespace: str, control_plane: LocalControlPlane,
-    sim: tuple[Simulator, str], cleanup_nodes: list[str], tmp_path: Path,
+    sim: tuple[Simulator, str], chaos_nodes: list[Node], tmp_path: Path,
 ) -> None:  # fmt: skip
     simulator, url = sim
-    nodes = await make_nodes(kube, namespace)
-    cleanup_nodes.extend(n.name for n in nodes)
+    nodes = chaos_nodes
     rng = random.Random(SEED + 1)
     churn = Churn(kube, namespace, rng)
     log = tmp_path / "lbctl.log"
