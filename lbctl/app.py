@@ -20,10 +20,12 @@ from lbctl.kube.client import (
     JSON,
     NODES,
     SERVICES,
+    VIP_ADDRESSES,
     VIPS,
     KubeClient,
     api_client_from,
 )
+from lbctl.kube.errors import KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer, by_age, object_key
 from lbctl.kube.leader import LeaderElector
@@ -32,6 +34,7 @@ from lbctl.model import ServiceView, secondary_owner
 from lbctl.nitro.client import Credentials, NitroClient
 from lbctl.nitro.errors import NitroError
 from lbctl.reconcile.adc import AdcSync
+from lbctl.reconcile.addresses import AddressRecords, AddressTracker
 from lbctl.reconcile.backends import Backends
 from lbctl.reconcile.controller import Controller
 from lbctl.reconcile.service import Requeue, ServiceReconciler
@@ -52,6 +55,7 @@ class Runtime:
     controller: Controller
     service_reconciler: ServiceReconciler
     tracker: VipTracker
+    address_records: Informer
     nitro: NitroClient | None = None
     adc: AdcSync | None = None
     nodes: Informer | None = None
@@ -66,7 +70,8 @@ class Runtime:
 
     @property
     def informers(self) -> list[Informer]:
-        return [i for i in (self.services, self.vips, self.nodes, self.slices) if i is not None]
+        informers = (self.services, self.vips, self.address_records, self.nodes, self.slices)
+        return [i for i in informers if i is not None]
 
 
 def nitro_client(settings: AdcSettings) -> NitroClient:
@@ -84,6 +89,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     allocator = Allocator(settings.pools)
     services = Informer(client, SERVICES, namespace=settings.namespace)
     vips = Informer(client, VIPS, namespace=settings.namespace)
+    address_records = Informer(client, VIP_ADDRESSES)
     queue = WorkQueue()
     recorder = EventRecorder(client)
     adc = nodes = slices = None
@@ -98,6 +104,10 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
 
         backends = Backends(nodes, slices, all_services, lambda key: enqueue_service(key))
         adc = AdcSync(nitro, settings.adc.prefix, backends.nodes, backends.endpoints)
+    address_tracker = AddressTracker(
+        allocator, lambda key: enqueue_service(key), lambda: on_release()
+    )
+    addresses = AddressRecords(client, address_records, allocator, address_tracker)
     service_reconciler = ServiceReconciler(
         client=client,
         services=services,
@@ -107,6 +117,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         load_balancer_class=settings.load_balancer_class,
         on_release=lambda: on_release(),
         backend=adc,
+        addresses=addresses,
     )
 
     def enqueue_service(key: str) -> None:
@@ -123,7 +134,12 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
 
     tracker = VipTracker(allocator, enqueue_service, enqueue_vip, on_release)
     vip_reconciler = VipReconciler(
-        client=client, vips=vips, allocator=allocator, recorder=recorder, tracker=tracker
+        client=client,
+        vips=vips,
+        allocator=allocator,
+        recorder=recorder,
+        tracker=tracker,
+        addresses=addresses,
     )
 
     async def reconcile_vip(key: str) -> Requeue | None:
@@ -136,6 +152,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
             enqueue_service(object_key(obj))
 
     vips.add_handler(tracker)
+    address_records.add_handler(address_tracker)
     services.add_handler(on_service)
     controller = Controller(
         queue,
@@ -144,7 +161,8 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     )
     return Runtime(
         client, allocator, services, vips, queue, controller, service_reconciler, tracker,
-        nitro=nitro if adc is not None else None, adc=adc, nodes=nodes, slices=slices,
+        address_records, nitro=nitro if adc is not None else None, adc=adc, nodes=nodes,
+        slices=slices,
     )  # fmt: skip
 
 
@@ -183,11 +201,29 @@ async def record_vips_from_server(runtime: Runtime, namespace: str | None) -> No
         runtime.tracker("MODIFIED", None, item)
 
 
+async def release_stale_records(runtime: Runtime, namespace: str | None) -> None:
+    """Free the addresses of Services and Vips deleted while no lbctl ran, before anything is
+    allocated (so a restart hands out the lowest free address, as before it)."""
+
+    def live(kind: str, key: str) -> str | None:
+        raw = (runtime.services if kind == "Service" else runtime.vips).get(key)
+        return str(raw["metadata"].get("uid")) if raw is not None else None
+
+    try:
+        released = await runtime.service_reconciler.addresses.sweep(namespace, live)
+    except KubeError as err:
+        log.warning("could not release stale address records; will retry", error=str(err))
+        return
+    if released:
+        log.info("released address records of deleted holders", records=released)
+
+
 async def lead(runtime: Runtime, settings: Settings) -> None:
     """Reconcile until cancelled: the leader's (or the only instance's) work."""
     if settings.leader_election is not None:
         await record_vips_from_server(runtime, settings.namespace)
     reserve_shown_addresses(runtime)
+    await release_stale_records(runtime, settings.namespace)
     owners: set[str] = set()
     if runtime.adc is not None:
         owners = await read_adc(runtime.adc)

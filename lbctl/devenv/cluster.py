@@ -11,7 +11,7 @@ import yaml
 from lbctl.kube.client import CRDS, JSON, KubeClient, Resource
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
-VIP_CRD = MANIFESTS / "crds" / "vip.yaml"
+CRD_FILES = (MANIFESTS / "crds" / "vip.yaml", MANIFESTS / "crds" / "vipaddress.yaml")
 
 
 def load_balancer_service(name: str, port: int = 80, **spec: object) -> JSON:
@@ -34,8 +34,8 @@ def load_documents(path: Path) -> list[JSON]:
 
 
 async def install_crds(client: KubeClient, timeout: float = 30.0) -> None:
-    """Apply the Vip CRD and wait for its Established condition."""
-    for crd in load_documents(VIP_CRD):
+    """Apply lbctl's CRDs (Vip, VipAddress) and wait for their Established condition."""
+    for crd in (doc for path in CRD_FILES for doc in load_documents(path)):
         await client.apply(CRDS, crd)
         deadline = time.monotonic() + timeout
         while True:

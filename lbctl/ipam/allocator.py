@@ -2,7 +2,12 @@
 
 Every allocation has an owner (the ``namespace/name`` of its Vip) and an optional token (the
 Vip's UID once the Vip exists), so a late delete event for an old Vip of the same name can be
-told apart from the current holder.  Nothing here does I/O.
+told apart from the current holder.
+
+Besides allocations, the allocator knows which addresses have a durable record in the
+apiserver (one ``VipAddress`` per address, see ``lbctl.reconcile.addresses``) and for whom.
+A recorded address is never free, whatever this process holds in memory: only the holders the
+record names (or sharers joining them under the same key) may take it.  Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -46,6 +51,11 @@ Port = tuple[str, int]
 """(protocol, port), e.g. ("TCP", 80)."""
 
 
+def owner_key(owner: str) -> str:
+    """The Service or Vip key behind an allocator owner: ``ns/name#secondary`` → ``ns/name``."""
+    return owner.split("#", 1)[0]
+
+
 @dataclass(frozen=True, slots=True)
 class Allocation:
     owner: str
@@ -83,6 +93,8 @@ class Allocator:
         self._by_owner: dict[str, Allocation] = {}
         self._by_address: dict[IPAddress, dict[str, Allocation]] = {}
         self._shared: dict[str, set[IPAddress]] = {}
+        self._records: dict[IPAddress, frozenset[str]] = {}
+        """Address → the keys (``namespace/name``) its durable record names as holders."""
 
     @property
     def pool_names(self) -> list[str]:
@@ -105,12 +117,41 @@ class Allocator:
         holders = self.holders(address)
         return holders[0] if holders else None
 
+    def recorded_for(self, address: IPAddress) -> frozenset[str] | None:
+        """The holders the address's durable record names; None when it has no record."""
+        return self._records.get(address)
+
+    def record(self, address: IPAddress, holders: frozenset[str]) -> None:
+        """The apiserver records ``address`` for ``holders`` (``namespace/name`` keys): take it
+        out of the free list until ``unrecord``."""
+        if address not in self._records and not self._by_address.get(address):
+            self._take(address)
+        self._records[address] = holders
+
+    def unrecord(self, address: IPAddress) -> bool:
+        """The address's durable record is gone; True when that made the address free."""
+        if self._records.pop(address, None) is None or self._by_address.get(address):
+            return False
+        return self._give(address)
+
+    def _take(self, address: IPAddress) -> None:
+        pool = self.pool_of(address)
+        if pool is not None:
+            self._free[(pool, address.version)].take(int(address))
+
+    def _give(self, address: IPAddress) -> bool:
+        pool = self.pool_of(address)
+        return pool is not None and self._free[(pool, address.version)].give(int(address))
+
     def _check_join(
         self, owner: str, address: IPAddress, share_key: str | None, ports: frozenset[Port]
     ) -> None:
         """Raise unless ``owner`` may hold ``address`` beside its current owners."""
         others = [a for a in self.holders(address) if a.owner != owner]
         if not others:
+            recorded = self._records.get(address)
+            if recorded is not None and owner_key(owner) not in recorded:
+                raise AddressInUse(address, ", ".join(sorted(recorded)) or "a VipAddress record")
             return
         if share_key is None or any(a.share_key != share_key for a in others):
             raise AddressInUse(address, others[0].owner)
@@ -176,10 +217,11 @@ class Allocator:
         if held is not None:
             wanted = Allocation(owner, address, held.pool, token or held.token, share_key, ports)
             return held if wanted == held else self._record(wanted)
-        pool = self.pool_of(address)
-        if pool is not None and not self._by_address.get(address):
-            self._free[(pool, address.version)].take(int(address))
-        return self._record(Allocation(owner, address, pool, token, share_key, ports))
+        if not self._by_address.get(address) and address not in self._records:
+            self._take(address)
+        return self._record(
+            Allocation(owner, address, self.pool_of(address), token, share_key, ports)
+        )
 
     def bind_token(self, owner: str, token: str) -> None:
         current = self._by_owner.get(owner)
@@ -203,8 +245,8 @@ class Allocator:
         if sharers:
             return current
         del self._by_address[current.address]
-        if current.pool is not None:
-            self._free[(current.pool, current.address.version)].give(int(current.address))
+        if current.address not in self._records:
+            self._give(current.address)
         return current
 
     def set_ports(self, owner: str, ports: frozenset[Port]) -> Allocation:

@@ -67,6 +67,7 @@ class Resource:
 
 SERVICES = Resource("", "v1", "services", "Service")
 VIPS = Resource("ipam.citrix.com", "v1", "vips", "Vip")
+VIP_ADDRESSES = Resource("ipam.citrix.com", "v1", "vipaddresses", "VipAddress", namespaced=False)
 EVENTS = Resource("", "v1", "events", "Event")
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
@@ -82,6 +83,8 @@ CRDS = Resource(
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+FIELD_MANAGER = "lbctl"
+"""Every write names lbctl as its field manager, so ``managedFields`` show what lbctl owns."""
 
 
 async def api_client_from(kubeconfig: str | None) -> k8s_client.ApiClient:
@@ -229,7 +232,10 @@ class KubeClient:
         timeout: float | None = None,
     ) -> JSON:
         path = resource.path(namespace)
-        return await self._json("create", "POST", path, body=body, timeout=_timeout(timeout))
+        query = [("fieldManager", FIELD_MANAGER)]
+        return await self._json(
+            "create", "POST", path, query=query, body=body, timeout=_timeout(timeout)
+        )
 
     async def patch(
         self,
@@ -244,10 +250,18 @@ class KubeClient:
     ) -> JSON:
         path = resource.path(namespace, name, subresource)
         return await self._json(
-            "patch", "PATCH", path, body=patch, content_type=content_type, timeout=_timeout(timeout)
+            "patch",
+            "PATCH",
+            path,
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=patch,
+            content_type=content_type,
+            timeout=_timeout(timeout),
         )
 
-    async def apply(self, resource: Resource, body: JSON, *, field_manager: str = "lbctl") -> JSON:
+    async def apply(
+        self, resource: Resource, body: JSON, *, field_manager: str = FIELD_MANAGER
+    ) -> JSON:
         """Server-side apply of a whole object (JSON is YAML, so it is sent as is)."""
         meta = body["metadata"]
         path = resource.path(meta.get("namespace"), meta["name"])
@@ -257,10 +271,18 @@ class KubeClient:
         )
 
     async def delete(
-        self, resource: Resource, namespace: str | None, name: str, *, uid: str | None = None
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
     ) -> JSON:
-        """Delete; with ``uid``, only that incarnation of the object (a precondition)."""
+        """Delete; with ``uid`` only that incarnation of the object, with ``resource_version``
+        only that version of it (preconditions: a mismatch is ``Conflict``)."""
         body: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
-        if uid:
-            body["preconditions"] = {"uid": uid}
+        preconditions = {"uid": uid, "resourceVersion": resource_version}
+        if uid or resource_version:
+            body["preconditions"] = {k: v for k, v in preconditions.items() if v}
         return await self._json("delete", "DELETE", resource.path(namespace, name), body=body)

@@ -22,6 +22,7 @@ from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.model import LB_FINALIZER, VIP_ANNOTATION, IPAddress, ServiceView, VipView
 from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend, ingress_entries
+from lbctl.reconcile.addresses import AddressRecords, AddressTaken
 from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request_of
 from lbctl.reconcile.dualstack import SecondFamily
 from lbctl.reconcile.records import ALLOCATED, PENDING, VipRecords, vip_status
@@ -29,6 +30,8 @@ from lbctl.reconcile.records import ALLOCATED, PENDING, VipRecords, vip_status
 log = structlog.get_logger(__name__)
 
 RETRY_PENDING_AFTER = 60.0
+RECORD_RETRY = 0.5
+"""Seconds before retrying a Service whose address record was refused or not yet confirmed."""
 OUTSIDE_POOLS = "OutsidePools"
 
 
@@ -51,6 +54,7 @@ class ServiceReconciler:
         load_balancer_class: str | None = None,
         on_release: Callable[[], None] = lambda: None,
         backend: LoadBalancerBackend | None = None,
+        addresses: AddressRecords,
     ) -> None:
         self._adc = AdcStep(backend, client, recorder) if backend is not None else None
         self._client = client
@@ -60,6 +64,7 @@ class ServiceReconciler:
         self._recorder = recorder
         self._class = load_balancer_class
         self.records = VipRecords(client, vips, allocator, on_release)
+        self.addresses = addresses
         self._second_family = SecondFamily(allocator, self.records, recorder)
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
@@ -77,6 +82,7 @@ class ServiceReconciler:
         raw = self._services.get(key)
         if raw is None:
             await self.records.delete_orphan(namespace, name, service_uid=None)
+            await self.addresses.release_gone(namespace, name)
             self.waiting.discard(key)
             self._superseded.pop(key, None)
             if self._adc is not None:
@@ -98,6 +104,11 @@ class ServiceReconciler:
         return None
 
     async def _ensure(self, raw: dict[str, Any], service: ServiceView) -> Requeue | None:
+        """Claim the address durably, record it in the Vip, then show it on the Service.
+
+        The order is what keeps an address on one Service only: the ``VipAddress`` record
+        first (the apiserver refuses a second claim), the Vip next, the Service last.
+        """
         if not service.has_finalizer:
             await self._recorder.record(
                 raw, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer"
@@ -110,6 +121,8 @@ class ServiceReconciler:
         if vip is None:
             await self.records.delete_orphan(service.namespace, service.name, service.uid)
         address = vip.address if vip is not None else self.records.created_but_not_cached(service)
+        proven: set[IPAddress] = set()
+        """Addresses whose record a write of this reconcile made name the Service."""
         if vip is not None and address is not None:
             mine = self._allocator.get(service.key)
             try:
@@ -123,13 +136,15 @@ class ServiceReconciler:
                     raw, "Warning", "AddressConflict", message + "; not used"
                 )
                 return Requeue(RETRY_PENDING_AFTER)
-            address = await self._follow_request(raw, service, vip, address)
+            address = await self._follow_request(raw, service, vip, address, proven)
         if address is None:
             outcome = await self._claim_address(raw, service)
             if isinstance(outcome, Unsatisfied):
                 return await self._record_pending(service, vip, outcome)
             address = outcome
-            written = await self._ensure_metadata(service, str(address))
+            if not await self._hold(raw, service, address, proven):
+                self.records.release(service.key)
+                return Requeue(RECORD_RETRY)
             allocated = self._allocated_status(address)
             if vip is None:
                 vip = await self.records.create(service, address, allocated)
@@ -139,9 +154,11 @@ class ServiceReconciler:
                 await self.records.fill(vip, address)
                 await self.records.set_status(vip, allocated)
         else:
-            written = await self._ensure_metadata(service, str(address))
             if vip is not None:
                 await self._follow_ports(raw, service, vip)
+            if not await self._hold(raw, service, address, proven):
+                return Requeue(RETRY_PENDING_AFTER)
+            if vip is not None:
                 status = self._allocated_status(address)
                 if status["conditions"][0]["reason"] == OUTSIDE_POOLS:
                     await self._recorder.record(raw, "Warning", OUTSIDE_POOLS, status["message"])
@@ -150,24 +167,43 @@ class ServiceReconciler:
         addresses = [address]
         if vip is not None:
             second, waits = await self._second_family.ensure(raw, service, vip)
-            addresses += [second] if second is not None else []
+            if second is not None and await self._hold(raw, service, second, proven):
+                addresses.append(second)
             if waits:
                 self.waiting.add(service.key)
-        published = await self._publish_status(service, addresses)
-        if published:
+        written = await self._publish(service, addresses, proven)
+        if written is None:
+            return Requeue(RECORD_RETRY)
+        if written:
             shown = ", ".join(
                 f"{a} (pool {self._allocator.pool_of(a) or 'none'})" for a in addresses
             )
             await self._recorder.record(
                 raw, "Normal", "EnsuredLoadBalancer", f"Assigned IP {shown}"
             )
-        written += published
+        else:
+            await self.addresses.prune(service, addresses)
         try:
             if self._adc is not None:
                 written += await self._adc.ensure(raw, service, addresses)
         finally:
             self._remember(service.key, written)
         return None
+
+    async def _hold(
+        self, raw: dict[str, Any], service: ServiceView, address: IPAddress, proven: set[IPAddress]
+    ) -> bool:
+        """Make the address's durable record name the Service; False (with an Event) when the
+        apiserver records it for someone else."""
+        try:
+            if await self.addresses.hold(service, address):
+                proven.add(address)
+        except AddressTaken as err:
+            message = f"{err}; waiting until it is freed"
+            await self._recorder.record(raw, "Warning", "AddressInUse", message)
+            self.waiting.add(service.key)
+            return False
+        return True
 
     def _allocated_status(self, address: IPAddress) -> dict[str, Any]:
         pool = self._allocator.pool_of(address)
@@ -180,7 +216,7 @@ class ServiceReconciler:
         self, service: ServiceView, vip: VipView | None, why: Unsatisfied
     ) -> Requeue | None:
         """Make the wait visible and durable: the finalizer, and a Vip saying Pending."""
-        written = await self._ensure_metadata(service, None)
+        written = await self._add_finalizer(service)
         status = vip_status(PENDING, why.condition, why.message, None)
         if vip is None:
             await self.records.create(service, None, status)
@@ -214,7 +250,12 @@ class ServiceReconciler:
         return result
 
     async def _follow_request(
-        self, raw: dict[str, Any], service: ServiceView, vip: VipView, current: IPAddress
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView,
+        current: IPAddress,
+        proven: set[IPAddress],
     ) -> IPAddress:
         """Move to a newly requested address when it is free; otherwise keep the current one."""
         request = request_of(service)
@@ -231,6 +272,8 @@ class ServiceReconciler:
         if problem is not None:
             message = f"{problem}; keeping {current}"
             await self._recorder.record(raw, "Warning", "AllocationFailed", message)
+            return current
+        if not await self._hold(raw, service, wanted, proven):
             return current
         await self.records.move(vip, current, wanted)
         self.waiting.discard(service.key)
@@ -256,30 +299,51 @@ class ServiceReconciler:
         else:
             self._superseded.pop(key, None)
 
-    async def _ensure_metadata(self, service: ServiceView, annotation: str | None) -> list[str]:
-        """One merge patch adding what is missing of the finalizer and the annotation."""
+    async def _add_finalizer(self, service: ServiceView) -> list[str]:
+        """Mark a Service that waits for an address as lbctl's (the finalizer list is replaced
+        whole, so the patch is guarded by the resourceVersion).  Like every Service write of
+        lbctl's it goes to the status subresource, which applies metadata too but never the
+        spec, so lbctl needs no right to change a Service's spec."""
+        if service.has_finalizer:
+            return []
+        metadata = {
+            "finalizers": [*service.finalizers, LB_FINALIZER],
+            "resourceVersion": service.resource_version,
+        }
+        updated = await self._client.patch(
+            SERVICES, service.namespace, service.name, {"metadata": metadata}, subresource="status"
+        )
+        return [str(updated["metadata"]["resourceVersion"])]
+
+    async def _publish(
+        self, service: ServiceView, addresses: list[IPAddress], proven: set[IPAddress]
+    ) -> list[str] | None:
+        """Show the addresses on the Service: finalizer, annotation and status in one write to
+        its status subresource (which applies metadata too), guarded by the resourceVersion
+        the decision was made on.  The version written ([] when all was in place); None when
+        a newly shown address has no confirmed record yet."""
+        texts = tuple(str(a) for a in addresses)
         metadata: dict[str, Any] = {}
         if not service.has_finalizer:
-            # The finalizer list is replaced whole, so guard it with the resourceVersion.
             metadata["finalizers"] = [*service.finalizers, LB_FINALIZER]
-            metadata["resourceVersion"] = service.resource_version
-        if annotation is not None and service.annotations.get(VIP_ANNOTATION) != annotation:
-            metadata["annotations"] = {VIP_ANNOTATION: annotation}
-        if not metadata:
+        if service.annotations.get(VIP_ANNOTATION) != texts[0]:
+            metadata["annotations"] = {VIP_ANNOTATION: texts[0]}
+        if not metadata and service.ingress_ips == texts:
             return []
-        return [await self._patch_metadata(service, metadata)]
-
-    async def _publish_status(self, service: ServiceView, addresses: list[IPAddress]) -> list[str]:
-        """Write status.loadBalancer when it differs; the version written, if any."""
-        if service.ingress_ips == tuple(str(a) for a in addresses):
-            return []
-        status = {"loadBalancer": {"ingress": ingress_entries(addresses, None)}}
+        shown = set(service.held_addresses())
+        for address in addresses:
+            fresh = address not in shown and address not in proven
+            if fresh and not await self.addresses.confirm(service, address):
+                log.info("record not confirmed yet", service=service.key, address=str(address))
+                return None
+        metadata["resourceVersion"] = service.resource_version
+        body: dict[str, Any] = {"metadata": metadata}
+        if service.ingress_ips != texts:
+            body["status"] = {"loadBalancer": {"ingress": ingress_entries(addresses, None)}}
         updated = await self._client.patch(
-            SERVICES, service.namespace, service.name, {"status": status}, subresource="status"
+            SERVICES, service.namespace, service.name, body, subresource="status"
         )
-        log.info(
-            "service status written", service=service.key, addresses=[str(a) for a in addresses]
-        )
+        log.info("service status written", service=service.key, addresses=list(texts))
         return [str(updated["metadata"]["resourceVersion"])]
 
     async def _cleanup(self, raw: dict[str, Any], service: ServiceView) -> None:
@@ -290,30 +354,29 @@ class ServiceReconciler:
         pending = raw_vip is None and self._allocator.get(service.key) is not None
         if self._adc is not None:
             await self._adc.remove(raw, service.key, known=service.has_finalizer)
-        if not (service.has_finalizer or managed_vip or pending):
+        recorded = self.addresses.recorded(service.key)
+        if not (service.has_finalizer or managed_vip or pending or recorded):
             return
         await self._recorder.record(raw, "Normal", "DeletingLoadBalancer", "Deleting load balancer")
+        # Stop showing the address first (one guarded write), then forget it: the durable
+        # record goes last, so no instant exists at which another Service may take it while
+        # this one still shows it.
+        body: dict[str, Any] = {"metadata": {"resourceVersion": service.resource_version}}
+        if service.ingress_ips:
+            body["status"] = {"loadBalancer": {"ingress": None}}
+        if VIP_ANNOTATION in service.annotations:
+            body["metadata"]["annotations"] = {VIP_ANNOTATION: None}
+        if service.has_finalizer:
+            body["metadata"]["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
+        if len(body) > 1 or len(body["metadata"]) > 1:
+            await self._client.patch(
+                SERVICES, service.namespace, service.name, body, subresource="status"
+            )
         released = await self.records.delete_orphan(service.namespace, service.name, None)
         if released is None and raw_vip is None:
             released = self.records.release(service.key)
-        resource_version = service.resource_version
-        if service.ingress_ips:
-            updated = await self._client.patch(
-                SERVICES,
-                service.namespace,
-                service.name,
-                {"status": {"loadBalancer": {"ingress": None}}},
-                subresource="status",
-            )
-            resource_version = updated["metadata"]["resourceVersion"]
-        metadata: dict[str, Any] = {}
-        if VIP_ANNOTATION in service.annotations:
-            metadata["annotations"] = {VIP_ANNOTATION: None}
-        if service.has_finalizer:
-            metadata["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
-            metadata["resourceVersion"] = resource_version
-        if metadata:
-            await self._patch_metadata(service, metadata)
+        for recorded_address, uid in recorded:
+            await self.addresses.release(recorded_address, uid)
         self._superseded.pop(service.key, None)
         shown = service.held_addresses()
         address = released.address if released is not None else (shown[0] if shown else None)
@@ -321,10 +384,3 @@ class ServiceReconciler:
             message = f"Released IP {address}"
             await self._recorder.record(raw, "Normal", "DeletedLoadBalancer", message)
         log.info("service cleaned up", service=service.key)
-
-    async def _patch_metadata(self, service: ServiceView, metadata: dict[str, Any]) -> str:
-        """Merge-patch the Service's metadata; the resourceVersion it now has."""
-        updated = await self._client.patch(
-            SERVICES, service.namespace, service.name, {"metadata": metadata}
-        )
-        return str(updated["metadata"]["resourceVersion"])

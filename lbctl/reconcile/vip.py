@@ -16,10 +16,11 @@ import structlog
 from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.client import JSON, VIPS, KubeClient
-from lbctl.kube.errors import Conflict, NotFound
+from lbctl.kube.errors import Conflict, KubeError, NotFound
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
-from lbctl.model import VipView, secondary_owner
+from lbctl.model import Holder, VipView, secondary_owner
+from lbctl.reconcile.addresses import AddressRecords, AddressTaken
 
 log = structlog.get_logger(__name__)
 
@@ -111,8 +112,10 @@ class VipReconciler:
         allocator: Allocator,
         recorder: EventRecorder,
         tracker: VipTracker,
+        addresses: AddressRecords,
     ) -> None:
         self._client = client
+        self._addresses = addresses
         self._vips = vips
         self._allocator = allocator
         self._recorder = recorder
@@ -123,6 +126,8 @@ class VipReconciler:
         raw = self._vips.get(key)
         if raw is None:
             self.waiting.discard(key)
+            namespace, name = key.split("/", 1)
+            await self._addresses.release_gone(namespace, name, VIPS)
             return
         vip = VipView.from_raw(raw)
         event_obj = {**raw, "kind": "Vip", "apiVersion": VIPS.api_version}
@@ -157,6 +162,12 @@ class VipReconciler:
             await self._recorder.record(event_obj, "Warning", "AllocationFailed", str(err))
             return
         self._allocator.bind_token(vip.key, vip.uid)
+        holder = Holder("Vip", vip.namespace, vip.name, vip.uid)
+        try:
+            await self._addresses.claim(allocation.address, holder, None)
+        except (AddressTaken, KubeError):
+            self._allocator.release(vip.key, token=vip.uid)
+            raise
         patch = {
             "metadata": {"resourceVersion": vip.resource_version},
             "spec": {"ipaddress": str(allocation.address)},

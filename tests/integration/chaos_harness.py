@@ -81,6 +81,8 @@ class Churn:
     namespace: str
     rng: random.Random
     counts: Counter[str] = field(default_factory=Counter)
+    hand_deletions: bool = False
+    """Also delete Vips by hand, as a user (or garbage collection) might."""
 
     def ports(self) -> list[dict[str, Any]]:
         chosen = self.rng.sample([80, 443, 53, 8080, 9000], self.rng.randint(1, 3))
@@ -101,7 +103,8 @@ class Churn:
     async def step(self) -> None:
         name = self.rng.choice(NAMES)
         action = self.rng.choices(
-            ["create", "delete", "ports", "type", "request", "share"], [5, 3, 2, 1, 1, 1]
+            ["create", "delete", "ports", "type", "request", "share", "vipdel"],
+            [5, 3, 2, 1, 1, 1, 2 if self.hand_deletions else 0],
         )[0]
         try:
             await self._apply(action, name)
@@ -126,6 +129,8 @@ class Churn:
             else:
                 spec = {"type": "LoadBalancer"}
             await self.kube.patch(SERVICES, ns, name, {"spec": spec})
+        elif action == "vipdel":
+            await self.kube.delete(VIPS, ns, name)
         elif action == "request":
             address = f"10.120.0.{self.rng.randint(40, 50)}"
             patch = {"metadata": {"annotations": {"service.citrix.com/frontend-ip": address}}}

@@ -21,7 +21,16 @@ from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.ipam.ranges import parse_vip_range
-from lbctl.kube.client import JSON, NAMESPACES, NODES, SERVICES, VIPS, KubeClient, api_client_from
+from lbctl.kube.client import (
+    JSON,
+    NAMESPACES,
+    NODES,
+    SERVICES,
+    VIP_ADDRESSES,
+    VIPS,
+    KubeClient,
+    api_client_from,
+)
 from lbctl.kube.errors import NotFound
 from lbctl.nitro.simulator import RequestRecord, Simulator
 from tests.waiting import eventually
@@ -58,7 +67,8 @@ async def kube(control_plane: LocalControlPlane) -> AsyncIterator[KubeClient]:
 
 
 async def empty_namespace(client: KubeClient, namespace: str) -> None:
-    """Delete every Service and Vip in ``namespace``, stripping finalizers no one will remove."""
+    """Delete every Service and Vip in ``namespace`` and the address records naming them,
+    stripping finalizers no one will remove."""
     for resource in (SERVICES, VIPS):
         items, _ = await client.list(resource, namespace)
         for item in items:
@@ -69,6 +79,14 @@ async def empty_namespace(client: KubeClient, namespace: str) -> None:
                         resource, namespace, name, {"metadata": {"finalizers": None}}
                     )
                 await client.delete(resource, namespace, name)
+    records, _ = await client.list(VIP_ADDRESSES)
+    for record in records:
+        holders = record.get("spec", {}).get("holders") or []
+        if any(h.get("namespace") == namespace for h in holders):
+            name = record["metadata"]["name"]
+            with contextlib.suppress(NotFound):
+                await client.patch(VIP_ADDRESSES, None, name, {"metadata": {"finalizers": None}})
+                await client.delete(VIP_ADDRESSES, None, name)
 
 
 @pytest.fixture

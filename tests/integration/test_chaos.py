@@ -33,6 +33,8 @@ from tests.integration.chaos_harness import (
     converge,
     make_nodes,
 )
+from tests.integration.invariants import ShownAddresses, leaked_records
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -164,3 +166,41 @@ async def test_failover_under_churn_keeps_every_invariant(
         f"p50={statistics.median(failovers):.2f}s max={max(failovers):.2f}s"
     )
     assert not problems, "\n".join(problems) + f"\n(log: {log})"
+
+
+async def test_split_brain_never_shows_an_address_twice(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane,
+    sim: tuple[Simulator, str], chaos_nodes: list[Node], tmp_path: Path,
+) -> None:  # fmt: skip
+    """Two lbctl processes without leader election, churn in bursts and Vips deleted by hand:
+    at no instant may two Services show one address; afterwards nothing leaks and the two
+    settle (no more writes)."""
+    simulator, url = sim
+    rng = random.Random(SEED + 2)
+    churn = Churn(kube, namespace, rng, hand_deletions=True)
+    log = tmp_path / "lbctl.log"
+    replicas = [Lbctl(control_plane, url, log, f"split-{i}", leader=False) for i in range(2)]
+    try:
+        async with ShownAddresses(kube, namespace) as watch:
+            for _ in range(OPS):
+                await churn.step()
+                if rng.random() < 0.3:  # otherwise the next operation follows at once: bursts
+                    await asyncio.sleep(rng.uniform(0, 0.05))
+            problems = await converge(kube, namespace, simulator, chaos_nodes, within=90)
+            leaks = await leaked_records(kube, namespace)
+            seen = [watch.events, time.monotonic()]
+
+            def settled() -> bool:
+                if watch.events != seen[0]:
+                    seen[:] = [watch.events, time.monotonic()]
+                return time.monotonic() - seen[1] > 3
+
+            await eventually(settled, within=60, what="no more Service writes")
+    finally:
+        for replica in replicas:
+            replica.stop()
+    print(f"\nsplit brain seed={SEED + 2} ops={OPS} {dict(churn.counts)} "
+          f"service events watched={watch.events}")  # fmt: skip
+    assert not watch.violations, "\n".join(watch.violations[:20]) + f"\n(log: {log})"
+    assert not problems, "\n".join(problems) + f"\n(log: {log})"
+    assert not leaks, leaks

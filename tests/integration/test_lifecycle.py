@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lbctl.kube.client import EVENTS, JSON, NAMESPACES, SERVICES, VIPS, KubeClient
+from lbctl.kube.client import EVENTS, JSON, NAMESPACES, SERVICES, VIP_ADDRESSES, VIPS, KubeClient
 from lbctl.kube.errors import NotFound
 from lbctl.metrics import RuntimeCollector
 from lbctl.model import LB_FINALIZER, SERVICE_UID_ANNOTATION
@@ -179,7 +179,8 @@ async def test_a_reconcile_with_nothing_to_change_writes_nothing(
 async def test_a_new_service_costs_four_object_writes(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl
 ) -> None:
-    """Service metadata, Vip, Vip status, Service status: one write each (plus two Events)."""
+    """The durable address record, the Vip, its status, and the Service (finalizer, annotation
+    and status in one write to its status subresource): one write each, plus two Events."""
     running = await start_lbctl()
     queue = running.runtime.queue
     await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
@@ -194,9 +195,13 @@ async def test_a_new_service_costs_four_object_writes(
         if call[1] in ("create", "patch", "delete") and count != before.get(call, 0)
     }
     assert writes == {
-        ("services", "patch"): 1,
+        ("vipaddresses", "create"): 1,
         ("vips", "create"): 1,
         ("vips/status", "patch"): 1,
         ("services/status", "patch"): 1,
         ("events", "create"): 2,
     }
+    service = await kube.get(SERVICES, namespace, "counted")
+    assert LB_FINALIZER in service["metadata"]["finalizers"]
+    record = await kube.get(VIP_ADDRESSES, None, shown_ip(service) or "")
+    assert [h["name"] for h in record["spec"]["holders"]] == ["counted"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
+from ipaddress import ip_address
 from typing import Any
 
 import pytest
@@ -21,8 +22,10 @@ from tests.integration.conftest import RunningSimulator, load_balancer, wait_for
 from tests.waiting import cancel_and_wait, eventually
 
 SERVICE_ACCOUNT = "system:serviceaccount:lbctl-system:lbctl"
-UNEXERCISED = {("events", "patch")}
-"""Granted but not used by a short run: Event counts are bumped only after a minute."""
+UNEXERCISED = {("events", "patch"), ("vipaddresses", "get"), ("services", "get")}
+"""Granted but not used by a short run: Event counts are bumped only after a minute, an
+address record is read back only after a lost reply or a refused claim, and a Service is read
+only to confirm that one which vanished without lbctl's cleanup is really gone."""
 
 
 def granted_rules() -> set[tuple[str, str]]:
@@ -93,6 +96,12 @@ async def test_manifests_apply_and_their_rbac_is_sufficient_and_no_wider(
             return bool(vip["spec"].get("ipaddress"))
 
         await eventually(filled, what="address-less Vip filled")
+        seed = str((await kube.get(VIPS, namespace, "seed"))["spec"]["ipaddress"])
+        await kube.delete(VIPS, namespace, "seed")
+        await eventually(
+            lambda: runtime.allocator.recorded_for(ip_address(seed)) is None,
+            what="the hand-made Vip's address record released",
+        )
         await kube.delete(SERVICES, namespace, "rbac")
         await eventually(lambda: runtime.allocator.get(f"{namespace}/rbac") is None, what="freed")
         assert runtime.controller.failures == 0

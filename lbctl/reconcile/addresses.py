@@ -1,0 +1,283 @@
+"""Durable address records: one cluster-scoped ``VipAddress`` per address in use.
+
+Uniqueness is the apiserver's, not this process's: a ``VipAddress`` is named by its address
+(as Kubernetes names its own ``IPAddress`` objects since KEP-1880), so a second claim of an
+address fails with AlreadyExists whatever any lbctl process believes, and a sharer joins the
+record by an update guarded by its resourceVersion.  lbctl writes an address to a Vip or a
+Service only after the record names the holder, and deletes the record only after no holder
+shows the address any more.  A reply lost on the way back is resolved by reading the record
+back, never by rolling back.  The allocator is an index of these records (``AddressTracker``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from lbctl.ipam.allocator import Allocator
+from lbctl.kube.client import JSON, SERVICES, VIP_ADDRESSES, VIPS, KubeClient, Resource
+from lbctl.kube.errors import AlreadyExists, Conflict, KubeUnavailable, NotFound
+from lbctl.kube.informer import Informer
+from lbctl.model import (
+    AddressRecordView,
+    Holder,
+    IPAddress,
+    ServiceView,
+    address_record,
+    record_name,
+    secondary_owner,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class AddressTaken(Exception):
+    """The apiserver records the address for someone else (and joining is not allowed)."""
+
+    def __init__(self, address: IPAddress, holders: frozenset[str]) -> None:
+        super().__init__(f"{address} is recorded for {', '.join(sorted(holders)) or 'another'}")
+        self.address = address
+        self.holders = holders
+
+
+class AddressTracker:
+    """Informer handler: ``VipAddress`` events → the allocator's record index, and the
+    addresses each holder key has on record."""
+
+    def __init__(
+        self,
+        allocator: Allocator,
+        enqueue_service: Callable[[str], None],
+        on_release: Callable[[], None],
+    ) -> None:
+        self._allocator = allocator
+        self._enqueue_service = enqueue_service
+        self._on_release = on_release
+        self.by_holder: dict[str, dict[IPAddress, Holder]] = {}
+        """Holder key → {address: holder} for every record naming it."""
+
+    def __call__(self, kind: str, old: JSON | None, new: JSON | None) -> None:
+        before = AddressRecordView.from_raw(old) if old is not None else None
+        after = AddressRecordView.from_raw(new) if new is not None and kind != "DELETED" else None
+        if before is not None and before.address is not None:
+            for holder in before.holders:
+                self._forget(holder.key, before.address)
+        if after is not None and after.address is not None:
+            self._allocator.record(after.address, after.holder_keys)
+            for holder in after.holders:
+                self.by_holder.setdefault(holder.key, {})[after.address] = holder
+        elif (
+            before is not None
+            and before.address is not None
+            and self._allocator.unrecord(before.address)
+        ):
+            self._on_release()
+        for view in (before, after):
+            for holder in view.holders if view is not None else ():
+                if holder.kind == "Service":
+                    self._enqueue_service(holder.key)
+
+    def gone(self, address: IPAddress) -> None:
+        """The record of ``address`` is gone from the apiserver (this process deleted it): free
+        the address now rather than when the watch reports it."""
+        for key in [k for k, held in self.by_holder.items() if address in held]:
+            self._forget(key, address)
+        if self._allocator.unrecord(address):
+            self._on_release()
+
+    def _forget(self, key: str, address: IPAddress) -> None:
+        held = self.by_holder.get(key)
+        if held is not None:
+            held.pop(address, None)
+            if not held:
+                del self.by_holder[key]
+
+    def recorded(self, key: str, kind: str = "Service") -> list[tuple[IPAddress, str]]:
+        """(address, holder UID) of every record naming holder ``key`` of ``kind``."""
+        held = self.by_holder.get(key, {})
+        return [(a, h.uid) for a, h in held.items() if h.kind == kind]
+
+
+class AddressRecords:
+    """Claim, verify and release ``VipAddress`` records (the writes behind the index)."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        records: Informer,
+        allocator: Allocator,
+        tracker: AddressTracker,
+    ) -> None:
+        self._client = client
+        self._records = records
+        self._allocator = allocator
+        self._tracker = tracker
+
+    def cached(self, address: IPAddress) -> AddressRecordView | None:
+        raw = self._records.get(record_name(address))
+        return AddressRecordView.from_raw(raw) if raw is not None else None
+
+    async def fresh(self, address: IPAddress) -> AddressRecordView | None:
+        """The record as the apiserver has it now (a quorum read), or None."""
+        try:
+            return AddressRecordView.from_raw(
+                await self._client.get(VIP_ADDRESSES, None, record_name(address))
+            )
+        except NotFound:
+            return None
+
+    async def claim(self, address: IPAddress, holder: Holder, sharing_key: str | None) -> bool:
+        """Make the record of ``address`` name ``holder`` (creating or joining it); True when
+        this call wrote it, False when the record already said so.
+
+        Raises ``AddressTaken`` when the record names others that ``holder`` may not join,
+        ``Conflict`` when the record changed under a join (retry), ``KubeError`` otherwise.
+        """
+        record = self.cached(address)
+        if record is not None and self._names(record, holder):
+            return False
+        if record is None:
+            body = address_record(address, holder, self._allocator.pool_of(address), sharing_key)
+            try:
+                await self._client.create(VIP_ADDRESSES, None, body)
+                log.info("address recorded", address=str(address), holder=holder.key)
+                return True
+            except AlreadyExists:
+                record = await self.fresh(address)
+            except KubeUnavailable:
+                record = await self._read_back(address)
+            if record is None:
+                raise Conflict(409, "Conflict", f"VipAddress {record_name(address)} vanished")
+            if self._names(record, holder):
+                return True
+        return await self._join(address, record, holder, sharing_key)
+
+    async def _read_back(self, address: IPAddress) -> AddressRecordView | None:
+        """After a lost reply: what the apiserver made of the write (a failure here raises)."""
+        record = await self.fresh(address)
+        log.info("address claim reply lost; read back", address=str(address), found=bool(record))
+        return record
+
+    @staticmethod
+    def _names(record: AddressRecordView, holder: Holder) -> bool:
+        mine = record.holder(holder.uid)
+        return mine is not None and mine.ports == holder.ports and not record.deleting
+
+    async def _join(
+        self,
+        address: IPAddress,
+        record: AddressRecordView,
+        holder: Holder,
+        sharing_key: str | None,
+    ) -> bool:
+        # A holder of the same key with another UID is an earlier incarnation of this Service:
+        # names are unique at any instant, so that one is gone.
+        others = [h for h in record.holders if h.uid != holder.uid and h.key != holder.key]
+        joinable = sharing_key is not None and record.sharing_key == sharing_key
+        if record.deleting or (others and not joinable):
+            raise AddressTaken(address, frozenset(h.key for h in others))
+        for other in others:
+            if other.ports & holder.ports:
+                raise AddressTaken(address, frozenset({other.key}))
+        holders = [*(h.to_json() for h in others), holder.to_json()]
+        spec: dict[str, Any] = {"holders": holders}
+        if not others:
+            spec["sharingKey"] = sharing_key
+        patch = {"metadata": {"resourceVersion": record.resource_version}, "spec": spec}
+        await self._client.patch(VIP_ADDRESSES, None, record.name, patch)
+        log.info("address joined", address=str(address), holder=holder.key)
+        return True
+
+    async def release(self, address: IPAddress, uid: str) -> bool:
+        """Drop holder ``uid`` from the record of ``address``; the last holder deletes it.
+        Call only once that holder no longer shows the address.  True when it wrote."""
+        record = self.cached(address)
+        if record is None or record.holder(uid) is None:
+            return False
+        others = [h.to_json() for h in record.holders if h.uid != uid]
+        if others:
+            patch = {
+                "metadata": {"resourceVersion": record.resource_version},
+                "spec": {"holders": others},
+            }
+            await self._client.patch(VIP_ADDRESSES, None, record.name, patch)
+            return True
+        if not record.deleting:
+            try:
+                await self._client.delete(
+                    VIP_ADDRESSES, None, record.name,
+                    uid=record.uid, resource_version=record.resource_version,
+                )  # fmt: skip
+            except NotFound:
+                self._tracker.gone(address)
+                return True
+        with contextlib.suppress(NotFound):
+            await self._client.patch(
+                VIP_ADDRESSES, None, record.name, {"metadata": {"finalizers": None}}
+            )
+        self._tracker.gone(address)
+        log.info("address record deleted", address=str(address))
+        return True
+
+    async def hold(self, service: ServiceView, address: IPAddress) -> bool:
+        """Make the record of ``address`` name the Service, with the sharing key and ports
+        its allocation has; True when this call wrote (so the record is confirmed)."""
+        allocation = self._allocator.get(service.key)
+        if allocation is None or allocation.address != address:
+            allocation = self._allocator.get(secondary_owner(service.key))
+        share_key = allocation.share_key if allocation is not None else None
+        ports = allocation.ports if allocation is not None and share_key else frozenset()
+        holder = Holder("Service", service.namespace, service.name, service.uid, ports)
+        return await self.claim(address, holder, share_key)
+
+    async def confirm(self, service: ServiceView, address: IPAddress) -> bool:
+        """Whether the apiserver's record of ``address`` names the Service right now: asked
+        before showing an address that no write of this reconcile proved."""
+        record = await self.fresh(address)
+        return record is not None and not record.deleting and record.holder(service.uid) is not None
+
+    def recorded(self, key: str, kind: str = "Service") -> list[tuple[IPAddress, str]]:
+        return self._tracker.recorded(key, kind)
+
+    async def prune(self, service: ServiceView, keep: list[IPAddress]) -> None:
+        """Release records naming the Service (or an earlier Service of its name) for
+        addresses it neither keeps nor shows: lost replies, moves, split-brain leftovers."""
+        shown = set(service.held_addresses())
+        for address, uid in self._tracker.recorded(service.key):
+            if address not in keep and (address not in shown or uid != service.uid):
+                await self.release(address, uid)
+
+    async def release_gone(self, namespace: str, name: str, resource: Resource = SERVICES) -> int:
+        """Release every record naming ``namespace/name`` (a Service, or a hand-made Vip) once
+        a quorum read shows no such object of that UID: a cache that trails another writer
+        must not free an address a Service is about to show."""
+        held = self._tracker.recorded(f"{namespace}/{name}", resource.kind)
+        if not held:
+            return 0
+        try:
+            live = (await self._client.get(resource, namespace, name))["metadata"]["uid"]
+        except NotFound:
+            live = None
+        released = 0
+        for address, uid in held:
+            if uid != live and await self.release(address, uid):
+                released += 1
+        return released
+
+    async def sweep(self, namespace: str | None, live: Callable[[str, str], str | None]) -> int:
+        """Release the records of holders that no longer exist (deleted while no lbctl ran),
+        within ``namespace`` (None: all); ``live(kind, key)`` is the cached holder's UID.
+        Each is confirmed by a quorum read first; the number of records released."""
+        released = 0
+        for key, held in list(self._tracker.by_holder.items()):
+            holder_namespace, name = key.split("/", 1)
+            if namespace is not None and holder_namespace != namespace:
+                continue
+            for kind, resource in (("Service", SERVICES), ("Vip", VIPS)):
+                uids = {h.uid for h in held.values() if h.kind == kind}
+                if uids and uids != {live(kind, key)}:
+                    released += await self.release_gone(holder_namespace, name, resource)
+        return released

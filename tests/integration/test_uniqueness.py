@@ -1,0 +1,213 @@
+"""No address on two Services, ever: the durable per-address records on the real apiserver.
+
+Each test watches every instant (``ShownAddresses``), not only the end state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from lbctl import app
+from lbctl.config import Settings
+from lbctl.devenv.controlplane import LocalControlPlane
+from lbctl.ipam.ranges import parse_vip_range
+from lbctl.kube.client import SERVICES, VIP_ADDRESSES, VIPS, KubeClient, Resource, api_client_from
+from lbctl.kube.errors import Conflict, KubeUnavailable, NotFound
+from lbctl.model import ADDRESS_FINALIZER
+from tests.integration.conftest import StartLbctl, load_balancer, shown_ip, wait_for_ip
+from tests.integration.invariants import ShownAddresses, leaked_records
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def vip_state(kube: KubeClient, namespace: str, name: str) -> str | None:
+    with contextlib.suppress(NotFound):
+        vip = await kube.get(VIPS, namespace, name)
+        return str((vip.get("status") or {}).get("state") or "") or None
+    return None
+
+
+async def test_a_hand_deleted_vip_keeps_its_address_from_a_waiting_service(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """One-address pool: deleting the owner's Vip by hand must not hand its address to the
+    Service waiting for one while the owner still shows it; the owner's Vip comes back."""
+    await start_lbctl('["10.77.9.1"]')
+    await kube.create(SERVICES, namespace, load_balancer("owner"))
+    assert await wait_for_ip(kube, namespace, "owner") == "10.77.9.1"
+    await kube.create(SERVICES, namespace, load_balancer("waiter"))
+    await eventually(
+        lambda: vip_state(kube, namespace, "waiter"), what="waiter's Vip says why it waits"
+    )
+    async with ShownAddresses(kube, namespace) as watch:
+        old_uid = (await kube.get(VIPS, namespace, "owner"))["metadata"]["uid"]
+        await kube.delete(VIPS, namespace, "owner")
+
+        async def recreated() -> str | None:
+            with contextlib.suppress(NotFound):
+                vip = await kube.get(VIPS, namespace, "owner")
+                if vip["metadata"]["uid"] != old_uid:
+                    return str(vip["spec"]["ipaddress"])
+            return None
+
+        assert await eventually(recreated, what="owner's Vip recreated") == "10.77.9.1"
+        waiter = await kube.get(SERVICES, namespace, "waiter")
+        assert shown_ip(waiter) is None
+        assert await vip_state(kube, namespace, "waiter") == "Pending"
+        assert shown_ip(await kube.get(SERVICES, namespace, "owner")) == "10.77.9.1"
+    assert not watch.violations, watch.violations
+
+
+async def test_the_checker_sees_a_duplicate_that_lasts_an_instant(
+    kube: KubeClient, namespace: str
+) -> None:
+    """Negative control: two Services made to show one address, briefly, are reported."""
+    async with ShownAddresses(kube, namespace) as watch:
+        for name in ("x", "y"):
+            await kube.create(SERVICES, namespace, load_balancer(name))
+            status = {"loadBalancer": {"ingress": [{"ip": "10.77.9.30"}]}}
+            await kube.patch(SERVICES, namespace, name, {"status": status}, subresource="status")
+        await kube.patch(
+            SERVICES, namespace, "x", {"status": {"loadBalancer": None}}, subresource="status"
+        )
+        await eventually(lambda: watch.violations, what="the duplicate reported")
+    assert watch.violations[0].startswith("10.77.9.30 shown by")
+
+
+async def test_a_hand_deleted_address_record_stays_until_the_address_is_free(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Deleting a VipAddress by hand leaves it Terminating while its Service shows the address
+    (the name stays taken); it goes once the Service lets the address go."""
+    await start_lbctl('["10.77.9.2"]')
+    await kube.create(SERVICES, namespace, load_balancer("owner"))
+    assert await wait_for_ip(kube, namespace, "owner") == "10.77.9.2"
+    await kube.delete(VIP_ADDRESSES, None, "10.77.9.2")
+    record = await kube.get(VIP_ADDRESSES, None, "10.77.9.2")
+    assert record["metadata"]["deletionTimestamp"]
+    assert record["metadata"]["finalizers"] == [ADDRESS_FINALIZER]
+    await kube.create(SERVICES, namespace, load_balancer("waiter"))
+    await eventually(lambda: vip_state(kube, namespace, "waiter"), what="waiter pending")
+    assert shown_ip(await kube.get(SERVICES, namespace, "waiter")) is None
+    await kube.delete(SERVICES, namespace, "owner")
+    assert await wait_for_ip(kube, namespace, "waiter") == "10.77.9.2"
+
+
+class LosingReplies(KubeClient):
+    """The apiserver applies the write, and its reply is lost on the way back (a client
+    timeout): a fault the real server cannot be asked for, so the client side fakes it."""
+
+    def __init__(self, api: Any, lose: dict[str, int]) -> None:
+        super().__init__(api)
+        self.lose = Counter(lose)
+        self.lost: Counter[str] = Counter()
+
+    def _maybe_lose(self, resource: Resource) -> None:
+        if self.lose[resource.plural] > 0:
+            self.lose[resource.plural] -= 1
+            self.lost[resource.plural] += 1
+            raise KubeUnavailable(f"POST {resource.plural}: reply lost (injected)")
+
+    async def create(self, resource: Resource, *args: Any, **kwargs: Any) -> Any:
+        created = await super().create(resource, *args, **kwargs)
+        self._maybe_lose(resource)
+        return created
+
+
+@pytest.fixture
+async def lossy_lbctl(
+    control_plane: LocalControlPlane,
+) -> AsyncIterator[tuple[LosingReplies, asyncio.Task[None]]]:
+    client = LosingReplies(
+        await api_client_from(str(control_plane.kubeconfig)), {"vipaddresses": 3, "vips": 2}
+    )
+    settings = Settings(
+        pools=parse_vip_range('["10.77.9.8/29"]'),
+        kubeconfig=str(control_plane.kubeconfig),
+        metrics_bind_address="0",
+    )
+    runtime = app.build(settings, client)
+    task = asyncio.create_task(app.run_with(settings, client, runtime))
+    await eventually(lambda: runtime.started.is_set(), what="lbctl start")
+    yield client, task
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await client.close()
+
+
+async def test_a_lost_reply_is_read_back_and_never_hands_the_address_out_twice(
+    kube: KubeClient,
+    namespace: str,
+    lossy_lbctl: tuple[LosingReplies, asyncio.Task[None]],
+    start_lbctl: StartLbctl,
+) -> None:
+    client, task = lossy_lbctl
+    async with ShownAddresses(kube, namespace) as watch:
+        for name in ("a", "b"):
+            await kube.create(SERVICES, namespace, load_balancer(name))
+        shown = {name: await wait_for_ip(kube, namespace, name) for name in ("a", "b")}
+        assert client.lost["vipaddresses"] >= 1
+        assert client.lost["vips"] >= 1
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # A restart rebuilds from the records: the next Service gets a third address.
+        await start_lbctl('["10.77.9.8/29"]')
+        await kube.create(SERVICES, namespace, load_balancer("c"))
+        shown["c"] = await wait_for_ip(kube, namespace, "c")
+    assert len(set(shown.values())) == 3, shown
+    vips, _ = await kube.list(VIPS, namespace)
+    assert sorted(v["spec"]["ipaddress"] for v in vips) == sorted(shown.values())
+    assert not await leaked_records(kube, namespace)
+    assert not watch.violations, watch.violations
+
+
+class FailingOnce(KubeClient):
+    """The Service status write is refused once with 409 Conflict."""
+
+    def __init__(self, api: Any) -> None:
+        super().__init__(api)
+        self.refused = 0
+
+    async def patch(self, resource: Resource, *args: Any, **kwargs: Any) -> Any:
+        if resource is SERVICES and kwargs.get("subresource") == "status" and not self.refused:
+            self.refused += 1
+            raise Conflict(409, "Conflict", "injected")
+        return await super().patch(resource, *args, **kwargs)
+
+
+async def test_a_refused_write_then_delete_frees_the_address_without_restart(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane, start_lbctl: StartLbctl
+) -> None:
+    """A first write fails, the Service goes: its address must be free at once (it used to
+    stay held in memory until restart)."""
+    client = FailingOnce(await api_client_from(str(control_plane.kubeconfig)))
+    settings = Settings(
+        pools=parse_vip_range('["10.77.9.20"]'),
+        kubeconfig=str(control_plane.kubeconfig),
+        metrics_bind_address="0",
+        workers=1,
+    )
+    runtime = app.build(settings, client)
+    task = asyncio.create_task(app.run_with(settings, client, runtime))
+    try:
+        await eventually(lambda: runtime.started.is_set(), what="lbctl start")
+        await kube.create(SERVICES, namespace, load_balancer("first"))
+        await eventually(lambda: client.refused, what="a refused write")
+        await kube.delete(SERVICES, namespace, "first")
+        await kube.create(SERVICES, namespace, load_balancer("second"))
+        assert await wait_for_ip(kube, namespace, "second") == "10.77.9.20"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.close()
+    assert not await leaked_records(kube, namespace)
