@@ -59,12 +59,41 @@ def _ports_from_text(items: Any) -> frozenset[Port]:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+class AddressError(ValueError):
+    """Text that is not an address lbctl can store and compare: the message says why."""
+
+
+def parse_address(text: str) -> IPAddress:
+    """The address ``text`` names, in canonical form (RFC 5952 for IPv6, as ``str()`` gives).
+
+    Refused, because each would let one address be booked twice under two spellings: an IPv6
+    zone id (``2001:db8::1%eth0`` is unequal to ``2001:db8::1`` in Python) and an IPv4-mapped
+    IPv6 address (``::ffff:10.0.0.1`` is unequal to ``10.0.0.1``).  IPv4 with leading zeros
+    is refused by ``ipaddress`` itself.
+    """
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise AddressError(f"{text!r} is not an IP address") from None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            raise AddressError(
+                f"{text!r} has an IPv6 zone id (%{address.scope_id}), which a VIP cannot have"
+            )
+        if address.ipv4_mapped is not None:
+            raise AddressError(
+                f"{text!r} is an IPv4-mapped IPv6 address; write it as {address.ipv4_mapped}"
+            )
+    return address
+
+
 def parse_ip(text: Any) -> IPAddress | None:
+    """Like :func:`parse_address`, but None for anything that is not a usable address."""
     if not isinstance(text, str) or not text:
         return None
     try:
-        return ipaddress.ip_address(text.strip())
-    except ValueError:
+        return parse_address(text)
+    except AddressError:
         return None
 
 
@@ -116,6 +145,10 @@ class ServiceView:
     @property
     def has_finalizer(self) -> bool:
         return LB_FINALIZER in self.finalizers
+
+    def ingress_addresses(self) -> list[IPAddress]:
+        """Addresses ``status.loadBalancer.ingress`` shows, parsed (so compared canonically)."""
+        return [a for a in map(parse_ip, self.ingress_ips) if a is not None]
 
     def held_addresses(self) -> list[IPAddress]:
         """Addresses the Service already shows (annotation first, then status), parsed."""
