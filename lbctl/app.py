@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from lbctl import http, metrics
+from lbctl.adc.names import Owner
 from lbctl.config import AdcSettings, Settings
 from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import (
@@ -97,7 +98,8 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
                 enqueue_service(key)
 
         backends = Backends(nodes, slices, all_services, lambda key: enqueue_service(key))
-        adc = AdcSync(nitro, settings.adc.prefix, backends.nodes, backends.endpoints)
+        owner = Owner(settings.adc.prefix, settings.namespace, settings.load_balancer_class)
+        adc = AdcSync(nitro, owner, backends.nodes, backends.endpoints)
     service_reconciler = ServiceReconciler(
         client=client,
         services=services,
