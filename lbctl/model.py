@@ -15,6 +15,9 @@ VIP_ANNOTATION = "com.citrix.vip"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "lbctl"
 SERVICE_UID_ANNOTATION = "lbctl.io/service-uid"
+CLASS_ANNOTATION = "lbctl.io/load-balancer-class"
+"""On a Vip: the class of the lbctl instance that made it, so instances of two classes can
+tell their records apart (absent: class-less, or made before the annotation existed)."""
 SHARED_IP_ANNOTATION = "lbctl.io/allow-shared-ip"
 
 Port = tuple[str, int]
@@ -202,6 +205,7 @@ class VipView:
     sharing_key: str | None
     ports: frozenset[Port]
     secondary_text: str | None = None
+    load_balancer_class: str | None = None
 
     @property
     def secondary(self) -> IPAddress | None:
@@ -249,6 +253,7 @@ class VipView:
             sharing_key=spec.get("sharingKey") or None,
             ports=_ports_from_text(spec.get("ports")),
             secondary_text=spec.get("secondaryIpaddress") or None,
+            load_balancer_class=annotations.get(CLASS_ANNOTATION) or None,
         )
 
 
@@ -267,7 +272,10 @@ def vip_for_service(
             "name": service.name,
             "namespace": service.namespace,
             "labels": {MANAGED_BY_LABEL: MANAGER},
-            "annotations": {SERVICE_UID_ANNOTATION: service.uid},
+            "annotations": {
+                SERVICE_UID_ANNOTATION: service.uid,
+                **_class_annotation(service.load_balancer_class),
+            },
             "ownerReferences": [
                 {
                     "apiVersion": "v1",
@@ -285,6 +293,10 @@ def vip_for_service(
             **sharing_spec(service, share_key),
         },
     }
+
+
+def _class_annotation(load_balancer_class: str | None) -> dict[str, str]:
+    return {CLASS_ANNOTATION: load_balancer_class} if load_balancer_class else {}
 
 
 def sharing_spec(service: ServiceView, share_key: str | None) -> dict[str, Any]:
