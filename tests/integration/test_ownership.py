@@ -234,15 +234,19 @@ async def test_an_address_spelled_with_a_zone_id_is_refused_and_the_victim_keeps
     preset["metadata"]["annotations"] = {VIP_ANNOTATION: zoned}
     await kube.create(SERVICES, namespace, requester)
     await kube.create(SERVICES, namespace, preset)
+    # The apiserver does not validate spec.loadBalancerIP: lbctl must refuse it too.
+    await kube.create(SERVICES, namespace, load_balancer("legacy", loadBalancerIP=zoned, **six))
 
-    async def warned() -> list[JSON]:
-        return [
-            e for e in await events_for(kube, namespace, "requester")
-            if e["type"] == "Warning" and e["reason"] == "AllocationFailed"
-            and f"'{zoned}' has an IPv6 zone id" in e["message"]
-        ]  # fmt: skip
+    for name in ("requester", "legacy"):
 
-    await eventually(warned, what="AllocationFailed naming the zoned address")
+        async def warned(name: str = name) -> list[JSON]:
+            return [
+                e for e in await events_for(kube, namespace, name)
+                if e["type"] == "Warning" and e["reason"] == "AllocationFailed"
+                and f"'{zoned}' has an IPv6 zone id" in e["message"]
+            ]  # fmt: skip
+
+        await eventually(warned, what=f"AllocationFailed naming the zoned address on {name}")
     vip = await eventually(
         lambda: kube.get(VIPS, namespace, "requester"), what="the requester's Vip"
     )
@@ -253,7 +257,7 @@ async def test_an_address_spelled_with_a_zone_id_is_refused_and_the_victim_keeps
     assert holder is not None
     assert holder.owner == f"{namespace}/victim"
 
-    for name in ("requester", "preset"):
+    for name in ("requester", "preset", "legacy"):
         await kube.delete(SERVICES, namespace, name)
 
     async def tenants_gone() -> bool:
