@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from lbctl import http, metrics
+from lbctl.adc.names import Owner
 from lbctl.config import AdcSettings, Settings
 from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import (
@@ -103,11 +104,14 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
                 enqueue_service(key)
 
         backends = Backends(nodes, slices, all_services, lambda key: enqueue_service(key))
-        adc = AdcSync(nitro, settings.adc.prefix, backends.nodes, backends.endpoints)
+        owner = Owner(settings.adc.prefix, settings.namespace, settings.load_balancer_class)
+        adc = AdcSync(nitro, owner, backends.nodes, backends.endpoints)
     address_tracker = AddressTracker(
         allocator, lambda key: enqueue_service(key), lambda: on_release()
     )
-    addresses = AddressRecords(client, address_records, allocator, address_tracker)
+    addresses = AddressRecords(
+        client, address_records, allocator, address_tracker, settings.load_balancer_class
+    )
     service_reconciler = ServiceReconciler(
         client=client,
         services=services,

@@ -15,6 +15,9 @@ VIP_ANNOTATION = "com.citrix.vip"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "lbctl"
 SERVICE_UID_ANNOTATION = "lbctl.io/service-uid"
+CLASS_ANNOTATION = "lbctl.io/load-balancer-class"
+"""On a Vip: the class of the lbctl instance that made it, so instances of two classes can
+tell their records apart (absent: class-less, or made before the annotation existed)."""
 SHARED_IP_ANNOTATION = "lbctl.io/allow-shared-ip"
 
 Port = tuple[str, int]
@@ -59,12 +62,41 @@ def _ports_from_text(items: Any) -> frozenset[Port]:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+class AddressError(ValueError):
+    """Text that is not an address lbctl can store and compare: the message says why."""
+
+
+def parse_address(text: str) -> IPAddress:
+    """The address ``text`` names, in canonical form (RFC 5952 for IPv6, as ``str()`` gives).
+
+    Refused, because each would let one address be booked twice under two spellings: an IPv6
+    zone id (``2001:db8::1%eth0`` is unequal to ``2001:db8::1`` in Python) and an IPv4-mapped
+    IPv6 address (``::ffff:10.0.0.1`` is unequal to ``10.0.0.1``).  IPv4 with leading zeros
+    is refused by ``ipaddress`` itself.
+    """
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise AddressError(f"{text!r} is not an IP address") from None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            raise AddressError(
+                f"{text!r} has an IPv6 zone id (%{address.scope_id}), which a VIP cannot have"
+            )
+        if address.ipv4_mapped is not None:
+            raise AddressError(
+                f"{text!r} is an IPv4-mapped IPv6 address; write it as {address.ipv4_mapped}"
+            )
+    return address
+
+
 def parse_ip(text: Any) -> IPAddress | None:
+    """Like :func:`parse_address`, but None for anything that is not a usable address."""
     if not isinstance(text, str) or not text:
         return None
     try:
-        return ipaddress.ip_address(text.strip())
-    except ValueError:
+        return parse_address(text)
+    except AddressError:
         return None
 
 
@@ -116,6 +148,10 @@ class ServiceView:
     @property
     def has_finalizer(self) -> bool:
         return LB_FINALIZER in self.finalizers
+
+    def ingress_addresses(self) -> list[IPAddress]:
+        """Addresses ``status.loadBalancer.ingress`` shows, parsed (so compared canonically)."""
+        return [a for a in map(parse_ip, self.ingress_ips) if a is not None]
 
     def held_addresses(self) -> list[IPAddress]:
         """Addresses the Service already shows (annotation first, then status), parsed."""
@@ -169,6 +205,7 @@ class VipView:
     sharing_key: str | None
     ports: frozenset[Port]
     secondary_text: str | None = None
+    load_balancer_class: str | None = None
 
     @property
     def secondary(self) -> IPAddress | None:
@@ -216,6 +253,7 @@ class VipView:
             sharing_key=spec.get("sharingKey") or None,
             ports=_ports_from_text(spec.get("ports")),
             secondary_text=spec.get("secondaryIpaddress") or None,
+            load_balancer_class=annotations.get(CLASS_ANNOTATION) or None,
         )
 
 
@@ -234,7 +272,10 @@ def vip_for_service(
             "name": service.name,
             "namespace": service.namespace,
             "labels": {MANAGED_BY_LABEL: MANAGER},
-            "annotations": {SERVICE_UID_ANNOTATION: service.uid},
+            "annotations": {
+                SERVICE_UID_ANNOTATION: service.uid,
+                **_class_annotation(service.load_balancer_class),
+            },
             "ownerReferences": [
                 {
                     "apiVersion": "v1",
@@ -252,6 +293,10 @@ def vip_for_service(
             **sharing_spec(service, share_key),
         },
     }
+
+
+def _class_annotation(load_balancer_class: str | None) -> dict[str, str]:
+    return {CLASS_ANNOTATION: load_balancer_class} if load_balancer_class else {}
 
 
 def sharing_spec(service: ServiceView, share_key: str | None) -> dict[str, Any]:
@@ -289,6 +334,9 @@ class Holder:
     name: str
     uid: str
     ports: frozenset[Port] = frozenset()
+    load_balancer_class: str | None = None
+    """The class of the lbctl instance that claimed it: instances of other classes sharing
+    the cluster leave this holder alone while its Service exists."""
 
     @property
     def key(self) -> str:
@@ -301,6 +349,7 @@ class Holder:
             "name": self.name,
             "uid": self.uid,
             **({"ports": ports_text(self.ports)} if self.ports else {}),
+            **({"loadBalancerClass": self.load_balancer_class} if self.load_balancer_class else {}),
         }
 
 
@@ -337,6 +386,7 @@ class AddressRecordView:
                 str(h.get("name") or ""),
                 str(h.get("uid") or ""),
                 _ports_from_text(h.get("ports")),
+                h.get("loadBalancerClass") or None,
             )
             for h in spec.get("holders") or []
             if isinstance(h, dict)

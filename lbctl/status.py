@@ -34,7 +34,7 @@ def _state(vip: VipView, services: dict[str, JSON], conflicts: dict[str, str]) -
     raw = services.get(f"{vip.namespace}/{vip.service}")
     if raw is None:
         return "Orphaned"
-    if str(vip.address) in ServiceView.from_raw(raw).ingress_ips:
+    if vip.address in ServiceView.from_raw(raw).ingress_addresses():
         return "Allocated"
     return "Assigning"
 

@@ -21,7 +21,7 @@ from lbctl.adc.annotations import (
     for_port,
     per_port,
 )
-from lbctl.adc.names import PortId, object_name, ownership_comment
+from lbctl.adc.names import Owner, PortId, as_owner, object_name, ownership_comment
 from lbctl.adc.state import Attrs, Key, State
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -105,7 +105,7 @@ class Plan:
 
 
 def plan_service(
-    prefix: str,
+    owner: str | Owner,
     service: Mapping[str, Any],
     addresses: str | Sequence[str],
     nodes: Iterable[Node],
@@ -115,6 +115,8 @@ def plan_service(
     an lb vserver on each, both bound to the port's one service group)."""
     if isinstance(addresses, str):
         addresses = [addresses]
+    owner = as_owner(owner)
+    prefix = owner.prefix
     meta = service.get("metadata") or {}
     spec = service.get("spec") or {}
     annotations: dict[str, str] = dict(meta.get("annotations") or {})
@@ -145,7 +147,7 @@ def plan_service(
             )
             plan.reasons[label] = UNSUPPORTED_PROTOCOL
             continue
-        comment = ownership_comment(prefix, ident)
+        comment = ownership_comment(owner, ident)
         group = object_name(prefix, ident, "sgp")
         for index_of_address, address in enumerate(addresses):
             # The first family's vserver keeps the plain name; a second family's is "lbv6"/"lbv4".

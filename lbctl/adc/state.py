@@ -18,7 +18,7 @@ from lbctl.adc.annotations import (
     MONITOR_ANNOTATION,
     SERVICEGROUP_ANNOTATION,
 )
-from lbctl.adc.names import owner_of
+from lbctl.adc.names import Owner, owner_of
 
 Attrs = dict[str, Any]
 
@@ -99,7 +99,7 @@ def binding_key(kind: str, item: Mapping[str, Any]) -> Key | None:
 
 
 class Listing:
-    """lbctl's objects on the ADC (under one prefix), indexed by owning Service and parent."""
+    """One instance's objects on the ADC (under its owner key), indexed by Service and parent."""
 
     def __init__(self) -> None:
         self.objects: State = {}
@@ -150,17 +150,17 @@ class Listing:
         return set(self._by_owner)
 
 
-def read_listing(prefix: str, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> Listing:
+def read_listing(owner: str | Owner, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> Listing:
     """Build a :class:`Listing` from full NITRO listings (resource name → rows).
 
-    Objects count as lbctl's only when name prefix and ownership comment agree; bindings only
-    when their parent object is lbctl's.
+    Objects count as this instance's only when their name has its prefix and their comment
+    names exactly its owner key; bindings only when their parent object is its own.
     """
     listing = Listing()
     for kind in OBJECT_KINDS:
         for row in rows.get(kind, ()):
             name = str(row.get(KEY_FIELD[kind], ""))
-            port = owner_of(prefix, name, row.get("comment"))
+            port = owner_of(owner, name, row.get("comment"))
             if port is not None:
                 kept = {k: row[k] for k in MANAGED_ATTRS[kind] if k in row}
                 listing.put(Key(kind, name), kept, port.owner)

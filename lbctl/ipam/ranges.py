@@ -60,8 +60,23 @@ def _address(text: str, element: str) -> IPAddress:
         raise RangeError(f"VIP_RANGE: {element!r} is not a valid IP address") from None
 
 
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
+
 def parse_range(element: str) -> AddressRange:
-    """One element: a CIDR, ``first - last`` or a single address."""
+    """One element: a CIDR, ``first - last`` or a single address; never one reaching into
+    the IPv4-mapped IPv6 block, whose addresses lbctl refuses everywhere else."""
+    found = _parse_range(element)
+    mapped = int(_MAPPED.network_address), int(_MAPPED.broadcast_address)
+    if found.version == 6 and found.first <= mapped[1] and found.last >= mapped[0]:
+        raise RangeError(
+            f"VIP_RANGE: {element!r} holds IPv4-mapped IPv6 addresses (::ffff:0:0/96); "
+            "give IPv4 addresses as IPv4"
+        )
+    return found
+
+
+def _parse_range(element: str) -> AddressRange:
     text = element.strip()
     if not text:
         raise RangeError("VIP_RANGE: an empty string is not a range")

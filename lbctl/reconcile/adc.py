@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from lbctl.adc.diff import Op, diff
+from lbctl.adc.names import Owner, as_owner
 from lbctl.adc.plan import Endpoint, Node, Plan, plan_service
 from lbctl.adc.state import (
     BINDING_ATTRS,
@@ -56,12 +57,12 @@ class AdcSync:
     def __init__(
         self,
         client: NitroClient,
-        prefix: str,
+        owner: str | Owner,
         nodes: Callable[[], Iterable[Node]],
         endpoints: Callable[[str], Iterable[Endpoint]],
     ) -> None:
         self._client = client
-        self._prefix = prefix
+        self._owner = as_owner(owner)
         self._nodes = nodes
         self._endpoints = endpoints
         self._listing: Listing | None = None
@@ -86,7 +87,7 @@ class AdcSync:
                 bulk = resource in BINDING_RESOURCE.values()
                 attrs = MANAGED_ATTRS.get(resource) or BINDING_ATTRS.get(resource)
                 rows[resource] = await self._client.get(resource, bulkbindings=bulk, attrs=attrs)
-            listing = read_listing(self._prefix, rows)
+            listing = read_listing(self._owner, rows)
             for op, owner in self._journal:
                 _record(listing, op, owner)
         finally:
@@ -127,7 +128,7 @@ class AdcSync:
         meta = service["metadata"]
         owner = f"{meta['namespace']}/{meta['name']}"
         nodes, endpoints = self._nodes(), self._endpoints(owner)
-        plan = plan_service(self._prefix, service, addresses, nodes, endpoints)
+        plan = plan_service(self._owner, service, addresses, nodes, endpoints)
         if "*" in plan.problems:
             return AdcOutcome(problem=plan.problems["*"])
         outcome = await self._converge(owner, plan)

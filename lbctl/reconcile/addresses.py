@@ -95,10 +95,18 @@ class AddressTracker:
             if not held:
                 del self.by_holder[key]
 
-    def recorded(self, key: str, kind: str = "Service") -> list[tuple[IPAddress, str]]:
-        """(address, holder UID) of every record naming holder ``key`` of ``kind``."""
+    def recorded(
+        self, key: str, kind: str = "Service", load_balancer_class: str | bool | None = True
+    ) -> list[tuple[IPAddress, str]]:
+        """(address, holder UID) of every record naming holder ``key`` of ``kind``, claimed by
+        an instance of ``load_balancer_class`` (True: of any class)."""
         held = self.by_holder.get(key, {})
-        return [(a, h.uid) for a, h in held.items() if h.kind == kind]
+        return [
+            (a, h.uid)
+            for a, h in held.items()
+            if h.kind == kind
+            and (load_balancer_class is True or h.load_balancer_class == load_balancer_class)
+        ]
 
 
 class AddressRecords:
@@ -110,7 +118,9 @@ class AddressRecords:
         records: Informer,
         allocator: Allocator,
         tracker: AddressTracker,
+        load_balancer_class: str | None = None,
     ) -> None:
+        self._class = load_balancer_class
         self._client = client
         self._records = records
         self._allocator = allocator
@@ -163,8 +173,7 @@ class AddressRecords:
 
     @staticmethod
     def _names(record: AddressRecordView, holder: Holder) -> bool:
-        mine = record.holder(holder.uid)
-        return mine is not None and mine.ports == holder.ports and not record.deleting
+        return record.holder(holder.uid) == holder and not record.deleting
 
     async def _join(
         self,
@@ -191,11 +200,15 @@ class AddressRecords:
         log.info("address joined", address=str(address), holder=holder.key)
         return True
 
-    async def release(self, address: IPAddress, uid: str) -> bool:
-        """Drop holder ``uid`` from the record of ``address``; the last holder deletes it.
-        Call only once that holder no longer shows the address.  True when it wrote."""
+    async def release(self, address: IPAddress, uid: str, any_class: bool = False) -> bool:
+        """Drop holder ``uid`` (claimed by this instance's class, or by any with
+        ``any_class``) from the record of ``address``; the last holder deletes it.  Call only
+        once that holder no longer shows the address.  True when it wrote."""
         record = self.cached(address)
-        if record is None or record.holder(uid) is None:
+        holder = record.holder(uid) if record is not None else None
+        if record is None or holder is None:
+            return False
+        if not any_class and holder.load_balancer_class != self._class:
             return False
         others = [h.to_json() for h in record.holders if h.uid != uid]
         if others:
@@ -230,7 +243,7 @@ class AddressRecords:
             allocation = self._allocator.get(secondary_owner(service.key))
         share_key = allocation.share_key if allocation is not None else None
         ports = allocation.ports if allocation is not None and share_key else frozenset()
-        holder = Holder("Service", service.namespace, service.name, service.uid, ports)
+        holder = Holder("Service", service.namespace, service.name, service.uid, ports, self._class)
         return await self.claim(address, holder, share_key)
 
     async def confirm(self, service: ServiceView, address: IPAddress) -> bool:
@@ -239,14 +252,15 @@ class AddressRecords:
         record = await self.fresh(address)
         return record is not None and not record.deleting and record.holder(service.uid) is not None
 
-    def recorded(self, key: str, kind: str = "Service") -> list[tuple[IPAddress, str]]:
-        return self._tracker.recorded(key, kind)
+    def recorded(self, key: str, load_balancer_class: str | None) -> list[tuple[IPAddress, str]]:
+        """The Service records this instance (of ``load_balancer_class``) made for ``key``."""
+        return self._tracker.recorded(key, "Service", load_balancer_class)
 
     async def prune(self, service: ServiceView, keep: list[IPAddress]) -> None:
         """Release records naming the Service (or an earlier Service of its name) for
         addresses it neither keeps nor shows: lost replies, moves, split-brain leftovers."""
         shown = set(service.held_addresses())
-        for address, uid in self._tracker.recorded(service.key):
+        for address, uid in self._tracker.recorded(service.key, "Service", self._class):
             if address not in keep and (address not in shown or uid != service.uid):
                 await self.release(address, uid)
 
@@ -263,7 +277,7 @@ class AddressRecords:
             live = None
         released = 0
         for address, uid in held:
-            if uid != live and await self.release(address, uid):
+            if uid != live and await self.release(address, uid, any_class=True):
                 released += 1
         return released
 

@@ -17,7 +17,7 @@ from lbctl.ipam.allocator import (
     UnknownPool,
 )
 from lbctl.ipam.ranges import DEFAULT_POOL
-from lbctl.model import RESERVED, IPAddress, ServiceView, parse_ip
+from lbctl.model import RESERVED, AddressError, IPAddress, ServiceView, parse_address
 
 IPAM_RANGE_ANNOTATION = "service.citrix.com/ipam-range"
 FRONTEND_IP_ANNOTATION = "service.citrix.com/frontend-ip"
@@ -59,11 +59,10 @@ def request_of(service: ServiceView) -> Request | Unsatisfied:
         if FRONTEND_IP_ANNOTATION in service.annotations
         else ("spec.loadBalancerIP")
     )
-    address = parse_ip(text)
-    if address is None:
-        return Unsatisfied(
-            "AllocationFailed", "InvalidRequest", f"{source} {text!r} is not an IP address", False
-        )
+    try:
+        address = parse_address(text)
+    except AddressError as err:
+        return Unsatisfied("AllocationFailed", "InvalidRequest", f"{source} {err}", False)
     if address.version != service.families[0]:
         message = (
             f"{source} {address} is IPv{address.version} but the Service's first IP family "

@@ -20,7 +20,15 @@ from lbctl.kube.client import SERVICES, KubeClient
 from lbctl.kube.errors import Conflict, KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
-from lbctl.model import LB_FINALIZER, VIP_ANNOTATION, IPAddress, ServiceView, VipView
+from lbctl.model import (
+    LB_FINALIZER,
+    VIP_ANNOTATION,
+    IPAddress,
+    ServiceView,
+    VipView,
+    parse_ip,
+    secondary_owner,
+)
 from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend, ingress_entries
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken
 from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request_of
@@ -91,12 +99,11 @@ class ServiceReconciler:
         service = ServiceView.from_raw(raw)
         if service.resource_version in self._superseded.get(key, ()):
             return None
-        if service.load_balancer_class not in (None, self._class):
-            return None
+        handled = self.handles(service)
         try:
-            if self.handles(service) and not service.deleting:
+            if handled and not service.deleting:
                 return await self._ensure(raw, service)
-            await self._cleanup(raw, service)
+            await self._cleanup(raw, service, owned=handled or self._marked(service))
         except KubeError as err:
             if not isinstance(err, Conflict):
                 await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", str(err))
@@ -346,39 +353,88 @@ class ServiceReconciler:
         log.info("service status written", service=service.key, addresses=list(texts))
         return [str(updated["metadata"]["resourceVersion"])]
 
-    async def _cleanup(self, raw: dict[str, Any], service: ServiceView) -> None:
-        """Undo everything for a Service that is going away or is no longer ours."""
+    def _marked(self, service: ServiceView) -> bool:
+        """Whether the Service carries this instance's marks: a Vip it made for this very
+        Service (same name and UID, not of another instance's class), or the annotation lbctl
+        writes naming the address it holds for the Service.  The standard finalizer is no
+        proof: other controllers use it too."""
+        raw_vip = self._vips.get(service.key)
+        if raw_vip is not None:
+            vip = VipView.from_raw(raw_vip)
+            if (
+                vip.managed
+                and vip.service == service.name
+                and vip.service_uid == service.uid
+                and vip.load_balancer_class in (None, self._class)
+            ):
+                return True
+        held = self._allocator.get(service.key)
+        shown = parse_ip(service.annotations.get(VIP_ANNOTATION))
+        return held is not None and held.address == shown
+
+    def _addresses_of(self, service: ServiceView) -> set[IPAddress]:
+        """Every address lbctl gave the Service: recorded in its Vip or held for it."""
+        found = set()
+        raw_vip = self._vips.get(service.key)
+        if raw_vip is not None and VipView.from_raw(raw_vip).managed:
+            vip = VipView.from_raw(raw_vip)
+            found |= {vip.address, vip.secondary}
+        for owner in (service.key, secondary_owner(service.key)):
+            held = self._allocator.get(owner)
+            found.add(held.address if held is not None else None)
+        return {a for a in found if a is not None}
+
+    async def _cleanup(self, raw: dict[str, Any], service: ServiceView, owned: bool) -> None:
+        """Undo what lbctl did for a Service that is going away or is no longer lbctl's.
+
+        Unless ``owned`` (of lbctl's class, or carrying its marks) only lbctl's own leftovers
+        go and the Service is not touched: its finalizer and status may be another
+        controller's.  Status and annotation are cleared only where they show lbctl's address.
+        """
         self.waiting.discard(service.key)
         raw_vip = self._vips.get(service.key)
         managed_vip = raw_vip is not None and VipView.from_raw(raw_vip).managed
         pending = raw_vip is None and self._allocator.get(service.key) is not None
+        ours = self._addresses_of(service)
         if self._adc is not None:
-            await self._adc.remove(raw, service.key, known=service.has_finalizer)
-        recorded = self.addresses.recorded(service.key)
+            await self._adc.remove(raw, service.key, known=owned and service.has_finalizer)
+        recorded = self.addresses.recorded(service.key, self._class)
+        if not owned:
+            await self.records.delete_orphan(service.namespace, service.name, service.uid)
+            if pending:
+                self.records.release(service.key)
+            shown_now = set(service.held_addresses())
+            for recorded_address, uid in recorded:
+                if recorded_address not in shown_now:
+                    await self.addresses.release(recorded_address, uid)
+            return
         if not (service.has_finalizer or managed_vip or pending or recorded):
             return
         await self._recorder.record(raw, "Normal", "DeletingLoadBalancer", "Deleting load balancer")
+        ours |= {recorded_address for recorded_address, _ in recorded}
         # Stop showing the address first (one guarded write), then forget it: the durable
         # record goes last, so no instant exists at which another Service may take it while
         # this one still shows it.
-        body: dict[str, Any] = {"metadata": {"resourceVersion": service.resource_version}}
-        if service.ingress_ips:
+        metadata: dict[str, Any] = {"resourceVersion": service.resource_version}
+        body: dict[str, Any] = {"metadata": metadata}
+        if ours & set(service.ingress_addresses()):
             body["status"] = {"loadBalancer": {"ingress": None}}
-        if VIP_ANNOTATION in service.annotations:
-            body["metadata"]["annotations"] = {VIP_ANNOTATION: None}
+        if parse_ip(service.annotations.get(VIP_ANNOTATION)) in ours:
+            metadata["annotations"] = {VIP_ANNOTATION: None}
         if service.has_finalizer:
-            body["metadata"]["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
-        if len(body) > 1 or len(body["metadata"]) > 1:
+            metadata["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
+        if len(body) > 1 or len(metadata) > 1:
             await self._client.patch(
                 SERVICES, service.namespace, service.name, body, subresource="status"
             )
+        self._superseded.pop(service.key, None)
+        # The Vip, lbctl's mark on the Service, goes last: a cleanup cut short is resumed.
         released = await self.records.delete_orphan(service.namespace, service.name, None)
         if released is None and raw_vip is None:
             released = self.records.release(service.key)
         for recorded_address, uid in recorded:
             await self.addresses.release(recorded_address, uid)
-        self._superseded.pop(service.key, None)
-        shown = service.held_addresses()
+        shown = [a for a in service.held_addresses() if a in ours]
         address = released.address if released is not None else (shown[0] if shown else None)
         if address is not None:
             message = f"Released IP {address}"

@@ -107,7 +107,7 @@ ADDRESS_CASES: dict[str, tuple[dict[str, str], str, str]] = {
     "fip-zone": (
         {FRONTEND: "fe80::1%eth0"},
         "InvalidRequest",
-        "is IPv6 but the Service's first IP family",
+        "frontend-ip 'fe80::1%eth0' has an IPv6 zone id (%eth0)",
     ),
     "pool-missing": ({POOL: "Platinum"}, "UnknownPool", "Platinum"),
     "pool-other-case": ({POOL: "gold"}, "UnknownPool", "gold"),

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from lbctl.adc.names import MAX_NAME, PortId, object_name, owner_of, ownership_comment
+from lbctl.adc.names import (
+    MAX_COMMENT,
+    MAX_NAME,
+    Owner,
+    PortId,
+    object_name,
+    owner_of,
+    ownership_comment,
+)
 from lbctl.adc.plan import Endpoint, Node, endpoints_from_slices, plan_service
 from lbctl.adc.state import Key
 
@@ -223,3 +231,47 @@ def test_names_are_bounded_unique_and_map_back_to_their_owner() -> None:
     assert owner_of("k8s2", name, ownership_comment("k8s", long)) is None
     assert owner_of("k8s", name, "hand-made") is None
     assert owner_of("k8s", "other_name", ownership_comment("k8s", long)) is None
+
+
+SCOPES = [
+    Owner("k8s"),
+    Owner("k8s", namespace="a"),
+    Owner("k8s", namespace="b"),
+    Owner("k8s", load_balancer_class="example.com/x"),
+    Owner("k8s", load_balancer_class="example.com/y"),
+    Owner("k8s", namespace="a", load_balancer_class="example.com/x"),
+    Owner("k8s", namespace="n" * 63, load_balancer_class="c" * 63 + "/" + "d" * 63),
+    Owner("k8s", namespace="n" * 63, load_balancer_class="c" * 63 + "/" + "d" * 62 + "e"),
+]
+
+
+def test_an_object_is_owned_only_by_the_instance_of_exactly_its_scope() -> None:
+    """Instances sharing a prefix but scoped by namespace or class never claim each other's
+    objects, also when a long scope is written as its hash."""
+    port = PortId("a", "web", 80, "TCP")
+    name = object_name("k8s", port, "lbv")
+    for writer in SCOPES:
+        comment = ownership_comment(writer, port)
+        owners = [reader for reader in SCOPES if owner_of(reader, name, comment) is not None]
+        assert owners == [writer], comment
+
+
+def test_the_unscoped_owner_keeps_the_comment_format_of_earlier_versions() -> None:
+    """Objects written before scopes existed stay the unscoped, class-less instance's own."""
+    port = PortId("a", "web", 80, "TCP")
+    legacy = "lbctl owner=k8s service=a/web port=80/TCP"
+    assert ownership_comment(Owner("k8s"), port) == legacy
+    assert ownership_comment("k8s", port) == legacy
+    assert owner_of(Owner("k8s"), "k8s-a_web_80-tcp_lbv", legacy) == port
+    assert owner_of(Owner("k8s", namespace="a"), "k8s-a_web_80-tcp_lbv", legacy) is None
+    scoped = ownership_comment(Owner("k8s", namespace="a", load_balancer_class="x.io/lb"), port)
+    assert scoped == "lbctl owner=k8s scope=ns:a,class:x.io/lb service=a/web port=80/TCP"
+
+
+def test_comments_stay_within_the_netscaler_limit() -> None:
+    longest = PortId("n" * 63, "s" * 63, 65535, "SCTP")
+    for owner in SCOPES:
+        wide = Owner("abcdefgh", owner.namespace, owner.load_balancer_class)
+        comment = ownership_comment(wide, longest)
+        assert len(comment) <= MAX_COMMENT
+        assert owner_of(wide, object_name(wide.prefix, longest, "sgp"), comment) == longest

@@ -87,6 +87,11 @@ HUGE_WITH_DUPLICATE = json.dumps(
             '["fe80::1%eth0 - fe80::9%eth0"]', "has an IPv6 zone id", id="zone-id-dash-range"
         ),
         pytest.param('["10.0.0.01"]', "'10.0.0.01' is not a valid IP address", id="leading-0"),
+        pytest.param(
+            '["::ffff:10.0.0.0/120"]', "holds IPv4-mapped IPv6 addresses", id="v4-mapped-cidr"
+        ),
+        pytest.param('["::ffff:10.0.0.1"]', "holds IPv4-mapped IPv6", id="v4-mapped-single"),
+        pytest.param('["::/0"]', "holds IPv4-mapped IPv6", id="ipv6-slash-0-holds-mapped"),
         pytest.param('["10.0.0.0/+24"]', "'10.0.0.0/+24' is not a valid CIDR", id="plus-prefix"),
         pytest.param('["10.0.0.0/24/8"]', "'10.0.0.0/24/8' is not a valid CIDR", id="two-slashes"),
         pytest.param(
@@ -131,7 +136,7 @@ def test_bad_vip_range_exits_2_naming_the_element(
     ("vip_range", "pools"),
     [
         pytest.param('["0.0.0.0/0"]', {"default": [(1, 2**32 - 2)]}, id="ipv4-slash-0"),
-        pytest.param('["::/0"]', {"default": [(0, 2**128 - 1)]}, id="ipv6-slash-0"),
+        pytest.param('["8000::/1"]', {"default": [(2**127, 2**128 - 1)]}, id="ipv6-slash-1"),
         pytest.param('[" 10.0.0.7 "]', {"default": [(0x0A000007, 0x0A000007)]}, id="padded"),
         pytest.param(
             '[{"1": ["10.0.0.0/31"]}]', {"1": [(0x0A000000, 0x0A000001)]}, id="numeric-pool-name"

@@ -1,0 +1,276 @@
+"""Ownership: lbctl releases only what it provably made, and instances sharing a NetScaler
+never touch each other's objects."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIPS, KubeClient
+from lbctl.kube.errors import NotFound
+from lbctl.model import LB_FINALIZER, VIP_ANNOTATION
+from lbctl.nitro.client import Credentials, NitroClient
+from tests.integration.conftest import (
+    SIM_PASSWORD,
+    RunningLbctl,
+    RunningSimulator,
+    StartLbctl,
+    empty_namespace,
+    load_balancer,
+    wait_for_ip,
+)
+from tests.integration.test_adc_flow import configured
+from tests.integration.test_lifecycle import events_for
+from tests.waiting import eventually
+
+MakeNode = Callable[..., Awaitable[None]]
+OTHER_IP = "192.0.2.9"
+"""The address another controller shows on its Service."""
+
+
+@pytest.fixture
+async def second_namespace(kube: KubeClient) -> AsyncIterator[str]:
+    name = f"second-{secrets.token_hex(3)}"
+    await kube.create(NAMESPACES, None, {"metadata": {"name": name}})
+    yield name
+    await empty_namespace(kube, name)
+    with contextlib.suppress(NotFound):
+        await kube.delete(NAMESPACES, None, name)
+
+
+def of_class(name: str, load_balancer_class: str | None, **spec: Any) -> JSON:
+    if load_balancer_class:
+        spec["loadBalancerClass"] = load_balancer_class
+    return load_balancer(name, **spec)
+
+
+async def settled(running: RunningLbctl, change: Callable[[], Awaitable[object]]) -> None:
+    """Make ``change`` and wait until lbctl has reconciled it and has nothing left to do."""
+    queue, controller = running.runtime.queue, running.runtime.controller
+    before = controller.reconciles
+    await change()
+    await eventually(lambda: controller.reconciles > before, what="reconciled")
+    await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
+
+
+async def show_other_controllers_address(kube: KubeClient, namespace: str, name: str) -> None:
+    status = {"loadBalancer": {"ingress": [{"ip": OTHER_IP}]}}
+    await kube.patch(SERVICES, namespace, name, {"status": status}, subresource="status")
+
+
+def ingress(service: JSON) -> list[str]:
+    found = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return [str(i["ip"]) for i in found]
+
+
+@pytest.mark.parametrize(
+    ("lbctl_class", "foreign_class"), [("lbctl.io/x", None), (None, "example.com/y")]
+)
+async def test_a_service_of_another_controller_keeps_its_finalizer_and_status(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    lbctl_class: str | None, foreign_class: str | None,
+) -> None:  # fmt: skip
+    """The standard finalizer and an ingress IP are no proof that a Service is lbctl's."""
+    running = await start_lbctl(load_balancer_class=lbctl_class)
+    await kube.create(SERVICES, namespace, of_class("foreign", foreign_class))
+    await kube.patch(SERVICES, namespace, "foreign", {"metadata": {"finalizers": [LB_FINALIZER]}})
+    await show_other_controllers_address(kube, namespace, "foreign")
+    await kube.create(SERVICES, namespace, of_class("mine", lbctl_class))
+    await wait_for_ip(kube, namespace, "mine")
+    label = {"metadata": {"labels": {"touched": "yes"}}}
+    await settled(running, lambda: kube.patch(SERVICES, namespace, "foreign", label))
+
+    foreign = await kube.get(SERVICES, namespace, "foreign")
+    assert foreign["metadata"]["finalizers"] == [LB_FINALIZER]
+    assert ingress(foreign) == [OTHER_IP]
+    reasons = {e["reason"] for e in await events_for(kube, namespace, "foreign")}
+    assert not reasons & {"DeletingLoadBalancer", "DeletedLoadBalancer"}, reasons
+
+
+@pytest.mark.parametrize(
+    ("lbctl_class", "new_class", "other_status"),
+    [(None, "example.com/other", True), ("lbctl.io/x", None, False)],
+)
+async def test_a_service_that_left_lbctls_class_while_lbctl_was_down_is_released(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: MakeNode,
+    lbctl_class: str | None, new_class: str | None, other_status: bool,
+) -> None:  # fmt: skip
+    """LoadBalancer -> ClusterIP -> LoadBalancer of another class, seen as one change."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    first = await start_lbctl(load_balancer_class=lbctl_class, adc=simulator.settings())
+    await kube.create(SERVICES, namespace, of_class("flip", lbctl_class))
+    ip = await wait_for_ip(kube, namespace, "flip")
+    base = f"lbctl-{namespace}_flip_80-tcp"
+    await configured(simulator, f"{base}_sgp", 1)
+    await first.stop()
+
+    await kube.patch(SERVICES, namespace, "flip", {"spec": {"type": "ClusterIP"}})
+    spec: dict[str, Any] = {"type": "LoadBalancer", "loadBalancerClass": new_class}
+    await kube.patch(SERVICES, namespace, "flip", {"spec": spec})
+    if other_status:
+        await show_other_controllers_address(kube, namespace, "flip")
+
+    second = await start_lbctl(load_balancer_class=lbctl_class, adc=simulator.settings())
+
+    async def vip_gone() -> bool:
+        try:
+            await kube.get(VIPS, namespace, "flip")
+        except NotFound:
+            return True
+        return False
+
+    await eventually(vip_gone, what="Vip deleted")
+
+    async def released() -> JSON | None:
+        service = await kube.get(SERVICES, namespace, "flip")
+        meta = service["metadata"]
+        done = LB_FINALIZER not in (meta.get("finalizers") or []) and VIP_ANNOTATION not in (
+            meta.get("annotations") or {}
+        )
+        return service if done else None
+
+    service = await eventually(released, what="finalizer and annotation removed")
+    assert ingress(service) == ([OTHER_IP] if other_status else [])
+    assert not any(n.startswith(base) for n in simulator.names("lbvserver"))
+    assert not any(n.startswith(base) for n in simulator.names("servicegroup"))
+    assert second.runtime.allocator.holder(ipaddress.ip_address(ip)) is None
+    reasons = {e["reason"] for e in await events_for(kube, namespace, "flip")}
+    assert {"DeletingLoadBalancer", "DeletedLoadBalancer"} <= reasons
+
+
+@pytest.mark.parametrize("scope", ["namespace", "class"])
+async def test_instances_sharing_a_netscaler_never_touch_each_others_objects(
+    kube: KubeClient, namespace: str, second_namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: MakeNode, scope: str,
+) -> None:  # fmt: skip
+    """Two instances with one prefix, scoped by namespace or by class, each run drift passes:
+    neither deletes or changes the other's objects, nor one made by hand."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    if scope == "namespace":
+        scopes = [{"namespace": namespace}, {"namespace": second_namespace}]
+        wanted = [(namespace, of_class("web", None)), (second_namespace, of_class("web", None))]
+    else:
+        scopes = [{"load_balancer_class": "lbctl.io/x"}, {"load_balancer_class": "lbctl.io/y"}]
+        wanted = [
+            (namespace, of_class("x", "lbctl.io/x")),
+            (namespace, of_class("y", "lbctl.io/y")),
+        ]
+    admin = NitroClient(simulator.url, Credentials("nsroot", SIM_PASSWORD))
+    foreign = {
+        f"lbctl-{namespace}_legacy_80-tcp_lbv": f"lbctl owner=lbctl service={namespace}/legacy"
+        " port=80/TCP",
+        f"lbctl-{namespace}_other_80-tcp_lbv": "lbctl owner=lbctl scope=ns:elsewhere"
+        f" service={namespace}/other port=80/TCP",
+    }
+    try:
+        for index, (name, comment) in enumerate(foreign.items()):
+            address = f"192.0.2.{60 + index}"
+            vserver = {"name": name, "servicetype": "TCP", "ipv46": address, "port": 80}
+            await admin.add("lbvserver", {**vserver, "comment": comment})
+    finally:
+        await admin.aclose()
+    # Instances that do not see each other's Vips need pools of their own.
+    running = [
+        await start_lbctl(
+            f'["10.77.{index}.0/24"]', adc=simulator.settings(resync_period=0.5), **scoped
+        )
+        for index, scoped in enumerate(scopes, start=1)
+    ]
+    for ns, body in wanted:
+        await kube.create(SERVICES, ns, body)
+    groups = []
+    for ns, body in wanted:
+        await wait_for_ip(kube, ns, body["metadata"]["name"])
+        groups.append(f"lbctl-{ns}_{body['metadata']['name']}_80-tcp_sgp")
+        await configured(simulator, groups[-1], 1)
+    adcs = [r.runtime.adc for r in running if r.runtime.adc is not None]
+
+    async def passes(count: int) -> None:
+        marks = [a.passes + count for a in adcs]
+        await eventually(
+            lambda: all(a.passes >= m for a, m in zip(adcs, marks, strict=True)),
+            what=f"{count} more drift passes of each instance",
+        )
+
+    await passes(1)
+    simulator.sim.reset_counts()
+    await passes(3)
+    assert [(r.method, r.resource, r.name) for r in simulator.writes()] == []
+    for group in groups:
+        assert len(await configured_members(simulator, group)) == 1, group
+    assert set(foreign) <= simulator.names("lbvserver")
+
+
+async def configured_members(sim: RunningSimulator, group: str) -> list[dict[str, Any]]:
+    return [
+        m for m in sim.sim.objects("servicegroup_servicegroupmember_binding")
+        if m["servicegroupname"] == group
+    ]  # fmt: skip
+
+
+async def test_an_address_spelled_with_a_zone_id_is_refused_and_the_victim_keeps_its_own(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """``fd00:92::1%x`` is not a second address: the tenant gets a Warning Event naming it,
+    and the Service holding fd00:92::1 keeps it, also after the tenant is deleted."""
+    running = await start_lbctl(vip_range='["10.92.0.0/29", "fd00:92::/125"]')
+    six: dict[str, Any] = {"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"]}
+    frontend = "service.citrix.com/frontend-ip"
+    victim = load_balancer("victim", **six)
+    victim["metadata"]["annotations"] = {frontend: "fd00:92::1"}
+    await kube.create(SERVICES, namespace, victim)
+    assert await wait_for_ip(kube, namespace, "victim") == "fd00:92::1"
+
+    zoned = "fd00:92::1%x"
+    requester = load_balancer("requester", **six)
+    requester["metadata"]["annotations"] = {frontend: zoned}
+    preset = load_balancer("preset", **six)
+    preset["metadata"]["annotations"] = {VIP_ANNOTATION: zoned}
+    await kube.create(SERVICES, namespace, requester)
+    await kube.create(SERVICES, namespace, preset)
+    # The apiserver does not validate spec.loadBalancerIP: lbctl must refuse it too.
+    await kube.create(SERVICES, namespace, load_balancer("legacy", loadBalancerIP=zoned, **six))
+
+    for name in ("requester", "legacy"):
+
+        async def warned(name: str = name) -> list[JSON]:
+            return [
+                e for e in await events_for(kube, namespace, name)
+                if e["type"] == "Warning" and e["reason"] == "AllocationFailed"
+                and f"'{zoned}' has an IPv6 zone id" in e["message"]
+            ]  # fmt: skip
+
+        await eventually(warned, what=f"AllocationFailed naming the zoned address on {name}")
+    vip = await eventually(
+        lambda: kube.get(VIPS, namespace, "requester"), what="the requester's Vip"
+    )
+    assert vip["spec"]["ipaddress"] == ""
+    assert (await wait_for_ip(kube, namespace, "preset")) == "fd00:92::"
+    victim_ip = ipaddress.ip_address("fd00:92::1")
+    holder = running.runtime.allocator.holder(victim_ip)
+    assert holder is not None
+    assert holder.owner == f"{namespace}/victim"
+
+    for name in ("requester", "preset", "legacy"):
+        await kube.delete(SERVICES, namespace, name)
+
+    async def tenants_gone() -> bool:
+        items, _ = await kube.list(SERVICES, namespace)
+        return {i["metadata"]["name"] for i in items} == {"victim"}
+
+    await eventually(tenants_gone, what="tenants deleted")
+    await eventually(
+        lambda: len(running.runtime.queue) == 0 and running.runtime.queue.processing == 0,
+        what="queue idle",
+    )
+    assert await wait_for_ip(kube, namespace, "victim") == "fd00:92::1"
+    assert (await kube.get(VIPS, namespace, "victim"))["spec"]["ipaddress"] == "fd00:92::1"
+    holder = running.runtime.allocator.holder(victim_ip)
+    assert holder is not None
+    assert holder.owner == f"{namespace}/victim"
