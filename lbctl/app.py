@@ -27,7 +27,7 @@ from lbctl.kube.client import (
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer, by_age, object_key
 from lbctl.kube.leader import LeaderElector
-from lbctl.kube.supervise import retrying, supervised
+from lbctl.kube.supervise import retrying, stopped, supervised
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.model import ServiceView, secondary_owner
 from lbctl.nitro.client import Credentials, NitroClient
@@ -218,7 +218,7 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
         runtime.leading.clear()
         if drift is not None:
             drift.cancel()
-            await asyncio.gather(drift, return_exceptions=True)
+            await stopped([drift])  # a drift pass deletes unused ADC servers: a write
 
 
 async def read_adc(adc: AdcSync) -> set[str]:

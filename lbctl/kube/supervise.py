@@ -3,7 +3,8 @@
 An informer that dies of an unexpected exception would otherwise leave its cache frozen while
 the process looks healthy; a new leader whose first read meets a 503 would otherwise exit and
 leave the cluster without a leader until it is restarted.  Both back off with the informers'
-capped, jittered ``Backoff``.
+capped, jittered ``Backoff``.  ``stopped`` is the other end of a task's life: a leadership term
+ends only once its cancelled tasks have really finished, so none keeps writing.
 """
 
 from __future__ import annotations
@@ -78,3 +79,19 @@ async def retrying(
                 retry_in=round(delay, 2),
             )
             await asyncio.sleep(delay)
+
+
+async def stopped(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait until ``tasks`` (already cancelled) have finished, even through a new cancellation
+    (raised afterwards): a caller that hands over the lease next must not leave them writing."""
+    interrupted = False
+    while not all(task.done() for task in tasks):
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            interrupted = True
+    for task in tasks:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("task crashed", error=str(error), error_type=type(error).__name__)
+    if interrupted:
+        raise asyncio.CancelledError

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from lbctl.kube.supervise import stopped
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.reconcile.service import Requeue
 
@@ -61,7 +62,7 @@ class Controller:
             finally:
                 for task in workers:
                     task.cancel()
-                await _stopped(workers)
+                await stopped(workers)
                 self._active = []
 
     def abort(self) -> None:
@@ -104,19 +105,3 @@ class Controller:
         self._queue.forget(item)
         if result is not None:
             self._queue.add_after(item, result.seconds)
-
-
-async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait until ``tasks`` (already cancelled) have finished, even through a new cancellation,
-    which is raised afterwards."""
-    interrupted = False
-    while not all(task.done() for task in tasks):
-        try:
-            await asyncio.wait(tasks)
-        except asyncio.CancelledError:
-            interrupted = True
-    for task in tasks:
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("worker crashed", error=str(error), error_type=type(error).__name__)
-    if interrupted:
-        raise asyncio.CancelledError

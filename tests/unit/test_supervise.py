@@ -8,7 +8,7 @@ import pytest
 
 from lbctl.kube.errors import Forbidden, KubeUnavailable
 from lbctl.kube.informer import Backoff
-from lbctl.kube.supervise import retrying, supervised
+from lbctl.kube.supervise import retrying, stopped, supervised
 from tests.waiting import cancel_and_wait, eventually
 
 
@@ -84,3 +84,31 @@ async def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ValueError, match="bug"):
         await retrying("list", call, backoff=fast())
     assert calls == 1
+
+
+async def test_stopped_waits_for_cancelled_tasks_even_when_cancelled_itself() -> None:
+    """The end of a term: the waiter is cancelled again, yet returns only after the task has
+    finished its cleanup, and then re-raises the cancellation."""
+    cleanup = asyncio.Event()
+    finished = False
+
+    async def slow_to_stop() -> None:
+        nonlocal finished
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await cleanup.wait()
+            finished = True
+
+    work = asyncio.create_task(slow_to_stop())
+    await asyncio.sleep(0)
+    work.cancel()
+    waiter = asyncio.create_task(stopped([work]))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    cleanup.set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert finished
