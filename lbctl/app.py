@@ -30,6 +30,7 @@ from lbctl.kube.errors import KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer, by_age, object_key
 from lbctl.kube.leader import LeaderElector
+from lbctl.kube.supervise import retrying, stopped, supervised
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.model import ServiceView, secondary_owner
 from lbctl.nitro.client import Credentials, NitroClient
@@ -198,9 +199,10 @@ async def record_vips_from_server(runtime: Runtime, namespace: str | None) -> No
     """Feed a fresh (quorum) list of Vips to the allocator before leading.
 
     A new leader's watch may trail the old leader's last writes by a moment; adding what the
-    server has now (and removing nothing) closes that gap conservatively.
+    server has now (and removing nothing) closes that gap conservatively.  A failing apiserver
+    is retried with backoff: leading without this list is unsafe, exiting is worse.
     """
-    items, _ = await runtime.client.list(VIPS, namespace)
+    items, _ = await retrying("list Vips", lambda: runtime.client.list(VIPS, namespace))
     for item in sorted(items, key=by_age):
         runtime.tracker("MODIFIED", None, item)
 
@@ -223,7 +225,12 @@ async def release_stale_records(runtime: Runtime, namespace: str | None) -> None
 
 
 async def lead(runtime: Runtime, settings: Settings) -> None:
-    """Reconcile until cancelled: the leader's (or the only instance's) work."""
+    """Reconcile until cancelled: the leader's (or the only instance's) work.
+
+    Every term starts afresh: the queue is reopened (a lost term shut it down) before every
+    key is enqueued, and the allocator re-reads the Vips from the server.
+    """
+    runtime.controller.reopen()
     if settings.leader_election is not None:
         await record_vips_from_server(runtime, settings.namespace)
     reserve_shown_addresses(runtime)
@@ -251,7 +258,7 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
         runtime.leading.clear()
         if drift is not None:
             drift.cancel()
-            await asyncio.gather(drift, return_exceptions=True)
+            await stopped([drift])  # a drift pass deletes unused ADC servers: a write
 
 
 async def read_adc(adc: AdcSync) -> set[str]:
@@ -285,7 +292,10 @@ async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | No
         runner = await http.serve(
             http.build_app(runtime.ready, registry), settings.metrics_bind_address
         )
-    informers = [asyncio.create_task(i.run()) for i in runtime.informers]
+    informers = [
+        asyncio.create_task(supervised(f"informer {i.resource.plural}", i.run))
+        for i in runtime.informers
+    ]
     try:
         for informer in runtime.informers:
             await informer.synced.wait()

@@ -22,6 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -221,6 +222,19 @@ class LocalControlPlane:
         """Start kube-apiserver again on the same port, certificates and token."""
         self.stop_apiserver()
         self._launch_apiserver()
+
+    @contextlib.contextmanager
+    def paused_apiserver(self) -> Iterator[None]:
+        """Freeze kube-apiserver (SIGSTOP) inside the block: requests hang instead of failing,
+        as with an overloaded server or a network partition that drops packets."""
+        procs = [proc for name, proc, _ in self._procs if name == "kube-apiserver"]
+        for proc in procs:
+            proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGCONT)
 
     @staticmethod
     def _terminate(procs: list[tuple[str, subprocess.Popen[bytes], Path]]) -> None:

@@ -1,12 +1,17 @@
 """Leader election on a coordination.k8s.io/v1 Lease, with client-go's semantics.
 
-* A lease is expired when its record has not changed for ``lease_duration`` as seen on *this*
-  process's monotonic clock, so clock skew between nodes does not matter.
+* A lease is expired when its record has not changed for the record's own
+  ``leaseDurationSeconds`` as seen on *this* process's monotonic clock, so clock skew between
+  nodes does not matter and candidates configured differently still agree with the holder.
 * Acquire and renew are writes guarded by the Lease's resourceVersion: a conflict means "not
   acquired".
 * A leader that has not renewed for ``renew_deadline`` (< ``lease_duration``) stops leading,
-  which happens before any other candidate may consider the lease expired.
-* On shutdown the holder releases the lease (empty holder, 1 s duration) for a fast handover.
+  which happens before any other candidate may consider the lease expired.  A renew attempt
+  (GET + PATCH) that would outlive the deadline is cancelled, and a renewal counts from when
+  its attempt *started* (the earliest moment another candidate can have seen it).
+* On shutdown ``lead()`` is stopped while the lease is still held and renewed (its work may
+  drain; losing the lease meanwhile aborts it), and only then is the lease released (empty
+  holder, 1 s duration) for a fast handover.
 """
 
 from __future__ import annotations
@@ -85,6 +90,19 @@ class LeaderElector:
             self._observed = record
             self._observed_at = self._clock()
 
+    def expired(self) -> bool:
+        """Whether the last record seen has not changed for its own ``leaseDurationSeconds``.
+
+        The holder's duration, not ours, says how long it may keep writing; a record without
+        one is expired at once, as in client-go."""
+        if self._observed is None:
+            return True
+        try:
+            duration = float(self._observed[3] or 0)
+        except (TypeError, ValueError):
+            duration = 0.0
+        return self._clock() > self._observed_at + duration
+
     def _spec(self, lease: JSON | None, acquiring: bool) -> JSON:
         old = (lease or {}).get("spec") or {}
         now = _now_micro()
@@ -121,8 +139,7 @@ class LeaderElector:
         self._observe(lease)
         holder = (lease.get("spec") or {}).get("holderIdentity")
         mine = holder == cfg.identity
-        expired = self._clock() > self._observed_at + cfg.lease_duration
-        if holder and not mine and not expired:
+        if holder and not mine and not self.expired():
             return False
         patch = {
             "metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]},
@@ -146,21 +163,33 @@ class LeaderElector:
             return False
 
     async def _acquire(self) -> None:
-        while not await self._attempt():  # noqa: ASYNC110 - polling the apiserver is the protocol
+        while True:
+            started = self._clock()
+            if await self._attempt():
+                self._last_renew = started
+                return
             await asyncio.sleep(self.config.retry_period * random.uniform(1.0, JITTER))
-        self._last_renew = self._clock()
 
     async def _keep(self) -> None:
-        """Renew every retry period; return once renewal has failed for the renew deadline."""
+        """Renew every retry period; return once renewal has failed for the renew deadline.
+
+        The deadline counts from the start of the last successful attempt, and an attempt is
+        cancelled when it reaches the deadline: a slow GET or PATCH cannot stretch leadership.
+        """
         while True:
-            await asyncio.sleep(self.config.retry_period)
-            if await self._attempt():
-                self._last_renew = self._clock()
-            elif self._clock() - self._last_renew >= self.config.renew_deadline:
+            deadline = self._last_renew + self.config.renew_deadline
+            pause = min(self.config.retry_period, deadline - self._clock())
+            await asyncio.sleep(max(0.0, pause))
+            started = self._clock()
+            if started >= deadline:
                 return
-            remaining = self.config.renew_deadline - (self._clock() - self._last_renew)
-            if remaining <= 0:
+            try:
+                renewed = await asyncio.wait_for(self._attempt(), timeout=deadline - started)
+            except TimeoutError:
+                log.warning("lease renewal overran the renew deadline", lease=self.config.name)
                 return
+            if renewed:
+                self._last_renew = started
 
     async def release(self) -> None:
         """Hand the lease back if this process holds it; best effort."""
@@ -182,6 +211,41 @@ class LeaderElector:
         except KubeError as err:
             log.warning("could not release lease", lease=cfg.name, error=str(err))
 
+    async def _stop_leading(
+        self,
+        leading: asyncio.Task[None],
+        keeper: asyncio.Task[None],
+        on_lost: Callable[[], None] | None,
+    ) -> None:
+        """Stop ``lead()`` before anyone else can lead, then stop renewing.
+
+        While ``lead()`` winds down (a shutdown lets in-flight work drain) the lease is still
+        renewed; once it is lost, or this wait is cancelled again, ``on_lost`` aborts the work
+        at once.  Never returns while ``lead()`` still runs: it is the write fence.
+        """
+        if not keeper.done():
+            leading.cancel()
+        aborted = interrupted = False
+        while True:
+            if (keeper.done() or interrupted) and not aborted:
+                aborted = True
+                self.is_leader = False
+                if on_lost is not None:
+                    on_lost()
+                leading.cancel()
+            if leading.done():
+                break
+            waiting = {leading} if keeper.done() else {leading, keeper}
+            try:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                interrupted = True
+        self.is_leader = False
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        if interrupted:
+            raise asyncio.CancelledError
+
     async def run(
         self,
         lead: Callable[[], Coroutine[Any, Any, None]],
@@ -189,8 +253,9 @@ class LeaderElector:
     ) -> None:
         """Forever: acquire, run ``lead()`` while holding the lease, cancel it when lost.
 
-        ``on_lost`` runs first when the lease is lost (not on shutdown), so the caller can
-        abandon in-flight work at once instead of finishing it.
+        ``on_lost`` runs first when the lease is lost (also when it is lost, or shutdown is
+        repeated, while ``lead()`` winds down), so the caller can abandon in-flight work at
+        once instead of finishing it.  The lease is released only after ``lead()`` has ended.
         """
         try:
             while True:
@@ -202,14 +267,9 @@ class LeaderElector:
                 keeper = asyncio.create_task(self._keep())
                 try:
                     await asyncio.wait({leading, keeper}, return_when=asyncio.FIRST_COMPLETED)
-                    if keeper.done() and on_lost is not None:
-                        on_lost()
                 finally:
-                    self.is_leader = False
-                    for task in (leading, keeper):
-                        task.cancel()
-                    await asyncio.gather(leading, keeper, return_exceptions=True)
-                if leading.done() and not leading.cancelled() and leading.exception():
+                    await self._stop_leading(leading, keeper, on_lost)
+                if not leading.cancelled() and leading.exception():
                     raise leading.exception()  # type: ignore[misc]
                 log.warning("lost leadership", lease=self.config.name)
         finally:

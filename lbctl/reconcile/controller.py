@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from lbctl.kube.supervise import stopped
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.reconcile.service import Requeue
 
@@ -36,10 +37,18 @@ class Controller:
     def enqueue(self, kind: str, key: str) -> None:
         self._queue.add(f"{kind}:{key}")
 
+    def reopen(self) -> None:
+        """Accept keys again: a new leadership term, after ``abort`` or a finished ``run``.
+
+        Call it before enqueuing the term's keys; a shut-down queue drops what it is given.
+        """
+        self._queue.reopen()
+
     async def run(self, grace: float = 30.0) -> None:
         """Run the workers until cancelled; then let in-flight reconciles finish (``grace``).
 
-        The queue is reopened afterwards, so a later ``run`` (a new leadership term) works.
+        Returns (or raises) only once every worker has stopped, even if cancelled again while
+        they drain: the caller may hand over the lease right after.
         """
         self._queue.reopen()
         self._active = [asyncio.create_task(self._work()) for _ in range(self._workers)]
@@ -48,11 +57,13 @@ class Controller:
             await asyncio.wait(workers)
         finally:
             self._queue.shutdown()
-            _, unfinished = await asyncio.wait(workers, timeout=grace)
-            for task in unfinished:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            self._active = []
+            try:
+                await asyncio.wait(workers, timeout=grace)
+            finally:
+                for task in workers:
+                    task.cancel()
+                await stopped(workers)
+                self._active = []
 
     def abort(self) -> None:
         """Cancel in-flight reconciles now (leadership lost: nothing may be written any more)."""

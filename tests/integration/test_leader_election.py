@@ -144,3 +144,53 @@ async def test_failover_under_churn_never_hands_out_an_address_twice(
                 process.send_signal(signal.SIGTERM)
         for process in processes.values():
             await asyncio.wait_for(process.wait(), timeout=30)
+
+
+async def test_a_candidate_judges_expiry_by_the_leases_own_duration(
+    kube: KubeClient, namespace: str
+) -> None:
+    """client-go semantics on an injected clock: a record is expired once unchanged for *its*
+    leaseDurationSeconds since this candidate observed it, whatever the candidate's own flag."""
+    now = [1000.0]
+    elector = LeaderElector(kube, config(namespace, "theirs", "candidate"), clock=lambda: now[0])
+    spec = {"holderIdentity": "other", "leaseDurationSeconds": 60,
+            "renewTime": "2024-01-01T00:00:00.000000Z"}  # fmt: skip
+    await kube.create(LEASES, namespace, {"metadata": {"name": "theirs"}, "spec": spec})
+
+    assert not await elector.try_acquire_or_renew()
+    now[0] += 10  # past our own 3 s, well inside the holder's 60 s
+    assert not await elector.try_acquire_or_renew()
+    assert await holder(kube, namespace, "theirs") == "other"
+    now[0] += 51
+    assert await elector.try_acquire_or_renew()
+    assert await holder(kube, namespace, "theirs") == "candidate"
+
+    short = {"holderIdentity": "third", "leaseDurationSeconds": 1}
+    await kube.patch(LEASES, namespace, "theirs", {"spec": short})
+    assert not await elector.try_acquire_or_renew()  # a new record: observed now
+    now[0] += 1.5  # inside our own 3 s, past the holder's 1 s
+    assert await elector.try_acquire_or_renew()
+    assert await holder(kube, namespace, "theirs") == "candidate"
+
+
+async def test_a_renewal_that_hangs_is_cancelled_at_the_renew_deadline(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane
+) -> None:
+    """A frozen apiserver makes GET and PATCH hang: the attempt is cut at the renew deadline,
+    so leading stops within renew_deadline of the last renewal, not a request timeout later."""
+    lost_at: list[float] = []
+    elector = LeaderElector(kube, config(namespace, "hang", "solo"))
+
+    async def lead() -> None:
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(elector.run(lead, on_lost=lambda: lost_at.append(time.monotonic())))
+    try:
+        await eventually(lambda: elector.is_leader, what="leads")
+        with control_plane.paused_apiserver():
+            paused = time.monotonic()  # the last renewal started before this
+            await eventually(lambda: lost_at, within=10, what="gave up leading")
+        assert lost_at[0] - paused < FAST["renew_deadline"] + 0.3
+        assert not elector.is_leader
+    finally:
+        await cancel_and_wait(task)

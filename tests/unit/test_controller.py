@@ -105,3 +105,43 @@ async def test_abort_cancels_in_flight_work_at_once() -> None:
     await eventually(lambda: recorder.running["ns/slow"] == 0, what="cancelled")
     await cancel_and_wait(task)
     assert not recorder.release.is_set()
+
+
+async def test_a_second_cancel_during_the_drain_still_stops_every_worker() -> None:
+    """Shutdown repeated while work drains: run() ends only after the reconcile has stopped,
+    so nothing writes after it returns (the lease is released right after)."""
+    work = queue()
+    recorder = Recorder()
+    controller = Controller(work, {"Service": recorder}, workers=1)
+    task = asyncio.create_task(controller.run(grace=30))
+    controller.enqueue("Service", "ns/slow")
+    await eventually(lambda: recorder.running["ns/slow"] == 1, what="running")
+    task.cancel()
+    await asyncio.sleep(0)
+    assert not task.done(), "the first cancel lets in-flight work drain"
+    await cancel_and_wait(task)
+    assert recorder.running["ns/slow"] == 0
+    assert not recorder.release.is_set()
+
+
+async def test_a_new_term_after_abort_processes_keys_enqueued_before_run() -> None:
+    """Lost, then leading again: keys enqueued at the start of the new term are not dropped."""
+    work = queue()
+    recorder = Recorder()
+    recorder.release.set()
+    controller = Controller(work, {"Service": recorder}, workers=1)
+    first = asyncio.create_task(controller.run())
+    controller.enqueue("Service", "ns/a")
+    await eventually(lambda: recorder.calls["ns/a"] == 1, what="first term")
+    controller.abort()
+    await cancel_and_wait(first)
+
+    controller.reopen()
+    controller.enqueue("Service", "ns/a")
+    controller.enqueue("Service", "ns/b")
+    second = asyncio.create_task(controller.run())
+    try:
+        await eventually(lambda: recorder.calls["ns/b"] == 1, what="second term")
+        await eventually(lambda: recorder.calls["ns/a"] == 2, what="re-enqueued key")
+    finally:
+        await cancel_and_wait(second)
