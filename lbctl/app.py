@@ -58,6 +58,7 @@ class Runtime:
     service_reconciler: ServiceReconciler
     tracker: VipTracker
     address_records: Informer
+    address_tracker: AddressTracker
     nitro: NitroClient | None = None
     adc: AdcSync | None = None
     nodes: Informer | None = None
@@ -166,8 +167,8 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     )
     return Runtime(
         client, allocator, services, vips, queue, controller, service_reconciler, tracker,
-        address_records, nitro=nitro if adc is not None else None, adc=adc, nodes=nodes,
-        slices=slices,
+        address_records, address_tracker, nitro=nitro if adc is not None else None, adc=adc,
+        nodes=nodes, slices=slices,
     )  # fmt: skip
 
 
@@ -195,14 +196,19 @@ def reserve_shown_addresses(runtime: Runtime) -> None:
                 )
 
 
-async def record_vips_from_server(runtime: Runtime, namespace: str | None) -> None:
-    """Feed a fresh (quorum) list of Vips to the allocator before leading.
+async def rebuild_index(runtime: Runtime, namespace: str | None) -> None:
+    """Rebuild the allocator before a leadership term from what the apiserver records: the
+    address records (kept current by their informer) and a fresh (quorum) list of Vips.
 
-    A new leader's watch may trail the old leader's last writes by a moment; adding what the
-    server has now (and removing nothing) closes that gap conservatively.  A failing apiserver
-    is retried with backoff: leading without this list is unsafe, exiting is worse.
+    A new leader's Vip watch may trail the old leader's last writes by a moment, which the
+    fresh list closes; and a term aborted mid-reconcile may have left an address held in
+    memory only, which starting from the records forgets.  A failing apiserver is retried
+    with backoff: leading without this list is unsafe, exiting is worse.
     """
     items, _ = await retrying("list Vips", lambda: runtime.client.list(VIPS, namespace))
+    runtime.allocator.clear()
+    runtime.tracker.conflicts.clear()
+    runtime.address_tracker.replay(raw for _, raw in runtime.address_records.items())
     for item in sorted(items, key=by_age):
         runtime.tracker("MODIFIED", None, item)
 
@@ -232,7 +238,7 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
     """
     runtime.controller.reopen()
     if settings.leader_election is not None:
-        await record_vips_from_server(runtime, settings.namespace)
+        await rebuild_index(runtime, settings.namespace)
     reserve_shown_addresses(runtime)
     await release_stale_records(runtime, settings.namespace)
     owners: set[str] = set()

@@ -82,6 +82,13 @@ class PoolStats:
 
 class Allocator:
     def __init__(self, pools: tuple[Pool, ...]) -> None:
+        self._reset(pools)
+
+    def clear(self) -> None:
+        """Forget every allocation and record: the index is about to be rebuilt."""
+        self._reset(tuple(self._pools.values()))
+
+    def _reset(self, pools: tuple[Pool, ...]) -> None:
         self._pools = {pool.name: pool for pool in pools}
         self._free: dict[tuple[str, int], FreeList] = {}
         self._total: dict[tuple[str, int], int] = {}

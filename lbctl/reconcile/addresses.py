@@ -12,7 +12,7 @@ back, never by rolling back.  The allocator is an index of these records (``Addr
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -79,6 +79,12 @@ class AddressTracker:
             for holder in view.holders if view is not None else ():
                 if holder.kind == "Service":
                     self._enqueue_service(holder.key)
+
+    def replay(self, records: Iterable[JSON]) -> None:
+        """Rebuild the allocator's record index (cleared by the caller) from cached records."""
+        self.by_holder.clear()
+        for raw in records:
+            self("ADDED", None, raw)
 
     def gone(self, address: IPAddress) -> None:
         """The record of ``address`` is gone from the apiserver (this process deleted it): free
