@@ -18,7 +18,7 @@ from lbctl.config import Settings
 from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.client import SERVICES, VIP_ADDRESSES, VIPS, KubeClient, Resource, api_client_from
-from lbctl.kube.errors import Conflict, KubeUnavailable, NotFound
+from lbctl.kube.errors import Conflict, Invalid, KubeUnavailable, NotFound
 from lbctl.model import ADDRESS_FINALIZER
 from tests.integration.conftest import StartLbctl, load_balancer, shown_ip, wait_for_ip
 from tests.integration.invariants import ShownAddresses, leaked_records
@@ -211,3 +211,17 @@ async def test_a_refused_write_then_delete_frees_the_address_without_restart(
             await task
         await client.close()
     assert not await leaked_records(kube, namespace)
+
+
+@pytest.mark.parametrize("address", ["2001:DB8::1", "2001:db8:0::1", "10.0.0.300", "fe80::1%eth0"])
+async def test_an_address_record_must_hold_a_canonical_address(
+    kube: KubeClient, address: str
+) -> None:
+    body = {
+        "apiVersion": "ipam.citrix.com/v1",
+        "kind": "VipAddress",
+        "metadata": {"generateName": "bad-"},
+        "spec": {"address": address, "holders": []},
+    }
+    with pytest.raises(Invalid, match="canonical form"):
+        await kube.create(VIP_ADDRESSES, None, body)
