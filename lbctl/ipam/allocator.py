@@ -100,8 +100,9 @@ class Allocator:
         self._by_owner: dict[str, Allocation] = {}
         self._by_address: dict[IPAddress, dict[str, Allocation]] = {}
         self._shared: dict[str, set[IPAddress]] = {}
-        self._records: dict[IPAddress, frozenset[str]] = {}
-        """Address → the keys (``namespace/name``) its durable record names as holders."""
+        self._records: dict[IPAddress, tuple[frozenset[str], str | None]] = {}
+        """Address → the keys (``namespace/name``) its durable record names as holders, and
+        the record's sharing key."""
 
     @property
     def pool_names(self) -> list[str]:
@@ -126,14 +127,17 @@ class Allocator:
 
     def recorded_for(self, address: IPAddress) -> frozenset[str] | None:
         """The holders the address's durable record names; None when it has no record."""
-        return self._records.get(address)
+        record = self._records.get(address)
+        return record[0] if record is not None else None
 
-    def record(self, address: IPAddress, holders: frozenset[str]) -> None:
-        """The apiserver records ``address`` for ``holders`` (``namespace/name`` keys): take it
-        out of the free list until ``unrecord``."""
+    def record(
+        self, address: IPAddress, holders: frozenset[str], share_key: str | None = None
+    ) -> None:
+        """The apiserver records ``address`` for ``holders`` (``namespace/name`` keys), shared
+        under ``share_key``: take it out of the free list until ``unrecord``."""
         if address not in self._records and not self._by_address.get(address):
             self._take(address)
-        self._records[address] = holders
+        self._records[address] = (holders, share_key)
 
     def unrecord(self, address: IPAddress) -> bool:
         """The address's durable record is gone; True when that made the address free."""
@@ -156,9 +160,11 @@ class Allocator:
         """Raise unless ``owner`` may hold ``address`` beside its current owners."""
         others = [a for a in self.holders(address) if a.owner != owner]
         if not others:
-            recorded = self._records.get(address)
-            if recorded is not None and owner_key(owner) not in recorded:
-                raise AddressInUse(address, ", ".join(sorted(recorded)) or "a VipAddress record")
+            record = self._records.get(address)
+            if record is None or owner_key(owner) in record[0]:
+                return
+            if share_key is None or share_key != record[1]:
+                raise AddressInUse(address, ", ".join(sorted(record[0])) or "a VipAddress record")
             return
         if share_key is None or any(a.share_key != share_key for a in others):
             raise AddressInUse(address, others[0].owner)

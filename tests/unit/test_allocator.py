@@ -124,3 +124,45 @@ def test_an_address_reassigned_without_its_key_is_not_offered_to_sharers_after_r
     other = allocator.allocate("ns/s3")
     assert joined.address != other.address
     assert sum(s.in_use for s in allocator.stats()) == 2
+
+
+def test_a_recorded_address_is_never_free_whatever_memory_holds(allocator: Allocator) -> None:
+    """A durable record keeps its address out of the free list, names who may hold it, and
+    outlives the in-memory holders; the address is free only once the record is gone."""
+    allocator.record(ip("10.0.0.1"), frozenset({"ns/a"}))
+    assert allocator.allocate("ns/b").address == ip("10.0.0.2")
+    with pytest.raises(AddressInUse, match="ns/a"):
+        allocator.assign("ns/c", ip("10.0.0.1"))
+    allocator.assign("ns/a#moving", ip("10.0.0.1"))  # an owner of the named key may hold it
+    allocator.release("ns/a#moving")
+    assert allocator.allocate("ns/d").address == ip("10.0.0.3")
+    assert allocator.unrecord(ip("10.0.0.1")) is True
+    assert allocator.allocate("ns/e").address == ip("10.0.0.1")
+    assert allocator.unrecord(ip("10.0.0.1")) is False, "no record left"
+
+
+def test_a_record_held_in_memory_frees_nothing_when_unrecorded(allocator: Allocator) -> None:
+    allocator.assign("ns/a", ip("10.0.0.1"))
+    allocator.record(ip("10.0.0.1"), frozenset({"ns/a"}))
+    assert allocator.unrecord(ip("10.0.0.1")) is False
+    assert allocator.holder(ip("10.0.0.1")) is not None
+    allocator.release("ns/a")
+    assert allocator.allocate("ns/b").address == ip("10.0.0.1")
+
+
+def test_a_record_shared_under_a_key_may_be_joined_under_that_key(allocator: Allocator) -> None:
+    allocator.record(ip("10.0.0.2"), frozenset({"ns/a"}), "ns/blue")
+    allocator.assign("ns/b", ip("10.0.0.2"), share_key="ns/blue", ports=frozenset({("TCP", 80)}))
+    assert [a.owner for a in allocator.holders(ip("10.0.0.2"))] == ["ns/b"]
+    allocator.record(ip("10.0.0.3"), frozenset({"ns/c"}), "ns/green")
+    with pytest.raises(AddressInUse, match="ns/c"):
+        allocator.assign("ns/d", ip("10.0.0.3"), share_key="ns/blue")
+
+
+def test_clear_forgets_allocations_and_records(allocator: Allocator) -> None:
+    allocator.assign("ns/a", ip("10.0.0.1"))
+    allocator.record(ip("10.0.0.2"), frozenset({"ns/b"}))
+    allocator.clear()
+    assert allocator.get("ns/a") is None
+    assert allocator.recorded_for(ip("10.0.0.2")) is None
+    assert allocator.allocate("ns/c").address == ip("10.0.0.1")
