@@ -77,6 +77,9 @@ class Controller:
                 await self._process(item)
             finally:
                 self._queue.done(item)
+            # A reconcile that needed no I/O never suspended: yield, or a key that requeues
+            # itself at once would starve every other task (replies, watches) of the loop.
+            await asyncio.sleep(0)
 
     async def _process(self, item: str) -> None:
         kind, _, key = item.partition(":")

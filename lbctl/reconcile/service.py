@@ -150,7 +150,9 @@ class ServiceReconciler:
                 return await self._record_pending(service, vip, outcome)
             address = outcome
             if not await self._hold(raw, service, address, proven):
-                self.records.release(service.key)
+                # Never recorded, so nothing was freed: no waiter is woken (that would retry
+                # this very Service at once, for ever).
+                self._allocator.release(service.key)
                 return Requeue(RECORD_RETRY)
             allocated = self._allocated_status(address)
             if vip is None:

@@ -145,3 +145,32 @@ async def test_a_new_term_after_abort_processes_keys_enqueued_before_run() -> No
         await eventually(lambda: recorder.calls["ns/a"] == 2, what="re-enqueued key")
     finally:
         await cancel_and_wait(second)
+
+
+async def test_a_key_that_requeues_itself_without_io_does_not_starve_the_loop() -> None:
+    """A reconcile that finishes without suspending and re-adds its own key (e.g. it woke the
+    Services waiting for an address, itself included) must still let other tasks run."""
+    work = queue()
+    other_ran = asyncio.Event()
+    seen: list[bool] = []
+
+    async def requeues_itself(key: str) -> Requeue | None:
+        if len(seen) < 100:
+            seen.append(other_ran.is_set())
+            work.add(f"Service:{key}")
+        return None
+
+    async def other() -> None:
+        await asyncio.sleep(0)
+        other_ran.set()
+
+    controller = Controller(work, {"Service": requeues_itself}, workers=1)
+    task = asyncio.create_task(controller.run())
+    try:
+        controller.enqueue("Service", "ns/a")
+        helper = asyncio.create_task(other())
+        await eventually(lambda: len(seen) == 100, what="100 reconciles")
+        await helper
+    finally:
+        await cancel_and_wait(task)
+    assert seen[-1], "the other task never ran while the key kept requeueing itself"
