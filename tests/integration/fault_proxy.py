@@ -21,6 +21,7 @@ import random
 import ssl
 import subprocess
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -84,6 +85,9 @@ class FaultProxy:
         self.kubeconfig = workdir / "proxy-kubeconfig"
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._transports: set[asyncio.Transport] = set()
+        self.in_flight = 0
+        """Writes forwarded whose reply has not been sent, dropped or given up yet."""
 
     @classmethod
     def in_front_of(
@@ -135,6 +139,10 @@ class FaultProxy:
     ) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        # A TLS connection whose peer vanished can sit in its close handshake past the end of
+        # the loop (an unclosed socket): cut whatever the server has left.
+        for transport in self._transports:
+            transport.abort()
         if self._session is not None:
             await self._session.close()
 
@@ -164,22 +172,45 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         self.requests += 1
+        if request.transport is not None:
+            self._transports.add(request.transport)
         fate, wait = self._fate(request.method)
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        if fate == "read":
+            return await self._stream(request)
+        self.in_flight += 1
+        try:
+            return await self._write(request, fate, wait)
+        finally:
+            self.in_flight -= 1
+
+    @staticmethod
+    def _headers(headers: Mapping[str, str]) -> dict[str, str]:
+        return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        """A read passed on as it arrives: a watch is one reply that lasts minutes."""
+        assert self._session is not None
         async with self._session.request(
-            request.method, self.upstream + request.path_qs, headers=headers, data=body or None
+            request.method, self.upstream + request.path_qs, headers=self._headers(request.headers)
         ) as upstream:
-            reply_headers = {
-                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP
-            }
-            if fate == "read":  # streamed: a watch is one reply that lasts minutes
-                reply = web.StreamResponse(status=upstream.status, headers=reply_headers)
-                await reply.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await reply.write(chunk)
-                await reply.write_eof()
-                return reply
+            reply = web.StreamResponse(
+                status=upstream.status, headers=self._headers(upstream.headers)
+            )
+            await reply.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await reply.write(chunk)
+            await reply.write_eof()
+            return reply
+
+    async def _write(self, request: web.Request, fate: str, wait: float) -> web.StreamResponse:
+        """The write is applied upstream in full before its reply is held back or lost."""
+        assert self._session is not None
+        body = await request.read()
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs,
+            headers=self._headers(request.headers), data=body or None,
+        ) as upstream:  # fmt: skip
+            reply_headers = self._headers(upstream.headers)
             data = await upstream.read()  # the write has been applied (or refused) upstream
         self.counts[(fate, resource_of(request.path))] += 1
         # Held back; a hung reply is cancelled here when the client gives up first.
