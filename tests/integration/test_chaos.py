@@ -20,7 +20,7 @@ import pytest
 
 from lbctl.adc.plan import Node
 from lbctl.devenv.controlplane import LocalControlPlane
-from lbctl.kube.client import NODES, KubeClient
+from lbctl.kube.client import NODES, SERVICES, KubeClient
 from lbctl.kube.errors import NotFound
 from lbctl.kube.leader import LEASES
 from lbctl.nitro.simulator import Simulator
@@ -247,6 +247,7 @@ async def test_lost_replies_through_a_fault_proxy_never_show_an_address_twice(
 
             await eventually(settled, within=90, what="no more lbctl writes")
             leaks = await leaked_records(kube, namespace)
+            services_now = await describe_services(kube, namespace)
         finally:
             # In threads: the proxy in this loop must keep serving while lbctl shuts down.
             await asyncio.gather(*(asyncio.to_thread(r.stop) for r in replicas))
@@ -255,6 +256,24 @@ async def test_lost_replies_through_a_fault_proxy_never_show_an_address_twice(
           f"leaked records at convergence={leaks_at_convergence}")  # fmt: skip
     assert proxy.count("dropped"), "no reply dropped: the run proves nothing"
     assert proxy.count("delayed")
-    assert not watch.violations, "\n".join(watch.violations[:20]) + f"\n(logs: {logs})"
-    assert not problems, "\n".join(problems) + f"\n(logs: {logs})"
-    assert not leaks, f"{leaks} (logs: {logs})"
+    failures = [*watch.violations[:20], *problems, *leaks]
+    assert not failures, "\n".join(failures) + f"\nnow: {services_now}\n(logs: {logs})"
+
+
+async def describe_services(kube: KubeClient, namespace: str) -> list[str]:
+    """What each LoadBalancer Service shows now, for a failure message."""
+    described = []
+    for raw in (await kube.list(SERVICES, namespace))[0]:
+        meta, status = raw["metadata"], raw.get("status") or {}
+        ingress = [i.get("ip") for i in (status.get("loadBalancer") or {}).get("ingress") or []]
+        notes = {
+            k: v
+            for k, v in (meta.get("annotations") or {}).items()
+            if "citrix" in k or "lbctl" in k
+        }
+        ports = [f"{p['port']}/{p['protocol']}" for p in raw["spec"].get("ports") or []]
+        described.append(
+            f"{meta['name']} uid={meta['uid'][:8]} type={raw['spec']['type']} ingress={ingress} "
+            f"{notes} ports={ports} deleting={bool(meta.get('deletionTimestamp'))}"
+        )
+    return described
