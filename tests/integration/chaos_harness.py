@@ -34,11 +34,12 @@ NAMES = [f"svc-{i:02d}" for i in range(40)]
 
 
 class Lbctl:
-    """One ``python -m lbctl`` process."""
+    """One ``python -m lbctl`` process; ``kubeconfig`` other than the plane's, e.g. a proxy's."""
 
     def __init__(
-        self, plane: LocalControlPlane, url: str, log: Path, identity: str, leader: bool
-    ) -> None:
+        self, plane: LocalControlPlane, url: str, log: Path, identity: str, leader: bool,
+        kubeconfig: Path | None = None,
+    ) -> None:  # fmt: skip
         self.identity = identity
         self.port = free_port()
         env = dict(
@@ -46,7 +47,7 @@ class Lbctl:
             NS_APPS_NAME_PREFIX=PREFIX, LBCTL_ADC_RESYNC_PERIOD="3", LBCTL_LOG_FORMAT="json",
             POD_NAME=identity, NS_TIMEOUT="3",
         )  # fmt: skip
-        args = [sys.executable, "-m", "lbctl", "--kubeconfig", str(plane.kubeconfig),
+        args = [sys.executable, "-m", "lbctl", "--kubeconfig", str(kubeconfig or plane.kubeconfig),
                 "--metrics-bind-address", f"127.0.0.1:{self.port}"]  # fmt: skip
         if leader:
             args += ["--leader-elect", "--leader-elect-namespace", "default",

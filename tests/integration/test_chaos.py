@@ -20,7 +20,7 @@ import pytest
 
 from lbctl.adc.plan import Node
 from lbctl.devenv.controlplane import LocalControlPlane
-from lbctl.kube.client import NODES, KubeClient
+from lbctl.kube.client import NODES, SERVICES, KubeClient
 from lbctl.kube.errors import NotFound
 from lbctl.kube.leader import LEASES
 from lbctl.nitro.simulator import Simulator
@@ -33,6 +33,7 @@ from tests.integration.chaos_harness import (
     converge,
     make_nodes,
 )
+from tests.integration.fault_proxy import FaultProxy
 from tests.integration.invariants import ShownAddresses, leaked_records
 from tests.waiting import eventually
 
@@ -204,3 +205,75 @@ async def test_split_brain_never_shows_an_address_twice(
     assert not watch.violations, "\n".join(watch.violations[:20]) + f"\n(log: {log})"
     assert not problems, "\n".join(problems) + f"\n(log: {log})"
     assert not leaks, leaks
+
+
+async def test_lost_replies_through_a_fault_proxy_never_show_an_address_twice(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane,
+    sim: tuple[Simulator, str], chaos_nodes: list[Node], tmp_path: Path,
+) -> None:  # fmt: skip
+    """Two lbctl processes without leader election talk to the apiserver through a proxy that
+    applies every write but drops 10% of the replies (a fifth of those hang until lbctl's own
+    timeout) and delays 5%: each lost reply leaves lbctl not knowing whether its write
+    happened.  The watcher and the churn talk to the apiserver directly.  At no instant may two
+    Services show one address; afterwards every invariant holds, the two settle (no write in
+    flight or made for a while) and no address record is left naming a Service that does not
+    show its address."""
+    simulator, url = sim
+    rng = random.Random(SEED + 3)
+    churn = Churn(kube, namespace, rng, hand_deletions=True)
+    logs = [tmp_path / f"lbctl-{i}.log" for i in range(2)]
+    proxy = FaultProxy.in_front_of(
+        control_plane.kubeconfig, tmp_path, seed=SEED + 3, drop=0.10, hang=0.2, delay=0.05
+    )
+    async with proxy, ShownAddresses(kube, namespace) as watch:
+        replicas = [
+            Lbctl(control_plane, url, log, f"lossy-{i}", leader=False, kubeconfig=proxy.kubeconfig)
+            for i, log in enumerate(logs)
+        ]
+        try:
+            for _ in range(OPS):
+                await churn.step()
+                if rng.random() < 0.3:
+                    await asyncio.sleep(rng.uniform(0, 0.05))
+            problems = await converge(kube, namespace, simulator, chaos_nodes, within=120)
+            leaks_at_convergence = await leaked_records(kube, namespace)
+            last, quiet_since = [(watch.events, proxy.counts.total())], [time.monotonic()]
+
+            def settled() -> bool:
+                now = (watch.events, proxy.counts.total())
+                if now != last[0] or proxy.in_flight:
+                    last[0], quiet_since[0] = now, time.monotonic()
+                return time.monotonic() - quiet_since[0] > 5
+
+            await eventually(settled, within=90, what="no more lbctl writes")
+            leaks = await leaked_records(kube, namespace)
+            services_now = await describe_services(kube, namespace)
+        finally:
+            # In threads: the proxy in this loop must keep serving while lbctl shuts down.
+            await asyncio.gather(*(asyncio.to_thread(r.stop) for r in replicas))
+    print(f"\nlost replies seed={SEED + 3} ops={OPS} {dict(churn.counts)} {proxy.summary()} "
+          f"service events watched={watch.events} "
+          f"leaked records at convergence={leaks_at_convergence}")  # fmt: skip
+    assert proxy.count("dropped"), "no reply dropped: the run proves nothing"
+    assert proxy.count("delayed")
+    failures = [*watch.violations[:20], *problems, *leaks]
+    assert not failures, "\n".join(failures) + f"\nnow: {services_now}\n(logs: {logs})"
+
+
+async def describe_services(kube: KubeClient, namespace: str) -> list[str]:
+    """What each LoadBalancer Service shows now, for a failure message."""
+    described = []
+    for raw in (await kube.list(SERVICES, namespace))[0]:
+        meta, status = raw["metadata"], raw.get("status") or {}
+        ingress = [i.get("ip") for i in (status.get("loadBalancer") or {}).get("ingress") or []]
+        notes = {
+            k: v
+            for k, v in (meta.get("annotations") or {}).items()
+            if "citrix" in k or "lbctl" in k
+        }
+        ports = [f"{p['port']}/{p['protocol']}" for p in raw["spec"].get("ports") or []]
+        described.append(
+            f"{meta['name']} uid={meta['uid'][:8]} type={raw['spec']['type']} ingress={ingress} "
+            f"{notes} ports={ports} deleting={bool(meta.get('deletionTimestamp'))}"
+        )
+    return described
