@@ -33,6 +33,9 @@ from lbctl.model import (
 
 log = structlog.get_logger(__name__)
 
+Sharing = tuple[str | None, frozenset[tuple[str, int]]]
+"""(sharing key, ports) a holder claims an address with."""
+
 
 class AddressTaken(Exception):
     """The apiserver records the address for someone else (and joining is not allowed)."""
@@ -241,14 +244,19 @@ class AddressRecords:
         log.info("address record deleted", address=str(address))
         return True
 
-    async def hold(self, service: ServiceView, address: IPAddress) -> bool:
+    async def hold(
+        self, service: ServiceView, address: IPAddress, sharing: Sharing | None = None
+    ) -> bool:
         """Make the record of ``address`` name the Service, with the sharing key and ports
-        its allocation has; True when this call wrote (so the record is confirmed)."""
-        allocation = self._allocator.get(service.key)
-        if allocation is None or allocation.address != address:
-            allocation = self._allocator.get(secondary_owner(service.key))
-        share_key = allocation.share_key if allocation is not None else None
-        ports = allocation.ports if allocation is not None and share_key else frozenset()
+        given, or else those its allocation has; True when this call wrote (so the record is
+        confirmed)."""
+        if sharing is None:
+            allocation = self._allocator.get(service.key)
+            if allocation is None or allocation.address != address:
+                allocation = self._allocator.get(secondary_owner(service.key))
+            share_key = allocation.share_key if allocation is not None else None
+            sharing = (share_key, allocation.ports if allocation is not None else frozenset())
+        share_key, ports = sharing[0], sharing[1] if sharing[0] else frozenset()
         holder = Holder("Service", service.namespace, service.name, service.uid, ports, self._class)
         return await self.claim(address, holder, share_key)
 

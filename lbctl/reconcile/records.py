@@ -26,6 +26,7 @@ from lbctl.model import (
     secondary_owner,
     vip_for_service,
 )
+from lbctl.reconcile.addresses import Sharing
 from lbctl.reconcile.vip import MOVING
 
 log = structlog.get_logger(__name__)
@@ -163,16 +164,22 @@ class VipRecords:
                 VIPS, vip.namespace, vip.name, {"status": status}, subresource="status"
             )
 
-    async def _write_address(self, vip: VipView, address: IPAddress) -> None:
-        """Set the Vip's address and pool, guarded by the resourceVersion it was read at."""
+    async def _write_address(
+        self, vip: VipView, address: IPAddress, sharing: Sharing | None = None
+    ) -> None:
+        """Set the Vip's address and pool (and, when ``sharing`` is given, its sharing key and
+        ports), guarded by the resourceVersion it was read at."""
         spec: dict[str, Any] = {
             "ipaddress": str(address),
             "pool": self._allocator.pool_of(address) or "",
         }
         held = self._allocator.get(vip.key)
-        if held is not None and held.address == address and held.share_key:
-            spec["sharingKey"] = held.share_key.split("/", 1)[1]
-            spec["ports"] = ports_text(held.ports)
+        if sharing is None and held is not None and held.address == address and held.share_key:
+            sharing = (held.share_key, held.ports)
+        if sharing is not None:
+            key, ports = sharing
+            spec["sharingKey"] = key.split("/", 1)[1] if key else None
+            spec["ports"] = ports_text(ports) if key else None
         patch = {"metadata": {"resourceVersion": vip.resource_version}, "spec": spec}
         await self._client.patch(VIPS, vip.namespace, vip.name, patch)
 
@@ -185,19 +192,27 @@ class VipRecords:
             raise
         self._allocator.bind_token(vip.key, vip.uid)
 
-    async def move(self, vip: VipView, current: IPAddress, wanted: IPAddress) -> None:
-        """Re-point the Vip from ``current`` to the free address ``wanted``.
+    async def move(
+        self,
+        vip: VipView,
+        current: IPAddress,
+        wanted: IPAddress,
+        sharing: Sharing | None = None,
+    ) -> None:
+        """Re-point the Vip from ``current`` to the free address ``wanted`` (shared under
+        ``sharing``'s key and ports, when given).
 
         ``wanted`` is held under a placeholder owner while the write is in flight, and
         ``current`` is released only once the Vip no longer records it.
         """
+        key, ports = sharing if sharing is not None else (None, frozenset())
         placeholder = f"{vip.key}{MOVING}"
-        self._allocator.assign(placeholder, wanted)
+        self._allocator.assign(placeholder, wanted, share_key=key, ports=ports)
         try:
-            await self._write_address(vip, wanted)
+            await self._write_address(vip, wanted, sharing)
         finally:
             self._allocator.release(placeholder)
-        self._allocator.assign(vip.key, wanted, token=vip.uid)
+        self._allocator.assign(vip.key, wanted, token=vip.uid, share_key=key, ports=ports)
         self._on_release()
         log.info("vip moved", vip=vip.key, old=str(current), new=str(wanted))
 

@@ -15,13 +15,15 @@ from typing import Any
 
 import structlog
 
-from lbctl.ipam.allocator import AddressInUse, Allocator, PortConflict
+from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator, PortConflict
+from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.client import SERVICES, KubeClient
 from lbctl.kube.errors import Conflict, KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.model import (
     LB_FINALIZER,
+    RESERVED,
     VIP_ANNOTATION,
     IPAddress,
     ServiceView,
@@ -30,10 +32,11 @@ from lbctl.model import (
     secondary_owner,
 )
 from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend, ingress_entries
-from lbctl.reconcile.addresses import AddressRecords, AddressTaken
+from lbctl.reconcile.addresses import AddressRecords, AddressTaken, Sharing
 from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request_of
 from lbctl.reconcile.dualstack import SecondFamily
 from lbctl.reconcile.records import ALLOCATED, PENDING, VipRecords, vip_status
+from lbctl.reconcile.vip import MOVING
 
 log = structlog.get_logger(__name__)
 
@@ -200,12 +203,17 @@ class ServiceReconciler:
         return None
 
     async def _hold(
-        self, raw: dict[str, Any], service: ServiceView, address: IPAddress, proven: set[IPAddress]
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        address: IPAddress,
+        proven: set[IPAddress],
+        sharing: Sharing | None = None,
     ) -> bool:
         """Make the address's durable record name the Service; False (with an Event) when the
         apiserver records it for someone else."""
         try:
-            if await self.addresses.hold(service, address):
+            if await self.addresses.hold(service, address, sharing):
                 proven.add(address)
         except AddressTaken as err:
             message = f"{err}; waiting until it is freed"
@@ -267,6 +275,9 @@ class ServiceReconciler:
         proven: set[IPAddress],
     ) -> IPAddress:
         """Move to a newly requested address when it is free; otherwise keep the current one."""
+        left = await self._leave_sharing(raw, service, vip, current, proven)
+        if left is not None:
+            return left
         request = request_of(service)
         wanted = request.address if isinstance(request, Request) else None
         if wanted is None or wanted == current:
@@ -286,6 +297,47 @@ class ServiceReconciler:
             return current
         await self.records.move(vip, current, wanted)
         self.waiting.discard(service.key)
+        return wanted
+
+    async def _leave_sharing(
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView,
+        current: IPAddress,
+        proven: set[IPAddress],
+    ) -> IPAddress | None:
+        """A sharer whose sharing key changed leaves the address others share under its old
+        key (as MetalLB reassigns it): it joins an address of its new key, or takes a free
+        one.  None when nothing is to be done."""
+        held = self._allocator.get(service.key)
+        if held is None or held.share_key in (None, service.share_key):
+            return None
+        if held.share_key.split("/", 1)[1].startswith(RESERVED):
+            return None  # a claimed reservation: the key is lbctl's, not the Service's
+        if not [a for a in self._allocator.holders(current) if a.owner != service.key]:
+            return None
+        request = request_of(service)
+        pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
+        placeholder = f"{service.key}{MOVING}"
+        sharing = (service.share_key, service.ports)
+        try:
+            wanted = self._allocator.allocate(
+                placeholder, pool, current.version, service.share_key, service.ports
+            ).address
+        except AllocationError as err:
+            message = f"sharing key changed, but no other address ({err}); keeping {current}"
+            await self._recorder.record(raw, "Warning", "AllocationFailed", message)
+            self.waiting.add(service.key)
+            return current
+        try:
+            if not await self._hold(raw, service, wanted, proven, sharing):
+                return current
+        finally:
+            self._allocator.release(placeholder)
+        await self.records.move(vip, current, wanted, sharing)
+        message = f"sharing key changed: moved from {current} to {wanted}"
+        await self._recorder.record(raw, "Normal", "SharingKeyChanged", message)
         return wanted
 
     async def _follow_ports(self, raw: dict[str, Any], service: ServiceView, vip: VipView) -> None:

@@ -1,10 +1,13 @@
 """An invariant checked at every instant: no address shown by two Services at once.
 
-``ShownAddresses`` watches Services (list, then watch from that resourceVersion) and after
-every event compares what each Service shows (``com.citrix.vip`` and
-``status.loadBalancer.ingress``).  Two Services showing one address is a violation unless both
-carry the same ``lbctl.io/allow-shared-ip`` key in one namespace with disjoint ports.  End
-states hide short-lived duplicates; this sees each one, with the resourceVersion it arose at.
+``ShownAddresses`` watches Services (list, then watch from that resourceVersion) and at every
+event at which a Service starts showing an address (``com.citrix.vip`` or
+``status.loadBalancer.ingress``) compares it with every other Service.  Showing an address
+another Service shows is a violation unless both carry the same ``lbctl.io/allow-shared-ip``
+key in one namespace with disjoint ports.  (A user's edit of a sharer's key or ports can make
+an existing pair invalid; that is not lbctl's doing, and the end-state checks require lbctl to
+resolve it.)  End states hide short-lived duplicates; this sees each one, with the
+resourceVersion it arose at.
 """
 
 from __future__ import annotations
@@ -65,22 +68,24 @@ class ShownAddresses:
                     if event["type"] == "ERROR":
                         break  # e.g. 410 Gone: list again
                     key = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
-                    if event["type"] == "DELETED":
-                        self._views.pop(key, None)
-                    else:
-                        self._views[key] = ServiceView.from_raw(obj)
+                    before = self._views.pop(key, None)
                     self.events += 1
-                    self._check(str(obj["metadata"].get("resourceVersion")))
+                    if event["type"] == "DELETED":
+                        continue
+                    view = self._views[key] = ServiceView.from_raw(obj)
+                    gained = _shown(view) - (_shown(before) if before is not None else set())
+                    self._check(str(obj["metadata"].get("resourceVersion")), gained)
             except KubeError:
                 await asyncio.sleep(0.2)  # the apiserver restarting: list again
 
-    def _check(self, version: str) -> None:
+    def _check(self, version: str, gained: set[str] | None = None) -> None:
+        """Check the addresses just ``gained`` by a Service (None: every address)."""
         by_address: dict[str, list[ServiceView]] = {}
         for view in self._views.values():
             for text in _shown(view):
                 by_address.setdefault(text, []).append(view)
         for address, holders in by_address.items():
-            if len(holders) < 2:
+            if len(holders) < 2 or (gained is not None and address not in gained):
                 continue
             keys = {h.share_key for h in holders}
             ports = [p for h in holders for p in h.ports]

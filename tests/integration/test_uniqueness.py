@@ -22,6 +22,7 @@ from lbctl.kube.errors import Conflict, Invalid, KubeUnavailable, NotFound
 from lbctl.model import ADDRESS_FINALIZER
 from tests.integration.conftest import StartLbctl, load_balancer, shown_ip, wait_for_ip
 from tests.integration.invariants import ShownAddresses, leaked_records
+from tests.integration.test_requests import shared
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -225,3 +226,36 @@ async def test_an_address_record_must_hold_a_canonical_address(
     }
     with pytest.raises(Invalid, match="canonical form"):
         await kube.create(VIP_ADDRESSES, None, body)
+
+
+async def test_a_sharer_whose_key_changes_leaves_the_shared_address(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Two Services share one address under key blue; one changes its key to green: it moves
+    to an address of its own (as MetalLB reassigns it), the other keeps the address, and the
+    shared record no longer names the one that left."""
+    await start_lbctl('["10.77.9.40/30"]')
+    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
+    await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
+    first = await wait_for_ip(kube, namespace, "web")
+    assert await wait_for_ip(kube, namespace, "dns") == first
+    async with ShownAddresses(kube, namespace) as watch:
+        patch = {"metadata": {"annotations": {"lbctl.io/allow-shared-ip": "green"}}}
+        await kube.patch(SERVICES, namespace, "dns", patch)
+
+        async def moved() -> str | None:
+            ip = shown_ip(await kube.get(SERVICES, namespace, "dns"))
+            return ip if ip not in (None, first) else None
+
+        second = await eventually(moved, what="dns moved off the blue address")
+    assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
+    assert (await kube.get(VIPS, namespace, "dns"))["spec"]["sharingKey"] == "green"
+
+    async def only_web_on_first() -> bool:
+        record = await kube.get(VIP_ADDRESSES, None, first)
+        return [h["name"] for h in record["spec"]["holders"]] == ["web"]
+
+    await eventually(only_web_on_first, what="the shared record names web only")
+    record = await kube.get(VIP_ADDRESSES, None, second)
+    assert [h["name"] for h in record["spec"]["holders"]] == ["dns"]
+    assert not watch.violations, watch.violations
