@@ -415,13 +415,10 @@ class ServiceReconciler:
         raw_vip = self._vips.get(service.key)
         if raw_vip is not None:
             vip = VipView.from_raw(raw_vip)
-            if (
-                vip.managed
-                and vip.service == service.name
-                and vip.service_uid == service.uid
-                and vip.load_balancer_class in (None, self._class)
-            ):
-                return True
+            if vip.managed and vip.service == service.name and vip.service_uid == service.uid:
+                # Made for this very Service: by this instance, or by one of another class
+                # (whose allocation this instance's index also holds: that is no mark).
+                return vip.load_balancer_class in (None, self._class)
         held = self._allocator.get(service.key)
         shown = parse_ip(service.annotations.get(VIP_ANNOTATION))
         return held is not None and held.address == shown
