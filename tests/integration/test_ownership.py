@@ -140,8 +140,12 @@ async def test_a_service_that_left_lbctls_class_while_lbctl_was_down_is_released
     assert not any(n.startswith(base) for n in simulator.names("lbvserver"))
     assert not any(n.startswith(base) for n in simulator.names("servicegroup"))
     assert second.runtime.allocator.holder(ipaddress.ip_address(ip)) is None
-    reasons = {e["reason"] for e in await events_for(kube, namespace, "flip")}
-    assert {"DeletingLoadBalancer", "DeletedLoadBalancer"} <= reasons
+
+    async def both_events() -> bool:
+        reasons = {e["reason"] for e in await events_for(kube, namespace, "flip")}
+        return {"DeletingLoadBalancer", "DeletedLoadBalancer"} <= reasons
+
+    await eventually(both_events, what="Deleting and Deleted Events")
 
 
 @pytest.mark.parametrize("scope", ["namespace", "class"])
