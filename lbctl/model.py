@@ -49,7 +49,7 @@ def ports_text(ports: frozenset[Port]) -> list[str]:
     return sorted(f"{protocol}/{port}" for protocol, port in ports)
 
 
-def _ports_from_text(items: Any) -> frozenset[Port]:
+def ports_from_text(items: Any) -> frozenset[Port]:
     """Vip ``spec.ports`` entries such as "TCP/80"; malformed ones are ignored."""
     ports = set()
     for item in items if isinstance(items, list) else []:
@@ -251,7 +251,7 @@ class VipView:
             deleting=bool(meta.get("deletionTimestamp")),
             status=dict(obj.get("status") or {}),
             sharing_key=spec.get("sharingKey") or None,
-            ports=_ports_from_text(spec.get("ports")),
+            ports=ports_from_text(spec.get("ports")),
             secondary_text=spec.get("secondaryIpaddress") or None,
             load_balancer_class=annotations.get(CLASS_ANNOTATION) or None,
         )
@@ -308,116 +308,4 @@ def sharing_spec(service: ServiceView, share_key: str | None) -> dict[str, Any]:
     return {
         "sharingKey": key.split("/", 1)[1],
         "ports": ports_text(service.ports),
-    }
-
-
-ADDRESS_FINALIZER = "ipam.citrix.com/in-use"
-"""Keeps a ``VipAddress`` (and so its name, the address) while lbctl still has a holder of it:
-deleting the record by hand waits until the holders have let the address go."""
-
-
-def record_name(address: IPAddress) -> str:
-    """The name of an address's ``VipAddress``: the canonical address itself for IPv4
-    (``10.0.0.7``); for IPv6, which ``:`` cannot name, the exploded form with ``-``
-    (``2001-0db8-0000-…-0001``), so each address has exactly one name."""
-    if address.version == 4:
-        return str(address)
-    return address.exploded.replace(":", "-")
-
-
-@dataclass(frozen=True)
-class Holder:
-    """One holder named by a ``VipAddress``: a Service (or a hand-made Vip) by key and UID."""
-
-    kind: str
-    namespace: str
-    name: str
-    uid: str
-    ports: frozenset[Port] = frozenset()
-    load_balancer_class: str | None = None
-    """The class of the lbctl instance that claimed it: instances of other classes sharing
-    the cluster leave this holder alone while its Service exists."""
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "namespace": self.namespace,
-            "name": self.name,
-            "uid": self.uid,
-            **({"ports": ports_text(self.ports)} if self.ports else {}),
-            **({"loadBalancerClass": self.load_balancer_class} if self.load_balancer_class else {}),
-        }
-
-
-@dataclass(frozen=True)
-class AddressRecordView:
-    """A ``VipAddress``: the apiserver's proof that one address is held, and by whom."""
-
-    name: str
-    uid: str
-    resource_version: str
-    address: IPAddress | None
-    sharing_key: str | None
-    holders: tuple[Holder, ...]
-    deleting: bool
-
-    @property
-    def holder_keys(self) -> frozenset[str]:
-        return frozenset(h.key for h in self.holders)
-
-    def holder(self, uid: str) -> Holder | None:
-        return next((h for h in self.holders if h.uid == uid), None)
-
-    @classmethod
-    def from_raw(cls, obj: dict[str, Any]) -> AddressRecordView:
-        meta = _meta(obj)
-        spec = obj.get("spec") or {}
-        address = parse_ip(spec.get("address"))
-        if address is not None and record_name(address) != meta.get("name"):
-            address = None  # a record must be named by its address to prove anything
-        holders = tuple(
-            Holder(
-                str(h.get("kind") or "Service"),
-                str(h.get("namespace") or ""),
-                str(h.get("name") or ""),
-                str(h.get("uid") or ""),
-                _ports_from_text(h.get("ports")),
-                h.get("loadBalancerClass") or None,
-            )
-            for h in spec.get("holders") or []
-            if isinstance(h, dict)
-        )
-        return cls(
-            name=str(meta.get("name", "")),
-            uid=str(meta.get("uid", "")),
-            resource_version=str(meta.get("resourceVersion", "")),
-            address=address,
-            sharing_key=spec.get("sharingKey") or None,
-            holders=holders,
-            deleting=bool(meta.get("deletionTimestamp")),
-        )
-
-
-def address_record(
-    address: IPAddress, holder: Holder, pool: str | None, sharing_key: str | None
-) -> dict[str, Any]:
-    """A new ``VipAddress`` for ``address`` naming one holder."""
-    return {
-        "apiVersion": "ipam.citrix.com/v1",
-        "kind": "VipAddress",
-        "metadata": {
-            "name": record_name(address),
-            "labels": {MANAGED_BY_LABEL: MANAGER},
-            "finalizers": [ADDRESS_FINALIZER],
-        },
-        "spec": {
-            "address": str(address),
-            "pool": pool or "",
-            **({"sharingKey": sharing_key} if sharing_key else {}),
-            "holders": [holder.to_json()],
-        },
     }

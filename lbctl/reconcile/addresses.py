@@ -21,15 +21,8 @@ from lbctl.ipam.allocator import Allocator
 from lbctl.kube.client import JSON, SERVICES, VIP_ADDRESSES, VIPS, KubeClient, Resource
 from lbctl.kube.errors import AlreadyExists, Conflict, KubeUnavailable, NotFound
 from lbctl.kube.informer import Informer
-from lbctl.model import (
-    AddressRecordView,
-    Holder,
-    IPAddress,
-    ServiceView,
-    address_record,
-    record_name,
-    secondary_owner,
-)
+from lbctl.model import IPAddress, ServiceView, secondary_owner
+from lbctl.vipaddress import AddressRecordView, Holder, address_record, record_name
 
 log = structlog.get_logger(__name__)
 

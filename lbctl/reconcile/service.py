@@ -1,9 +1,12 @@
-"""Service reconciler: finalizer, a Vip recording the address, annotation and status.
+"""Service reconciler: the address's durable record, a Vip, then the Service itself.
 
-Level-triggered: it reads the latest Service and Vip from the informer caches, compares them
-with what they should be, and writes only the difference (merge patches, never replaces).
-A new Service costs four writes: its metadata (finalizer and annotation together), the Vip,
-the Vip's status and the Service's status.
+Level-triggered: it reads the latest Service, Vip and ``VipAddress`` records from the informer
+caches, compares them with what they should be, and writes only the difference (merge patches,
+never replaces), always in one order: the record first (the apiserver refuses a second claim of
+an address), the Vip next, the Service last (finalizer, annotation and status in one write to
+its status subresource); releasing runs the other way round.  A new Service costs four writes:
+the record, the Vip, the Vip's status and the Service.  Changes to a Service that already has
+an address are in ``follow``; the records' writes in ``addresses``.
 """
 
 from __future__ import annotations
@@ -15,15 +18,13 @@ from typing import Any
 
 import structlog
 
-from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator, PortConflict
-from lbctl.ipam.ranges import DEFAULT_POOL
+from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import SERVICES, KubeClient
 from lbctl.kube.errors import Conflict, KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.model import (
     LB_FINALIZER,
-    RESERVED,
     VIP_ANNOTATION,
     IPAddress,
     ServiceView,
@@ -35,8 +36,8 @@ from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend, ingress_entri
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken, Sharing
 from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request_of
 from lbctl.reconcile.dualstack import SecondFamily
+from lbctl.reconcile.follow import Follow
 from lbctl.reconcile.records import ALLOCATED, PENDING, VipRecords, vip_status
-from lbctl.reconcile.vip import MOVING
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +80,7 @@ class ServiceReconciler:
         self._second_family = SecondFamily(allocator, self.records, recorder)
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
+        self._follow = Follow(allocator, self.records, recorder, self._hold, self.waiting)
         self.allocation_failures: Counter[tuple[str, str]] = Counter()
         """(requested pool, reason) → failed attempts, for /metrics."""
         self._superseded: dict[str, set[str]] = {}
@@ -146,7 +148,7 @@ class ServiceReconciler:
                     raw, "Warning", "AddressConflict", message + "; not used"
                 )
                 return Requeue(RETRY_PENDING_AFTER)
-            address = await self._follow_request(raw, service, vip, address, proven)
+            address = await self._follow.request(raw, service, vip, address, proven)
         if address is None:
             outcome = await self._claim_address(raw, service)
             if isinstance(outcome, Unsatisfied):
@@ -167,7 +169,7 @@ class ServiceReconciler:
                 await self.records.set_status(vip, allocated)
         else:
             if vip is not None:
-                await self._follow_ports(raw, service, vip)
+                await self._follow.ports(raw, service, vip)
             if not await self._hold(raw, service, address, proven):
                 return Requeue(RETRY_PENDING_AFTER)
             if vip is not None:
@@ -265,94 +267,6 @@ class ServiceReconciler:
         else:
             self.waiting.discard(service.key)
         return result
-
-    async def _follow_request(
-        self,
-        raw: dict[str, Any],
-        service: ServiceView,
-        vip: VipView,
-        current: IPAddress,
-        proven: set[IPAddress],
-    ) -> IPAddress:
-        """Move to a newly requested address when it is free; otherwise keep the current one."""
-        left = await self._leave_sharing(raw, service, vip, current, proven)
-        if left is not None:
-            return left
-        request = request_of(service)
-        wanted = request.address if isinstance(request, Request) else None
-        if wanted is None or wanted == current:
-            return current
-        holder = self._allocator.holder(wanted)
-        problem = None
-        if self._allocator.pool_of(wanted) is None:
-            problem = f"requested address {wanted} is not in any VIP_RANGE pool"
-        elif holder is not None and holder.owner != service.key:
-            problem = f"requested address {wanted} is held by {holder.owner}"
-            self.waiting.add(service.key)
-        if problem is not None:
-            message = f"{problem}; keeping {current}"
-            await self._recorder.record(raw, "Warning", "AllocationFailed", message)
-            return current
-        if not await self._hold(raw, service, wanted, proven):
-            return current
-        await self.records.move(vip, current, wanted)
-        self.waiting.discard(service.key)
-        return wanted
-
-    async def _leave_sharing(
-        self,
-        raw: dict[str, Any],
-        service: ServiceView,
-        vip: VipView,
-        current: IPAddress,
-        proven: set[IPAddress],
-    ) -> IPAddress | None:
-        """A sharer whose sharing key changed leaves the address others share under its old
-        key (as MetalLB reassigns it): it joins an address of its new key, or takes a free
-        one.  None when nothing is to be done."""
-        held = self._allocator.get(service.key)
-        if held is None or held.share_key in (None, service.share_key):
-            return None
-        if held.share_key.split("/", 1)[1].startswith(RESERVED):
-            return None  # a claimed reservation: the key is lbctl's, not the Service's
-        if not [a for a in self._allocator.holders(current) if a.owner != service.key]:
-            return None
-        request = request_of(service)
-        pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
-        placeholder = f"{service.key}{MOVING}"
-        sharing = (service.share_key, service.ports)
-        try:
-            wanted = self._allocator.allocate(
-                placeholder, pool, current.version, service.share_key, service.ports
-            ).address
-        except AllocationError as err:
-            message = f"sharing key changed, but no other address ({err}); keeping {current}"
-            await self._recorder.record(raw, "Warning", "AllocationFailed", message)
-            self.waiting.add(service.key)
-            return current
-        try:
-            if not await self._hold(raw, service, wanted, proven, sharing):
-                return current
-        finally:
-            self._allocator.release(placeholder)
-        await self.records.move(vip, current, wanted, sharing)
-        message = f"sharing key changed: moved from {current} to {wanted}"
-        await self._recorder.record(raw, "Normal", "SharingKeyChanged", message)
-        return wanted
-
-    async def _follow_ports(self, raw: dict[str, Any], service: ServiceView, vip: VipView) -> None:
-        """A Service sharing its address changed ports: accept them unless another sharer
-        uses one (then the old ports stay recorded and an Event names the port)."""
-        held = self._allocator.get(service.key)
-        if held is None or held.share_key is None or held.ports == service.ports:
-            return
-        try:
-            self._allocator.set_ports(service.key, service.ports)
-        except PortConflict as err:
-            message = f"cannot share {err} (key {service.share_key!r}); keeping the old ports"
-            await self._recorder.record(raw, "Warning", "PortConflict", message)
-            return
-        await self.records.set_ports(vip, service.ports)
 
     def _remember(self, key: str, written: list[str]) -> None:
         if len(written) > 1:

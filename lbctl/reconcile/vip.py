@@ -19,8 +19,9 @@ from lbctl.kube.client import JSON, VIPS, KubeClient
 from lbctl.kube.errors import Conflict, KubeError, NotFound
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
-from lbctl.model import Holder, VipView, secondary_owner
+from lbctl.model import VipView, secondary_owner
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken
+from lbctl.vipaddress import Holder
 
 log = structlog.get_logger(__name__)
 

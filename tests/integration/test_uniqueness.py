@@ -19,7 +19,7 @@ from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.client import SERVICES, VIP_ADDRESSES, VIPS, KubeClient, Resource, api_client_from
 from lbctl.kube.errors import Conflict, Invalid, KubeUnavailable, NotFound
-from lbctl.model import ADDRESS_FINALIZER
+from lbctl.vipaddress import ADDRESS_FINALIZER
 from tests.integration.conftest import StartLbctl, load_balancer, shown_ip, wait_for_ip
 from tests.integration.invariants import ShownAddresses, leaked_records
 from tests.integration.test_requests import shared

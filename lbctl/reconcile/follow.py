@@ -1,0 +1,131 @@
+"""Changes to a Service that already has an address: a new requested address, a new
+sharing key, new ports on a shared address.
+
+Each keeps the address in use unless the change can be honoured safely: the new address is
+claimed durably (``hold``) before the Vip is re-pointed, and the old one is freed only after
+the Service stops showing it (the reconciler's prune).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lbctl.ipam.allocator import AllocationError, Allocator, PortConflict
+from lbctl.ipam.ranges import DEFAULT_POOL
+from lbctl.kube.events import EventRecorder
+from lbctl.model import RESERVED, IPAddress, ServiceView, VipView
+from lbctl.reconcile.addresses import Sharing
+from lbctl.reconcile.claims import Request, request_of
+from lbctl.reconcile.records import VipRecords
+from lbctl.reconcile.vip import MOVING
+
+Hold = Callable[
+    [dict[str, Any], ServiceView, IPAddress, set[IPAddress], Sharing | None], Awaitable[bool]
+]
+"""Make an address's durable record name the Service (False: recorded for someone else)."""
+
+
+class Follow:
+    def __init__(
+        self,
+        allocator: Allocator,
+        records: VipRecords,
+        recorder: EventRecorder,
+        hold: Hold,
+        waiting: set[str],
+    ) -> None:
+        self._allocator = allocator
+        self.records = records
+        self._recorder = recorder
+        self._hold = hold
+        self.waiting = waiting
+        """The reconciler's set of Services waiting for an address (shared, not copied)."""
+
+    async def request(
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView,
+        current: IPAddress,
+        proven: set[IPAddress],
+    ) -> IPAddress:
+        """Move to a newly requested address when it is free; otherwise keep the current one."""
+        left = await self._leave_sharing(raw, service, vip, current, proven)
+        if left is not None:
+            return left
+        request = request_of(service)
+        wanted = request.address if isinstance(request, Request) else None
+        if wanted is None or wanted == current:
+            return current
+        holder = self._allocator.holder(wanted)
+        problem = None
+        if self._allocator.pool_of(wanted) is None:
+            problem = f"requested address {wanted} is not in any VIP_RANGE pool"
+        elif holder is not None and holder.owner != service.key:
+            problem = f"requested address {wanted} is held by {holder.owner}"
+            self.waiting.add(service.key)
+        if problem is not None:
+            message = f"{problem}; keeping {current}"
+            await self._recorder.record(raw, "Warning", "AllocationFailed", message)
+            return current
+        if not await self._hold(raw, service, wanted, proven, None):
+            return current
+        await self.records.move(vip, current, wanted)
+        self.waiting.discard(service.key)
+        return wanted
+
+    async def _leave_sharing(
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView,
+        current: IPAddress,
+        proven: set[IPAddress],
+    ) -> IPAddress | None:
+        """A sharer whose sharing key changed leaves the address others share under its old
+        key (as MetalLB reassigns it): it joins an address of its new key, or takes a free
+        one.  None when nothing is to be done."""
+        held = self._allocator.get(service.key)
+        if held is None or held.share_key in (None, service.share_key):
+            return None
+        if held.share_key.split("/", 1)[1].startswith(RESERVED):
+            return None  # a claimed reservation: the key is lbctl's, not the Service's
+        if not [a for a in self._allocator.holders(current) if a.owner != service.key]:
+            return None
+        request = request_of(service)
+        pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
+        placeholder = f"{service.key}{MOVING}"
+        sharing = (service.share_key, service.ports)
+        try:
+            wanted = self._allocator.allocate(
+                placeholder, pool, current.version, service.share_key, service.ports
+            ).address
+        except AllocationError as err:
+            message = f"sharing key changed, but no other address ({err}); keeping {current}"
+            await self._recorder.record(raw, "Warning", "AllocationFailed", message)
+            self.waiting.add(service.key)
+            return current
+        try:
+            if not await self._hold(raw, service, wanted, proven, sharing):
+                return current
+        finally:
+            self._allocator.release(placeholder)
+        await self.records.move(vip, current, wanted, sharing)
+        message = f"sharing key changed: moved from {current} to {wanted}"
+        await self._recorder.record(raw, "Normal", "SharingKeyChanged", message)
+        return wanted
+
+    async def ports(self, raw: dict[str, Any], service: ServiceView, vip: VipView) -> None:
+        """A Service sharing its address changed ports: accept them unless another sharer
+        uses one (then the old ports stay recorded and an Event names the port)."""
+        held = self._allocator.get(service.key)
+        if held is None or held.share_key is None or held.ports == service.ports:
+            return
+        try:
+            self._allocator.set_ports(service.key, service.ports)
+        except PortConflict as err:
+            message = f"cannot share {err} (key {service.share_key!r}); keeping the old ports"
+            await self._recorder.record(raw, "Warning", "PortConflict", message)
+            return
+        await self.records.set_ports(vip, service.ports)
