@@ -159,6 +159,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
 
     vips.add_handler(tracker)
     address_records.add_handler(address_tracker)
+    services.add_handler(service_reconciler.shown)
     services.add_handler(on_service)
     controller = Controller(
         queue,

@@ -72,6 +72,8 @@ class AddressRecordView:
     sharing_key: str | None
     holders: tuple[Holder, ...]
     deleting: bool
+    created: str = ""
+    """``metadata.creationTimestamp`` (RFC 3339, UTC)."""
 
     @property
     def holder_keys(self) -> frozenset[str]:
@@ -107,6 +109,7 @@ class AddressRecordView:
             sharing_key=spec.get("sharingKey") or None,
             holders=holders,
             deleting=bool(meta.get("deletionTimestamp")),
+            created=str(meta.get("creationTimestamp") or ""),
         )
 
 

@@ -12,6 +12,7 @@ back, never by rolling back.  The allocator is an index of these records (``Addr
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,11 +31,27 @@ Sharing = tuple[str | None, frozenset[tuple[str, int]]]
 """(sharing key, ports) a holder claims an address with."""
 
 
+PRUNE_AFTER = 10.0
+"""Seconds a Service's own record must have existed before lbctl releases it as unused."""
+
+
+def _time_left(record: AddressRecordView, seconds: float) -> float:
+    """Seconds until ``record`` is ``seconds`` old (0 when it is, or its age is unknown)."""
+    try:
+        created = datetime.datetime.fromisoformat(record.created.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    age = (datetime.datetime.now(datetime.UTC) - created).total_seconds()
+    return max(0.0, seconds - age)
+
+
 class AddressTaken(Exception):
     """The apiserver records the address for someone else (and joining is not allowed)."""
 
-    def __init__(self, address: IPAddress, holders: frozenset[str]) -> None:
-        super().__init__(f"{address} is recorded for {', '.join(sorted(holders)) or 'another'}")
+    def __init__(self, address: IPAddress, holders: frozenset[str], deleting: bool = False) -> None:
+        held = f"recorded for {', '.join(sorted(holders))}" if holders else "recorded"
+        state = " and being deleted (it goes once no Service shows it)" if deleting else ""
+        super().__init__(f"{address} is {held}{state}")
         self.address = address
         self.holders = holders
 
@@ -175,7 +192,9 @@ class AddressRecords:
 
     @staticmethod
     def _names(record: AddressRecordView, holder: Holder) -> bool:
-        return record.holder(holder.uid) == holder and not record.deleting
+        """The record names ``holder`` as it is (a record deleted by hand but kept by its
+        finalizer still does: its name, the address, stays taken until the holder lets go)."""
+        return record.holder(holder.uid) == holder
 
     async def _join(
         self,
@@ -188,7 +207,9 @@ class AddressRecords:
         # names are unique at any instant, so that one is gone.
         others = [h for h in record.holders if h.uid != holder.uid and h.key != holder.key]
         joinable = sharing_key is not None and record.sharing_key == sharing_key
-        if record.deleting or (others and not joinable):
+        if record.deleting and record.holder(holder.uid) is None:
+            raise AddressTaken(address, frozenset(h.key for h in others), deleting=True)
+        if others and not joinable:
             raise AddressTaken(address, frozenset(h.key for h in others))
         for other in others:
             if other.ports & holder.ports:
@@ -263,13 +284,23 @@ class AddressRecords:
         """The Service records this instance (of ``load_balancer_class``) made for ``key``."""
         return self._tracker.recorded(key, "Service", load_balancer_class)
 
-    async def prune(self, service: ServiceView, keep: list[IPAddress]) -> None:
+    async def prune(self, service: ServiceView, keep: list[IPAddress]) -> float | None:
         """Release records naming the Service (or an earlier Service of its name) for
-        addresses it neither keeps nor shows: lost replies, moves, split-brain leftovers."""
+        addresses it neither keeps nor shows: lost replies, moves, split-brain leftovers,
+        records edited by hand.  A record of this very Service younger than ``PRUNE_AFTER``
+        is left alone: another process may be between claiming it and showing it."""
         shown = set(service.held_addresses())
+        later: float | None = None
         for address, uid in self._tracker.recorded(service.key, "Service", self._class):
-            if address not in keep and (address not in shown or uid != service.uid):
-                await self.release(address, uid)
+            if address in keep or (address in shown and uid == service.uid):
+                continue
+            record = self.cached(address)
+            wait = _time_left(record, PRUNE_AFTER) if uid == service.uid and record else 0.0
+            if wait > 0:
+                later = min(wait, later or wait)
+                continue
+            await self.release(address, uid)
+        return later
 
     async def release_gone(self, namespace: str, name: str, resource: Resource = SERVICES) -> int:
         """Release every record naming ``namespace/name`` (a Service, or a hand-made Vip) once

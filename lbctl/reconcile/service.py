@@ -38,6 +38,7 @@ from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request
 from lbctl.reconcile.dualstack import SecondFamily
 from lbctl.reconcile.follow import Follow
 from lbctl.reconcile.records import ALLOCATED, PENDING, VipRecords, vip_status
+from lbctl.reconcile.shown import ShownIndex
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +78,8 @@ class ServiceReconciler:
         self._class = load_balancer_class
         self.records = VipRecords(client, vips, allocator, on_release)
         self.addresses = addresses
+        self.shown = ShownIndex()
+        """Which Services show which address (fed by the Service informer)."""
         self._second_family = SecondFamily(allocator, self.records, recorder)
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
@@ -195,14 +198,15 @@ class ServiceReconciler:
             await self._recorder.record(
                 raw, "Normal", "EnsuredLoadBalancer", f"Assigned IP {shown}"
             )
+            prune_later = None
         else:
-            await self.addresses.prune(service, addresses)
+            prune_later = await self.addresses.prune(service, addresses)
         try:
             if self._adc is not None:
                 written += await self._adc.ensure(raw, service, addresses)
         finally:
             self._remember(service.key, written)
-        return None
+        return Requeue(prune_later + 0.5) if prune_later is not None else None
 
     async def _hold(
         self,
@@ -236,12 +240,15 @@ class ServiceReconciler:
     ) -> Requeue | None:
         """Make the wait visible and durable: the finalizer, and a Vip saying Pending."""
         written = await self._add_finalizer(service)
+        prune_later = await self.addresses.prune(service, [])  # e.g. a record edited by hand
         status = vip_status(PENDING, why.condition, why.message, None)
         if vip is None:
             await self.records.create(service, None, status)
         else:
             await self.records.set_status(vip, status)
         self._remember(service.key, written)
+        if prune_later is not None:
+            return Requeue(prune_later + 0.5)
         return Requeue(RETRY_PENDING_AFTER) if why.waits_for_release else None
 
     async def _claim_address(
@@ -307,6 +314,8 @@ class ServiceReconciler:
             return []
         shown = set(service.held_addresses())
         for address in addresses:
+            if address not in shown and self._shown_elsewhere(service, address):
+                return None
             fresh = address not in shown and address not in proven
             if fresh and not await self.addresses.confirm(service, address):
                 log.info("record not confirmed yet", service=service.key, address=str(address))
@@ -320,6 +329,19 @@ class ServiceReconciler:
         )
         log.info("service status written", service=service.key, addresses=list(texts))
         return [str(updated["metadata"]["resourceVersion"])]
+
+    def _shown_elsewhere(self, service: ServiceView, address: IPAddress) -> bool:
+        """Another Service shows ``address`` and does not share it with this one by key
+        (possible only when a record was edited by hand): never show it twice."""
+        for key in self.shown.others(address, service.key):
+            raw = self._services.get(key)
+            other = ServiceView.from_raw(raw) if raw is not None else None
+            if other is None or other.share_key is None or other.share_key != service.share_key:
+                log.warning("address shown by another service", service=service.key,
+                            address=str(address), shown_by=key)  # fmt: skip
+                self.waiting.add(service.key)
+                return True
+        return False
 
     def _marked(self, service: ServiceView) -> bool:
         """Whether the Service carries this instance's marks: a Vip it made for this very

@@ -17,7 +17,15 @@ from lbctl import app
 from lbctl.config import Settings
 from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.ipam.ranges import parse_vip_range
-from lbctl.kube.client import SERVICES, VIP_ADDRESSES, VIPS, KubeClient, Resource, api_client_from
+from lbctl.kube.client import (
+    EVENTS,
+    SERVICES,
+    VIP_ADDRESSES,
+    VIPS,
+    KubeClient,
+    Resource,
+    api_client_from,
+)
 from lbctl.kube.errors import Conflict, Invalid, KubeUnavailable, NotFound
 from lbctl.vipaddress import ADDRESS_FINALIZER
 from tests.integration.conftest import StartLbctl, load_balancer, shown_ip, wait_for_ip
@@ -94,11 +102,16 @@ async def test_a_hand_deleted_address_record_stays_until_the_address_is_free(
     record = await kube.get(VIP_ADDRESSES, None, "10.77.9.2")
     assert record["metadata"]["deletionTimestamp"]
     assert record["metadata"]["finalizers"] == [ADDRESS_FINALIZER]
+    # The owner is still reconciled as usual (no "address in use" for its own address).
+    await kube.patch(SERVICES, namespace, "owner", {"metadata": {"labels": {"edited": "yes"}}})
     await kube.create(SERVICES, namespace, load_balancer("waiter"))
     await eventually(lambda: vip_state(kube, namespace, "waiter"), what="waiter pending")
     assert shown_ip(await kube.get(SERVICES, namespace, "waiter")) is None
     await kube.delete(SERVICES, namespace, "owner")
     assert await wait_for_ip(kube, namespace, "waiter") == "10.77.9.2"
+    reasons = [e["reason"] for e in (await kube.list(EVENTS, namespace))[0]
+               if e["involvedObject"]["name"] == "owner"]  # fmt: skip
+    assert "AddressInUse" not in reasons, reasons
 
 
 class LosingReplies(KubeClient):
@@ -222,7 +235,10 @@ async def test_an_address_record_must_hold_a_canonical_address(
         "apiVersion": "ipam.citrix.com/v1",
         "kind": "VipAddress",
         "metadata": {"generateName": "bad-"},
-        "spec": {"address": address, "holders": []},
+        "spec": {
+            "address": address,
+            "holders": [{"kind": "Service", "namespace": "a", "name": "b", "uid": "u"}],
+        },
     }
     with pytest.raises(Invalid, match="canonical form"):
         await kube.create(VIP_ADDRESSES, None, body)
@@ -259,3 +275,61 @@ async def test_a_sharer_whose_key_changes_leaves_the_shared_address(
     record = await kube.get(VIP_ADDRESSES, None, second)
     assert [h["name"] for h in record["spec"]["holders"]] == ["dns"]
     assert not watch.violations, watch.violations
+
+
+async def test_records_edited_by_hand_never_put_one_address_on_two_services(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """A record edited to name a Service waiting for its address, then the owner's Vip
+    deleted: the waiter must not show the address while the owner still does."""
+    await start_lbctl('["10.77.9.50"]')
+    await kube.create(SERVICES, namespace, load_balancer("owner"))
+    ip = await wait_for_ip(kube, namespace, "owner")
+    thief = load_balancer("thief")
+    thief["metadata"]["annotations"] = {"service.citrix.com/frontend-ip": ip}
+    await kube.create(SERVICES, namespace, thief)
+    await eventually(lambda: vip_state(kube, namespace, "thief"), what="thief waits")
+    uid = (await kube.get(SERVICES, namespace, "thief"))["metadata"]["uid"]
+    holder = {"kind": "Service", "namespace": namespace, "name": "thief", "uid": uid}
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.patch(VIP_ADDRESSES, None, ip, {"spec": {"holders": [holder]}})
+        await kube.delete(VIPS, namespace, "owner")
+        await eventually(lambda: vip_state(kube, namespace, "owner"), what="owner's Vip again")
+        await kube.delete(SERVICES, namespace, "owner")
+        assert await wait_for_ip(kube, namespace, "thief") == ip
+    assert not watch.violations, watch.violations
+
+
+async def test_a_record_edited_to_name_a_waiting_service_is_not_leaked(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    await start_lbctl('["10.77.9.51"]')
+    await kube.create(SERVICES, namespace, load_balancer("owner"))
+    ip = await wait_for_ip(kube, namespace, "owner")
+    await kube.create(SERVICES, namespace, load_balancer("waiter"))
+    await eventually(lambda: vip_state(kube, namespace, "waiter"), what="waiter waits")
+    uid = (await kube.get(SERVICES, namespace, "waiter"))["metadata"]["uid"]
+    holder = {"kind": "Service", "namespace": namespace, "name": "waiter", "uid": uid}
+    await kube.patch(VIP_ADDRESSES, None, ip, {"spec": {"holders": [holder]}})
+    await kube.delete(SERVICES, namespace, "owner")
+    assert await wait_for_ip(kube, namespace, "waiter") == ip
+    assert not await leaked_records(kube, namespace)
+
+
+async def test_a_class_scoped_restart_writes_nothing_and_records_keep_the_class(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    first = await start_lbctl('["10.77.9.52"]', load_balancer_class="lbctl.io/x")
+    body = load_balancer("x")
+    body["spec"]["loadBalancerClass"] = "lbctl.io/x"
+    await kube.create(SERVICES, namespace, body)
+    ip = await wait_for_ip(kube, namespace, "x")
+    record = await kube.get(VIP_ADDRESSES, None, ip)
+    assert record["spec"]["holders"][0]["loadBalancerClass"] == "lbctl.io/x"
+    await first.stop()
+    second = await start_lbctl('["10.77.9.52"]', load_balancer_class="lbctl.io/x")
+    queue = second.runtime.queue
+    await eventually(second.runtime.leading.is_set, what="leading")
+    await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
+    writes = {c: n for c, n in second.client.calls.items() if c[1] in ("create", "patch", "delete")}
+    assert writes == {}, writes
