@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from types import TracebackType
 from typing import Any
 
@@ -112,3 +113,14 @@ async def leaked_records(kube: KubeClient, namespace: str) -> list[str]:
             elif spec["address"] not in _shown(service):
                 problems.append(f"record {spec['address']} names {holder['name']}, not showing it")
     return problems
+
+
+async def leaks_after(kube: KubeClient, namespace: str, within: float) -> list[str]:
+    """``leaked_records`` once they are gone, or what is left after ``within`` seconds (lbctl
+    releases a record a Service does not show only once the record is 10 s old)."""
+    deadline = time.monotonic() + within
+    while True:
+        leaks = await leaked_records(kube, namespace)
+        if not leaks or time.monotonic() > deadline:
+            return leaks
+        await asyncio.sleep(0.5)  # poll interval of a loop with a deadline

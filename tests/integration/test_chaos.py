@@ -34,7 +34,7 @@ from tests.integration.chaos_harness import (
     make_nodes,
 )
 from tests.integration.fault_proxy import FaultProxy
-from tests.integration.invariants import ShownAddresses, leaked_records
+from tests.integration.invariants import ShownAddresses, leaked_records, leaks_after
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -188,7 +188,6 @@ async def test_split_brain_never_shows_an_address_twice(
                 if rng.random() < 0.3:  # otherwise the next operation follows at once: bursts
                     await asyncio.sleep(rng.uniform(0, 0.05))
             problems = await converge(kube, namespace, simulator, chaos_nodes, within=90)
-            leaks = await leaked_records(kube, namespace)
             seen = [watch.events, time.monotonic()]
 
             def settled() -> bool:
@@ -197,6 +196,7 @@ async def test_split_brain_never_shows_an_address_twice(
                 return time.monotonic() - seen[1] > 3
 
             await eventually(settled, within=60, what="no more Service writes")
+            leaks = await leaks_after(kube, namespace, within=30)
     finally:
         for replica in replicas:
             replica.stop()
@@ -246,7 +246,7 @@ async def test_lost_replies_through_a_fault_proxy_never_show_an_address_twice(
                 return time.monotonic() - quiet_since[0] > 5
 
             await eventually(settled, within=90, what="no more lbctl writes")
-            leaks = await leaked_records(kube, namespace)
+            leaks = await leaks_after(kube, namespace, within=30)
             services_now = await describe_services(kube, namespace)
         finally:
             # In threads: the proxy in this loop must keep serving while lbctl shuts down.
