@@ -83,19 +83,22 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
     if pending is not None and request.address in (None, pending.address):
         return Claimed(pending.address, fresh=False)
     if request.address is not None:
-        return _claim_requested(allocator, service, request.address)
-    version = service.families[0]
-    for address in service.held_addresses():
-        if address.version != version or allocator.pool_of(address) is None:
-            continue
-        try:
-            held = allocator.assign(key, address, share_key=service.share_key, ports=service.ports)
-        except AddressInUse:
-            continue
-        return Claimed(held.address, fresh=False)
+        result = _claim_requested(allocator, service, request.address)
+        if isinstance(result, Unsatisfied) and result.waits_for_release:
+            # Keep the address the Service shows (its Vip was lost) while the requested one
+            # is held elsewhere; the move follows once that one is freed.
+            return _keep_shown(allocator, service) or result
+        return result
+    kept = _keep_shown(allocator, service)
+    if kept is not None:
+        return kept
     try:
         allocation = allocator.allocate(
-            key, request.pool, version=version, share_key=service.share_key, ports=service.ports
+            key,
+            request.pool,
+            version=service.families[0],
+            share_key=service.share_key,
+            ports=service.ports,
         )
         return Claimed(allocation.address, fresh=True)
     except PortConflict as err:
@@ -106,6 +109,22 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
         return Unsatisfied("AllocationFailed", "UnknownPool", message, False)
     except PoolExhausted as err:
         return Unsatisfied("AllocationFailed", "PoolExhausted", str(err), True)
+
+
+def _keep_shown(allocator: Allocator, service: ServiceView) -> Claimed | None:
+    """Hold again an address the Service already shows, if nobody else may hold it."""
+    version = service.families[0]
+    for address in service.held_addresses():
+        if address.version != version or allocator.pool_of(address) is None:
+            continue
+        try:
+            held = allocator.assign(
+                service.key, address, share_key=service.share_key, ports=service.ports
+            )
+        except AddressInUse:
+            continue
+        return Claimed(held.address, fresh=False)
+    return None
 
 
 def _claim_requested(

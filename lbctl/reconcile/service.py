@@ -24,6 +24,7 @@ from lbctl.kube.errors import Conflict, KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.model import (
+    CLASS_ANNOTATION,
     LB_FINALIZER,
     VIP_ANNOTATION,
     IPAddress,
@@ -76,6 +77,10 @@ class ServiceReconciler:
         self._allocator = allocator
         self._recorder = recorder
         self._class = load_balancer_class
+        self._mark = load_balancer_class or ""
+        """Written to ``lbctl.io/load-balancer-class`` with lbctl's finalizer: the durable
+        mark that this instance (of this class; empty: the class-less one) manages the
+        Service, which outlives hand edits of its Vip and address records."""
         self.records = VipRecords(client, vips, allocator, on_release)
         self.addresses = addresses
         self.shown = ShownIndex()
@@ -290,6 +295,7 @@ class ServiceReconciler:
             return []
         metadata = {
             "finalizers": [*service.finalizers, LB_FINALIZER],
+            "annotations": {CLASS_ANNOTATION: self._mark},
             "resourceVersion": service.resource_version,
         }
         updated = await self._client.patch(
@@ -308,8 +314,10 @@ class ServiceReconciler:
         metadata: dict[str, Any] = {}
         if not service.has_finalizer:
             metadata["finalizers"] = [*service.finalizers, LB_FINALIZER]
-        if service.annotations.get(VIP_ANNOTATION) != texts[0]:
-            metadata["annotations"] = {VIP_ANNOTATION: texts[0]}
+        annotations = {VIP_ANNOTATION: texts[0], CLASS_ANNOTATION: self._mark}
+        changed = {k: v for k, v in annotations.items() if service.annotations.get(k) != v}
+        if changed:
+            metadata["annotations"] = changed
         if not metadata and service.ingress_ips == texts:
             return []
         shown = set(service.held_addresses())
@@ -345,9 +353,12 @@ class ServiceReconciler:
 
     def _marked(self, service: ServiceView) -> bool:
         """Whether the Service carries this instance's marks: a Vip it made for this very
-        Service (same name and UID, not of another instance's class), or the annotation lbctl
-        writes naming the address it holds for the Service.  The standard finalizer is no
-        proof: other controllers use it too."""
+        Service (same name and UID, not of another instance's class), an address record an
+        instance of its class claimed for it (also after the Vip was deleted by hand), or the
+        annotation lbctl writes naming the address it holds for the Service.  The standard
+        finalizer is no proof: other controllers use it too."""
+        if service.annotations.get(CLASS_ANNOTATION) == self._mark:
+            return True  # lbctl's own annotation, written with its finalizer
         raw_vip = self._vips.get(service.key)
         if raw_vip is not None:
             vip = VipView.from_raw(raw_vip)
@@ -355,6 +366,8 @@ class ServiceReconciler:
                 # Made for this very Service: by this instance, or by one of another class
                 # (whose allocation this instance's index also holds: that is no mark).
                 return vip.load_balancer_class in (None, self._class)
+        if any(uid == service.uid for _, uid in self.addresses.recorded(service.key, self._class)):
+            return True  # an address record this instance's class claimed for this Service
         held = self._allocator.get(service.key)
         shown = parse_ip(service.annotations.get(VIP_ANNOTATION))
         return held is not None and held.address == shown
@@ -406,8 +419,13 @@ class ServiceReconciler:
         body: dict[str, Any] = {"metadata": metadata}
         if ours & set(service.ingress_addresses()):
             body["status"] = {"loadBalancer": {"ingress": None}}
+        annotations: dict[str, None] = {}
         if parse_ip(service.annotations.get(VIP_ANNOTATION)) in ours:
-            metadata["annotations"] = {VIP_ANNOTATION: None}
+            annotations[VIP_ANNOTATION] = None
+        if service.annotations.get(CLASS_ANNOTATION) == self._mark:
+            annotations[CLASS_ANNOTATION] = None
+        if annotations:
+            metadata["annotations"] = annotations
         if service.has_finalizer:
             metadata["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
         if len(body) > 1 or len(metadata) > 1:

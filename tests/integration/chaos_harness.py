@@ -27,6 +27,9 @@ from lbctl.kube.errors import KubeError
 from lbctl.model import ServiceView, VipView
 from lbctl.nitro.simulator import Simulator
 
+OPS = int(os.environ.get("LBCTL_CHAOS_OPS", "150"))
+"""Operations per churn run: short in CI, ``LBCTL_CHAOS_OPS=1000`` for the long form."""
+SEED = int(os.environ.get("LBCTL_CHAOS_SEED", "20261125"))
 VIP_RANGE = '["10.120.0.0/26"]'
 PREFIX = "chaos"
 PASSWORD = "chaos-password"

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from lbctl import app
+from lbctl.adc.plan import Node
 from lbctl.config import AdcSettings, Settings
 from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
@@ -33,6 +34,7 @@ from lbctl.kube.client import (
 )
 from lbctl.kube.errors import NotFound
 from lbctl.nitro.simulator import RequestRecord, Simulator
+from tests.integration.chaos_harness import PASSWORD, SEED, make_nodes
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -224,3 +226,21 @@ async def nodes(kube: KubeClient) -> AsyncIterator[Callable[..., Awaitable[None]
     for name in made:
         with contextlib.suppress(NotFound):
             await kube.delete(NODES, None, name)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[tuple[Simulator, str]]:
+    """The chaos runs' NITRO simulator, seeded like the run."""
+    simulator = Simulator(username="nsroot", password=PASSWORD, seed=SEED)
+    async with simulator.serve() as url:
+        yield simulator, url
+
+
+@pytest.fixture
+async def chaos_nodes(kube: KubeClient, namespace: str) -> AsyncIterator[list[Node]]:
+    """Three Ready Nodes for one chaos run (cluster-wide objects: removed afterwards)."""
+    made = await make_nodes(kube, namespace)
+    yield made
+    for node in made:
+        with contextlib.suppress(NotFound):
+            await kube.delete(NODES, None, node.name)

@@ -9,55 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from lbctl.adc.plan import Node
 from lbctl.devenv.controlplane import LocalControlPlane
-from lbctl.kube.client import NODES, SERVICES, KubeClient
+from lbctl.kube.client import SERVICES, KubeClient
 from lbctl.kube.errors import NotFound
 from lbctl.kube.leader import LEASES
 from lbctl.nitro.simulator import Simulator
 from tests.integration.chaos_harness import (
-    PASSWORD,
+    OPS,
     PREFIX,
+    SEED,
     Churn,
     Lbctl,
     check_invariants,
     converge,
-    make_nodes,
 )
 from tests.integration.fault_proxy import FaultProxy
 from tests.integration.invariants import ShownAddresses, leaked_records, leaks_after
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
-
-OPS = int(os.environ.get("LBCTL_CHAOS_OPS", "150"))
-SEED = int(os.environ.get("LBCTL_CHAOS_SEED", "20261125"))
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[tuple[Simulator, str]]:
-    simulator = Simulator(username="nsroot", password=PASSWORD, seed=SEED)
-    async with simulator.serve() as url:
-        yield simulator, url
-
-
-@pytest.fixture
-async def chaos_nodes(kube: KubeClient, namespace: str) -> AsyncIterator[list[Node]]:
-    """Three Ready Nodes for one run (cluster-wide objects: removed afterwards)."""
-    made = await make_nodes(kube, namespace)
-    yield made
-    for node in made:
-        with contextlib.suppress(NotFound):
-            await kube.delete(NODES, None, node.name)
 
 
 def faulty(simulator: Simulator) -> None:
