@@ -107,6 +107,14 @@ async def hand_edit(kube: KubeClient, namespace: str, rng: random.Random) -> str
     return edit
 
 
+async def caught_up(kube: KubeClient, namespace: str) -> bool:
+    """Every LoadBalancer Service has its Vip (with an address, or Pending)."""
+    services, _ = await kube.list(SERVICES, namespace)
+    vips = {v["metadata"]["name"] for v in (await kube.list(VIPS, namespace))[0]}
+    wanted = {s["metadata"]["name"] for s in services if s["spec"]["type"] == "LoadBalancer"}
+    return wanted <= vips
+
+
 async def test_hand_edits_while_lbctl_is_down_never_show_an_address_twice(
     kube: KubeClient, namespace: str, control_plane: LocalControlPlane,
     sim: tuple[Simulator, str], chaos_nodes: list[Node], tmp_path: Path,
@@ -125,8 +133,11 @@ async def test_hand_edits_while_lbctl_is_down_never_show_an_address_twice(
         async with ShownAddresses(kube, namespace) as watch:
             for i in range(OPS):
                 await churn.step()
+                await asyncio.sleep(rng.uniform(0, 0.05))
                 if i % 20 != 19:
                     continue
+                # Let lbctl catch up first, so the edits meet Vips and records to break.
+                await eventually(lambda: caught_up(kube, namespace), within=60, what="caught up")
                 lbctl.kill()
                 for _ in range(rng.randint(2, 5)):
                     try:
