@@ -50,3 +50,18 @@ async def cancel_and_wait(*tasks: asyncio.Task[object] | asyncio.Task[None]) -> 
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+PROBLEM_POLL = 0.5
+"""Seconds between checks whose every call lists whole namespaces (a heavier probe)."""
+
+
+async def problems_left(probe: Callable[[], Awaitable[list[str]]], *, within: float) -> list[str]:
+    """Poll ``probe`` until it reports no problem; after ``within`` seconds, the problems it
+    still reports (returned, not raised, so a failing run can print every one of them)."""
+    deadline = time.monotonic() + within
+    while True:
+        problems = await probe()
+        if not problems or time.monotonic() > deadline:
+            return problems
+        await asyncio.sleep(PROBLEM_POLL)

@@ -5,14 +5,12 @@ Every run is seeded (``LBCTL_CHAOS_SEED``); the same seed replays the same opera
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from lbctl.kube.client import NODES, SERVICES, VIPS, KubeClient
 from lbctl.kube.errors import KubeError
 from lbctl.model import ServiceView, VipView
 from lbctl.nitro.simulator import Simulator
+from tests.waiting import problems_left
 
 OPS = int(os.environ.get("LBCTL_CHAOS_OPS", "150"))
 """Operations per churn run: short in CI, ``LBCTL_CHAOS_OPS=1000`` for the long form."""
@@ -212,12 +211,7 @@ async def converge(
     kube: KubeClient, namespace: str, sim: Simulator, nodes: list[Node], within: float
 ) -> list[str]:
     """Wait until the invariants hold (or the deadline passes); the last problems seen."""
-    deadline = time.monotonic() + within
-    while True:
-        problems = await check_invariants(kube, namespace, sim, nodes)
-        if not problems or time.monotonic() > deadline:
-            return problems
-        await asyncio.sleep(0.5)
+    return await problems_left(lambda: check_invariants(kube, namespace, sim, nodes), within=within)
 
 
 async def make_nodes(kube: KubeClient, tag: str) -> list[Node]:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from types import TracebackType
 from typing import Any
 
 from lbctl.kube.client import SERVICES, VIP_ADDRESSES, KubeClient
 from lbctl.kube.errors import KubeError
 from lbctl.model import ServiceView
+from tests.waiting import problems_left
 
 
 def _shown(service: ServiceView) -> set[str]:
@@ -118,9 +118,4 @@ async def leaked_records(kube: KubeClient, namespace: str) -> list[str]:
 async def leaks_after(kube: KubeClient, namespace: str, within: float) -> list[str]:
     """``leaked_records`` once they are gone, or what is left after ``within`` seconds (lbctl
     releases a record a Service does not show only once the record is 10 s old)."""
-    deadline = time.monotonic() + within
-    while True:
-        leaks = await leaked_records(kube, namespace)
-        if not leaks or time.monotonic() > deadline:
-            return leaks
-        await asyncio.sleep(0.5)  # poll interval of a loop with a deadline
+    return await problems_left(lambda: leaked_records(kube, namespace), within=within)
