@@ -170,6 +170,11 @@ class Informer:
                 await asyncio.sleep(delay)
             self.watch_restarts += 1
 
+    async def relist(self) -> None:
+        """List once, replacing the cache and telling handlers what changed (as a relist after
+        an expired watch does); for a caller that drives the cache itself instead of ``run``."""
+        await self._list()
+
     async def _list(self) -> None:
         plural = self.resource.plural
         items, resource_version = await self._client.list(

@@ -4,13 +4,16 @@ Level-triggered: it reads the latest Service, Vip and ``VipAddress`` records fro
 caches, compares them with what they should be, and writes only the difference (merge patches,
 never replaces), always in one order: the record first (the apiserver refuses a second claim of
 an address), the Vip next, the Service last (finalizer, annotation and status in one write to
-its status subresource); releasing runs the other way round.  A new Service costs four writes:
-the record, the Vip, the Vip's status and the Service.  Changes to a Service that already has
-an address are in ``follow``; the records' writes in ``addresses``.
+its status subresource); releasing (``release``) runs the other way round.  A new Service
+costs four writes: the record, the Vip, the Vip's status and the Service.  The allocation path
+reads top to bottom from ``_ensure``; what the Service's writes say is decided without I/O in
+``desired``; changes to a Service that already has an address are in ``follow``; the
+records' writes in ``addresses``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,25 +23,18 @@ import structlog
 
 from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import SERVICES, KubeClient
-from lbctl.kube.errors import Conflict, KubeError
+from lbctl.kube.errors import Conflict, KubeError, NotFound
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
-from lbctl.model import (
-    CLASS_ANNOTATION,
-    LB_FINALIZER,
-    VIP_ANNOTATION,
-    IPAddress,
-    ServiceView,
-    VipView,
-    parse_ip,
-    secondary_owner,
-)
-from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend, ingress_entries
+from lbctl.model import IPAddress, ServiceView, VipView
+from lbctl.reconcile import desired
+from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken, Sharing
 from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request_of
 from lbctl.reconcile.dualstack import SecondFamily
 from lbctl.reconcile.follow import Follow
-from lbctl.reconcile.records import ALLOCATED, PENDING, VipRecords, vip_status
+from lbctl.reconcile.records import PENDING, VipRecords, vip_status
+from lbctl.reconcile.release import Release
 from lbctl.reconcile.shown import ShownIndex
 
 log = structlog.get_logger(__name__)
@@ -46,7 +42,6 @@ log = structlog.get_logger(__name__)
 RETRY_PENDING_AFTER = 60.0
 RECORD_RETRY = 0.5
 """Seconds before retrying a Service whose address record was refused or not yet confirmed."""
-OUTSIDE_POOLS = "OutsidePools"
 
 
 @dataclass(frozen=True)
@@ -91,6 +86,11 @@ class ServiceReconciler:
         self._follow = Follow(allocator, self.records, recorder, self._hold, self.waiting)
         self.allocation_failures: Counter[tuple[str, str]] = Counter()
         """(requested pool, reason) → failed attempts, for /metrics."""
+        self._release = Release(
+            client=client, vips=vips, allocator=allocator, recorder=recorder,
+            records=self.records, addresses=addresses, adc=self._adc,
+            load_balancer_class=load_balancer_class,
+        )  # fmt: skip
         self._superseded: dict[str, set[str]] = {}
         """Service key → resourceVersions written by lbctl and already overwritten by its own
         next write: an event for one of them is skipped, the final version's event follows."""
@@ -102,12 +102,9 @@ class ServiceReconciler:
         namespace, name = key.split("/", 1)
         raw = self._services.get(key)
         if raw is None:
-            await self.records.delete_orphan(namespace, name, service_uid=None)
-            await self.addresses.release_gone(namespace, name)
             self.waiting.discard(key)
             self._superseded.pop(key, None)
-            if self._adc is not None:
-                await self._adc.remove(None, key, known=False)
+            await self._release.gone(namespace, name)
             return None
         service = ServiceView.from_raw(raw)
         if service.resource_version in self._superseded.get(key, ()):
@@ -116,7 +113,9 @@ class ServiceReconciler:
         try:
             if handled and not service.deleting:
                 return await self._ensure(raw, service)
-            await self._cleanup(raw, service, owned=handled or self._marked(service))
+            self.waiting.discard(key)
+            await self._release.run(raw, service, owned=handled or self._release.marked(service))
+            self._superseded.pop(key, None)
         except KubeError as err:
             if not isinstance(err, Conflict):
                 await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", str(err))
@@ -124,10 +123,15 @@ class ServiceReconciler:
         return None
 
     async def _ensure(self, raw: dict[str, Any], service: ServiceView) -> Requeue | None:
-        """Claim the address durably, record it in the Vip, then show it on the Service.
+        """The allocation path, in the order that keeps an address on one Service only:
 
-        The order is what keeps an address on one Service only: the ``VipAddress`` record
-        first (the apiserver refuses a second claim), the Vip next, the Service last.
+        1. decide the address from the caches and the index (no write): the one the Vip
+           records, followed to a new request, or one claimed now;
+        2. make its ``VipAddress`` record name the Service (the apiserver refuses a second
+           claim);
+        3. record it in the Vip;
+        4. show it on the Service (one guarded write, the body from ``desired``);
+        5. program the ADC.
         """
         if not service.has_finalizer:
             await self._recorder.record(
@@ -140,51 +144,20 @@ class ServiceReconciler:
             return Requeue(RETRY_PENDING_AFTER)
         if vip is None:
             await self.records.delete_orphan(service.namespace, service.name, service.uid)
-        address = vip.address if vip is not None else self.records.created_but_not_cached(service)
         proven: set[IPAddress] = set()
         """Addresses whose record a write of this reconcile made name the Service."""
-        if vip is not None and address is not None:
-            mine = self._allocator.get(service.key)
-            try:
-                if mine is None or mine.address != address:  # recorded but not held: hold it
-                    self._allocator.assign(
-                        service.key, address, vip.uid, share_key=vip.share_key, ports=vip.ports
-                    )
-            except AddressInUse as err:
-                message = f"Vip {service.key} records {address}, which is held by {err.holder}"
-                await self._recorder.record(
-                    raw, "Warning", "AddressConflict", message + "; not used"
-                )
-                return Requeue(RETRY_PENDING_AFTER)
-            address = await self._follow.request(raw, service, vip, address, proven)
-        if address is None:
-            outcome = await self._claim_address(raw, service)
-            if isinstance(outcome, Unsatisfied):
-                return await self._record_pending(service, vip, outcome)
-            address = outcome
-            if not await self._hold(raw, service, address, proven):
-                # Never recorded, so nothing was freed: no waiter is woken (that would retry
-                # this very Service at once, for ever).
-                self._allocator.release(service.key)
-                return Requeue(RECORD_RETRY)
-            allocated = self._allocated_status(address)
-            if vip is None:
-                vip = await self.records.create(service, address, allocated)
-                if vip is None:
-                    return Requeue(1.0)
-            else:
-                await self.records.fill(vip, address)
-                await self.records.set_status(vip, allocated)
+        recorded = vip.address if vip is not None else self.records.created_but_not_cached(service)
+        outcome: IPAddress | Requeue | None
+        if recorded is not None and vip is not None:
+            outcome = await self._keep(raw, service, vip, recorded, proven)
+        elif recorded is not None:  # a Vip created here that the cache does not show yet
+            held = await self._hold(raw, service, recorded, proven)
+            outcome = recorded if held else Requeue(RETRY_PENDING_AFTER)
         else:
-            if vip is not None:
-                await self._follow.ports(raw, service, vip)
-            if not await self._hold(raw, service, address, proven):
-                return Requeue(RETRY_PENDING_AFTER)
-            if vip is not None:
-                status = self._allocated_status(address)
-                if status["conditions"][0]["reason"] == OUTSIDE_POOLS:
-                    await self._recorder.record(raw, "Warning", OUTSIDE_POOLS, status["message"])
-                await self.records.set_status(vip, status)
+            outcome, vip = await self._take(raw, service, vip, proven)
+        if outcome is None or isinstance(outcome, Requeue):
+            return outcome
+        address = outcome
         self.waiting.discard(service.key)
         addresses = [address]
         if vip is not None:
@@ -213,6 +186,60 @@ class ServiceReconciler:
             self._remember(service.key, written)
         return Requeue(prune_later + 0.5) if prune_later is not None else None
 
+    async def _keep(
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView,
+        address: IPAddress,
+        proven: set[IPAddress],
+    ) -> IPAddress | Requeue:
+        """Steps 1-3 for a Service whose Vip records ``address``: hold it in the index, follow
+        a new request or sharing key (``follow``), record it, and bring the Vip up to date."""
+        mine = self._allocator.get(service.key)
+        try:
+            if mine is None or mine.address != address:  # recorded but not held: hold it
+                self._allocator.assign(
+                    service.key, address, vip.uid, share_key=vip.share_key, ports=vip.ports
+                )
+        except AddressInUse as err:
+            message = f"Vip {service.key} records {address}, which is held by {err.holder}"
+            await self._recorder.record(raw, "Warning", "AddressConflict", message + "; not used")
+            return Requeue(RETRY_PENDING_AFTER)
+        address = await self._follow.request(raw, service, vip, address, proven)
+        await self._follow.ports(raw, service, vip)
+        if not await self._hold(raw, service, address, proven):
+            return Requeue(RETRY_PENDING_AFTER)
+        status = desired.allocated_status(address, self._allocator.pool_of(address))
+        if status["conditions"][0]["reason"] == desired.OUTSIDE_POOLS:
+            await self._recorder.record(raw, "Warning", desired.OUTSIDE_POOLS, status["message"])
+        await self.records.set_status(vip, status)
+        return address
+
+    async def _take(
+        self, raw: dict[str, Any], service: ServiceView, vip: VipView | None, proven: set[IPAddress]
+    ) -> tuple[IPAddress | Requeue | None, VipView | None]:
+        """Steps 1-3 for a Service with no address recorded: claim one from the index (or
+        record why not, and wait), record it, then create or fill the Vip."""
+        outcome = await self._claim_address(raw, service)
+        if isinstance(outcome, Unsatisfied):
+            return await self._record_pending(service, vip, outcome), vip
+        address = outcome
+        if not await self._hold(raw, service, address, proven):
+            # Never recorded, so nothing was freed: no waiter is woken (that would retry
+            # this very Service at once, for ever).
+            self._allocator.release(service.key)
+            return Requeue(RECORD_RETRY), vip
+        allocated = desired.allocated_status(address, self._allocator.pool_of(address))
+        if vip is None:
+            vip = await self.records.create(service, address, allocated)
+            if vip is None:
+                return Requeue(1.0), None
+        else:
+            await self.records.fill(vip, address)
+            await self.records.set_status(vip, allocated)
+        return address, vip
+
     async def _hold(
         self,
         raw: dict[str, Any],
@@ -232,13 +259,6 @@ class ServiceReconciler:
             self.waiting.add(service.key)
             return False
         return True
-
-    def _allocated_status(self, address: IPAddress) -> dict[str, Any]:
-        pool = self._allocator.pool_of(address)
-        if pool is None:
-            message = f"{address} is no longer in any VIP_RANGE pool; kept while in use"
-            return vip_status(ALLOCATED, OUTSIDE_POOLS, message, None)
-        return vip_status(ALLOCATED, ALLOCATED, f"{address} from pool {pool}", pool)
 
     async def _record_pending(
         self, service: ServiceView, vip: VipView | None, why: Unsatisfied
@@ -287,161 +307,55 @@ class ServiceReconciler:
             self._superseded.pop(key, None)
 
     async def _add_finalizer(self, service: ServiceView) -> list[str]:
-        """Mark a Service that waits for an address as lbctl's (the finalizer list is replaced
-        whole, so the patch is guarded by the resourceVersion).  Like every Service write of
-        lbctl's it goes to the status subresource, which applies metadata too but never the
-        spec, so lbctl needs no right to change a Service's spec."""
-        if service.has_finalizer:
+        """Mark a Service that waits for an address as lbctl's; the version written."""
+        body = desired.waiting(service, self._mark)
+        if body is None:
             return []
-        metadata = {
-            "finalizers": [*service.finalizers, LB_FINALIZER],
-            "annotations": {CLASS_ANNOTATION: self._mark},
-            "resourceVersion": service.resource_version,
-        }
         updated = await self._client.patch(
-            SERVICES, service.namespace, service.name, {"metadata": metadata}, subresource="status"
+            SERVICES, service.namespace, service.name, body, subresource="status"
         )
         return [str(updated["metadata"]["resourceVersion"])]
 
     async def _publish(
         self, service: ServiceView, addresses: list[IPAddress], proven: set[IPAddress]
     ) -> list[str] | None:
-        """Show the addresses on the Service: finalizer, annotation and status in one write to
-        its status subresource (which applies metadata too), guarded by the resourceVersion
-        the decision was made on.  The version written ([] when all was in place); None when
-        a newly shown address has no confirmed record yet."""
-        texts = tuple(str(a) for a in addresses)
-        metadata: dict[str, Any] = {}
-        if not service.has_finalizer:
-            metadata["finalizers"] = [*service.finalizers, LB_FINALIZER]
-        annotations = {VIP_ANNOTATION: texts[0], CLASS_ANNOTATION: self._mark}
-        changed = {k: v for k, v in annotations.items() if service.annotations.get(k) != v}
-        if changed:
-            metadata["annotations"] = changed
-        if not metadata and service.ingress_ips == texts:
+        """Step 4: show the addresses on the Service in one write to its status subresource,
+        guarded by the resourceVersion the decision was made on.  The version written ([]
+        when all was in place); None when a newly shown address has no confirmed record yet
+        or another Service shows it."""
+        body = desired.shown(service, addresses, self._mark)
+        if body is None:
             return []
         shown = set(service.held_addresses())
         for address in addresses:
-            if address not in shown and self._shown_elsewhere(service, address):
+            if address not in shown and await self._shown_elsewhere(service, address):
                 return None
             fresh = address not in shown and address not in proven
             if fresh and not await self.addresses.confirm(service, address):
                 log.info("record not confirmed yet", service=service.key, address=str(address))
                 return None
-        metadata["resourceVersion"] = service.resource_version
-        body: dict[str, Any] = {"metadata": metadata}
-        if service.ingress_ips != texts:
-            body["status"] = {"loadBalancer": {"ingress": ingress_entries(addresses, None)}}
         updated = await self._client.patch(
             SERVICES, service.namespace, service.name, body, subresource="status"
         )
-        log.info("service status written", service=service.key, addresses=list(texts))
+        log.info("service status written", service=service.key, addresses=[*map(str, addresses)])
         return [str(updated["metadata"]["resourceVersion"])]
 
-    def _shown_elsewhere(self, service: ServiceView, address: IPAddress) -> bool:
-        """Another Service shows ``address`` and does not share it with this one by key
-        (possible only when a record was edited by hand): never show it twice."""
+    async def _shown_elsewhere(self, service: ServiceView, address: IPAddress) -> bool:
+        """Whether another Service shows ``address`` and may not share it with this one (a
+        record edited by hand, or a sharer whose key or ports a user just changed): never
+        show it twice.  A sharer that looks compatible in the cache is read again (a quorum
+        read), so a user's edit the cache has not seen yet is not missed."""
         for key in self.shown.others(address, service.key):
             raw = self._services.get(key)
             other = ServiceView.from_raw(raw) if raw is not None else None
-            if other is None or other.share_key is None or other.share_key != service.share_key:
-                log.warning("address shown by another service", service=service.key,
-                            address=str(address), shown_by=key)  # fmt: skip
-                self.waiting.add(service.key)
-                return True
+            if other is not None and desired.may_share(service, other):
+                with contextlib.suppress(NotFound):
+                    live = await self._client.get(SERVICES, other.namespace, other.name)
+                    other = ServiceView.from_raw(live)
+                    if address not in other.held_addresses() or desired.may_share(service, other):
+                        continue
+            log.warning("address shown by another service", service=service.key,
+                        address=str(address), shown_by=key)  # fmt: skip
+            self.waiting.add(service.key)
+            return True
         return False
-
-    def _marked(self, service: ServiceView) -> bool:
-        """Whether the Service carries this instance's marks: a Vip it made for this very
-        Service (same name and UID, not of another instance's class), an address record an
-        instance of its class claimed for it (also after the Vip was deleted by hand), or the
-        annotation lbctl writes naming the address it holds for the Service.  The standard
-        finalizer is no proof: other controllers use it too."""
-        if service.annotations.get(CLASS_ANNOTATION) == self._mark:
-            return True  # lbctl's own annotation, written with its finalizer
-        raw_vip = self._vips.get(service.key)
-        if raw_vip is not None:
-            vip = VipView.from_raw(raw_vip)
-            if vip.managed and vip.service == service.name and vip.service_uid == service.uid:
-                # Made for this very Service: by this instance, or by one of another class
-                # (whose allocation this instance's index also holds: that is no mark).
-                return vip.load_balancer_class in (None, self._class)
-        if any(uid == service.uid for _, uid in self.addresses.recorded(service.key, self._class)):
-            return True  # an address record this instance's class claimed for this Service
-        held = self._allocator.get(service.key)
-        shown = parse_ip(service.annotations.get(VIP_ANNOTATION))
-        return held is not None and held.address == shown
-
-    def _addresses_of(self, service: ServiceView) -> set[IPAddress]:
-        """Every address lbctl gave the Service: recorded in its Vip or held for it."""
-        found = set()
-        raw_vip = self._vips.get(service.key)
-        if raw_vip is not None and VipView.from_raw(raw_vip).managed:
-            vip = VipView.from_raw(raw_vip)
-            found |= {vip.address, vip.secondary}
-        for owner in (service.key, secondary_owner(service.key)):
-            held = self._allocator.get(owner)
-            found.add(held.address if held is not None else None)
-        return {a for a in found if a is not None}
-
-    async def _cleanup(self, raw: dict[str, Any], service: ServiceView, owned: bool) -> None:
-        """Undo what lbctl did for a Service that is going away or is no longer lbctl's.
-
-        Unless ``owned`` (of lbctl's class, or carrying its marks) only lbctl's own leftovers
-        go and the Service is not touched: its finalizer and status may be another
-        controller's.  Status and annotation are cleared only where they show lbctl's address.
-        """
-        self.waiting.discard(service.key)
-        raw_vip = self._vips.get(service.key)
-        managed_vip = raw_vip is not None and VipView.from_raw(raw_vip).managed
-        pending = raw_vip is None and self._allocator.get(service.key) is not None
-        ours = self._addresses_of(service)
-        if self._adc is not None:
-            await self._adc.remove(raw, service.key, known=owned and service.has_finalizer)
-        recorded = self.addresses.recorded(service.key, self._class)
-        if not owned:
-            await self.records.delete_orphan(service.namespace, service.name, service.uid)
-            if pending:
-                self.records.release(service.key)
-            shown_now = set(service.held_addresses())
-            for recorded_address, uid in recorded:
-                if recorded_address not in shown_now:
-                    await self.addresses.release(recorded_address, uid)
-            return
-        if not (service.has_finalizer or managed_vip or pending or recorded):
-            return
-        await self._recorder.record(raw, "Normal", "DeletingLoadBalancer", "Deleting load balancer")
-        ours |= {recorded_address for recorded_address, _ in recorded}
-        # Stop showing the address first (one guarded write), then forget it: the durable
-        # record goes last, so no instant exists at which another Service may take it while
-        # this one still shows it.
-        metadata: dict[str, Any] = {"resourceVersion": service.resource_version}
-        body: dict[str, Any] = {"metadata": metadata}
-        if ours & set(service.ingress_addresses()):
-            body["status"] = {"loadBalancer": {"ingress": None}}
-        annotations: dict[str, None] = {}
-        if parse_ip(service.annotations.get(VIP_ANNOTATION)) in ours:
-            annotations[VIP_ANNOTATION] = None
-        if service.annotations.get(CLASS_ANNOTATION) == self._mark:
-            annotations[CLASS_ANNOTATION] = None
-        if annotations:
-            metadata["annotations"] = annotations
-        if service.has_finalizer:
-            metadata["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
-        if len(body) > 1 or len(metadata) > 1:
-            await self._client.patch(
-                SERVICES, service.namespace, service.name, body, subresource="status"
-            )
-        self._superseded.pop(service.key, None)
-        # The Vip, lbctl's mark on the Service, goes last: a cleanup cut short is resumed.
-        released = await self.records.delete_orphan(service.namespace, service.name, None)
-        if released is None and raw_vip is None:
-            released = self.records.release(service.key)
-        for recorded_address, uid in recorded:
-            await self.addresses.release(recorded_address, uid)
-        shown = [a for a in service.held_addresses() if a in ours]
-        address = released.address if released is not None else (shown[0] if shown else None)
-        if address is not None:
-            message = f"Released IP {address}"
-            await self._recorder.record(raw, "Normal", "DeletedLoadBalancer", message)
-        log.info("service cleaned up", service=service.key)

@@ -102,6 +102,17 @@ async def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> AsyncIt
         await kube.delete(NAMESPACES, None, name)
 
 
+@pytest.fixture
+async def second_namespace(kube: KubeClient) -> AsyncIterator[str]:
+    """Another namespace, for instances scoped by namespace."""
+    name = f"second-{secrets.token_hex(3)}"
+    await kube.create(NAMESPACES, None, {"metadata": {"name": name}})
+    yield name
+    await empty_namespace(kube, name)
+    with contextlib.suppress(NotFound):
+        await kube.delete(NAMESPACES, None, name)
+
+
 @dataclass
 class RunningLbctl:
     runtime: app.Runtime
@@ -147,6 +158,18 @@ async def start_lbctl(control_plane: LocalControlPlane) -> AsyncIterator[StartLb
 
 
 load_balancer = load_balancer_service
+
+
+def shared(name: str, key: str, *ports: tuple[str, int]) -> JSON:
+    """A LoadBalancer Service that may share its address under ``key`` (``ports``: (protocol,
+    port) pairs)."""
+    service = load_balancer(name)
+    service["metadata"]["annotations"] = {"lbctl.io/allow-shared-ip": key}
+    service["spec"]["ports"] = [
+        {"name": f"p{port}-{proto.lower()}", "protocol": proto, "port": port, "targetPort": port}
+        for proto, port in ports
+    ]
+    return service
 
 
 def shown_ip(service: JSON) -> str | None:

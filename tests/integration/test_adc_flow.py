@@ -91,6 +91,13 @@ async def test_ports_nodes_and_traffic_policy_changes_are_diffs(
     await wait_for_ip(kube, namespace, "app")
     base = f"lbctl-{namespace}_app"
     await eventually(lambda: len(members(simulator, f"{base}_80-tcp_sgp")) == 3, what="members")
+    # The vserver binding is written after the members: wait for it before counting.
+    binding = (f"{base}_80-tcp_lbv", f"{base}_80-tcp_sgp")
+    await eventually(
+        lambda: binding in {(b["name"], b["servicegroupname"])
+                          for b in simulator.sim.objects("lbvserver_servicegroup_binding")},
+        what="vserver bound",
+    )  # fmt: skip
 
     # A node goes away: one unbind, nothing recreated.
     simulator.sim.reset_counts()

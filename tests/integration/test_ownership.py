@@ -3,15 +3,13 @@ never touch each other's objects."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIPS, KubeClient
+from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient
 from lbctl.kube.errors import NotFound
 from lbctl.model import LB_FINALIZER, VIP_ANNOTATION
 from lbctl.nitro.client import Credentials, NitroClient
@@ -20,7 +18,6 @@ from tests.integration.conftest import (
     RunningLbctl,
     RunningSimulator,
     StartLbctl,
-    empty_namespace,
     load_balancer,
     wait_for_ip,
 )
@@ -31,16 +28,6 @@ from tests.waiting import eventually
 MakeNode = Callable[..., Awaitable[None]]
 OTHER_IP = "192.0.2.9"
 """The address another controller shows on its Service."""
-
-
-@pytest.fixture
-async def second_namespace(kube: KubeClient) -> AsyncIterator[str]:
-    name = f"second-{secrets.token_hex(3)}"
-    await kube.create(NAMESPACES, None, {"metadata": {"name": name}})
-    yield name
-    await empty_namespace(kube, name)
-    with contextlib.suppress(NotFound):
-        await kube.delete(NAMESPACES, None, name)
 
 
 def of_class(name: str, load_balancer_class: str | None, **spec: Any) -> JSON:

@@ -6,7 +6,7 @@ import ipaddress
 
 from lbctl.kube.client import EVENTS, JSON, SERVICES, VIPS, KubeClient
 from lbctl.reconcile.claims import FRONTEND_IP_ANNOTATION, IPAM_RANGE_ANNOTATION
-from tests.integration.conftest import StartLbctl, load_balancer, shown_ip, wait_for_ip
+from tests.integration.conftest import StartLbctl, load_balancer, shared, shown_ip, wait_for_ip
 from tests.waiting import eventually
 
 RANGES = '[{"Prod": ["10.82.1.0/24"]}, ["10.82.0.0/24"]]'
@@ -97,15 +97,6 @@ async def test_changing_the_requested_address_moves_the_service(
     await eventually(moved, what="service moved")
     assert (await kube.get(VIPS, namespace, "mover"))["spec"]["ipaddress"] == "10.82.0.200"
     assert running.runtime.allocator.holder(ipaddress.ip_address(old)) is None
-
-
-def shared(name: str, key: str, *ports: tuple[str, int]) -> JSON:
-    service = annotated(name, **{"lbctl.io/allow-shared-ip": key})
-    service["spec"]["ports"] = [
-        {"name": f"p{port}-{proto.lower()}", "protocol": proto, "port": port, "targetPort": port}
-        for proto, port in ports
-    ]
-    return service
 
 
 async def test_services_with_one_sharing_key_share_an_address(

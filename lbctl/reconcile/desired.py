@@ -1,0 +1,121 @@
+"""What a Service of lbctl's should say, decided from the observed objects alone (no I/O).
+
+The reconciler (``service``) decides the address and claims its durable record; these
+functions turn what is observed into the exact writes: the merge-patch bodies for the
+Service's status subresource (which applies ``metadata`` too but never the spec, so lbctl
+needs no right to change a Service's spec), the Vip's status, and whether lbctl may call a
+Service its own.  Every Service body is guarded by the resourceVersion it was decided on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lbctl.model import (
+    CLASS_ANNOTATION,
+    LB_FINALIZER,
+    VIP_ANNOTATION,
+    IPAddress,
+    ServiceView,
+    VipView,
+    parse_ip,
+)
+from lbctl.reconcile.adc_step import ingress_entries
+from lbctl.reconcile.records import ALLOCATED, vip_status
+
+OUTSIDE_POOLS = "OutsidePools"
+
+
+def _guarded(service: ServiceView, metadata: dict[str, Any], **rest: Any) -> dict[str, Any]:
+    return {"metadata": {**metadata, "resourceVersion": service.resource_version}, **rest}
+
+
+def shown(service: ServiceView, addresses: list[IPAddress], mark: str) -> dict[str, Any] | None:
+    """The body that makes the Service show ``addresses`` (primary first) as lbctl's: its
+    finalizer, ``com.citrix.vip``, lbctl's class mark and ``status.loadBalancer.ingress``,
+    in one write; None when all of it is in place."""
+    texts = tuple(str(a) for a in addresses)
+    metadata: dict[str, Any] = {}
+    if not service.has_finalizer:
+        metadata["finalizers"] = [*service.finalizers, LB_FINALIZER]
+    annotations = {VIP_ANNOTATION: texts[0], CLASS_ANNOTATION: mark}
+    changed = {k: v for k, v in annotations.items() if service.annotations.get(k) != v}
+    if changed:
+        metadata["annotations"] = changed
+    if not metadata and service.ingress_ips == texts:
+        return None
+    if service.ingress_ips == texts:
+        return _guarded(service, metadata)
+    ingress = {"loadBalancer": {"ingress": ingress_entries(addresses, None)}}
+    return _guarded(service, metadata, status=ingress)
+
+
+def waiting(service: ServiceView, mark: str) -> dict[str, Any] | None:
+    """The body that marks a Service waiting for an address as lbctl's (finalizer and class
+    mark); None when it has the finalizer.  The finalizer list is replaced whole, hence the
+    guard."""
+    if service.has_finalizer:
+        return None
+    metadata = {
+        "finalizers": [*service.finalizers, LB_FINALIZER],
+        "annotations": {CLASS_ANNOTATION: mark},
+    }
+    return _guarded(service, metadata)
+
+
+def unshown(service: ServiceView, ours: set[IPAddress], mark: str) -> dict[str, Any] | None:
+    """The body that takes lbctl's marks off a Service: the status and annotation only where
+    they show one of ``ours``, lbctl's class mark and its finalizer; None when none is there.
+    Another controller's finalizer, annotations and status stay."""
+    metadata: dict[str, Any] = {}
+    annotations: dict[str, None] = {}
+    if parse_ip(service.annotations.get(VIP_ANNOTATION)) in ours:
+        annotations[VIP_ANNOTATION] = None
+    if service.annotations.get(CLASS_ANNOTATION) == mark:
+        annotations[CLASS_ANNOTATION] = None
+    if annotations:
+        metadata["annotations"] = annotations
+    if service.has_finalizer:
+        metadata["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
+    if ours & set(service.ingress_addresses()):
+        return _guarded(service, metadata, status={"loadBalancer": {"ingress": None}})
+    return _guarded(service, metadata) if metadata else None
+
+
+def may_share(service: ServiceView, other: ServiceView) -> bool:
+    """Whether two Services may show one address: the same sharing key (which is scoped to
+    the namespace) and no port in common, as ``lbctl.io/allow-shared-ip`` promises."""
+    key = service.share_key
+    return key is not None and key == other.share_key and not service.ports & other.ports
+
+
+def marked(
+    service: ServiceView,
+    load_balancer_class: str | None,
+    vip: VipView | None,
+    recorded_uids: set[str],
+    held: IPAddress | None,
+) -> bool:
+    """Whether the Service carries the marks of the lbctl instance of ``load_balancer_class``:
+    its class annotation; a Vip made for this very Service (same name and UID) by it, or by
+    an lbctl that recorded no class; an address record an instance of its class claimed
+    for this Service (``recorded_uids``: the holder UIDs of those records; it outlives a Vip
+    deleted by hand); or ``com.citrix.vip`` naming the address it ``held`` for the Service.
+    The standard finalizer is no proof: other controllers use it too."""
+    if service.annotations.get(CLASS_ANNOTATION) == (load_balancer_class or ""):
+        return True
+    made_for_it = vip is not None and vip.managed and vip.service == service.name
+    if made_for_it and vip is not None and vip.service_uid == service.uid:
+        return vip.load_balancer_class in (None, load_balancer_class)
+    if service.uid in recorded_uids:
+        return True
+    return held is not None and held == parse_ip(service.annotations.get(VIP_ANNOTATION))
+
+
+def allocated_status(address: IPAddress, pool: str | None) -> dict[str, Any]:
+    """The Vip status of an address in use: Allocated from ``pool``, or OutsidePools when no
+    pool contains it any more (kept while in use)."""
+    if pool is None:
+        message = f"{address} is no longer in any VIP_RANGE pool; kept while in use"
+        return vip_status(ALLOCATED, OUTSIDE_POOLS, message, None)
+    return vip_status(ALLOCATED, ALLOCATED, f"{address} from pool {pool}", pool)

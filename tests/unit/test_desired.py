@@ -1,0 +1,122 @@
+"""The Service-side writes decided without I/O: exact bodies, guards, and ownership marks."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from lbctl.model import (
+    CLASS_ANNOTATION,
+    LB_FINALIZER,
+    MANAGED_BY_LABEL,
+    MANAGER,
+    SERVICE_UID_ANNOTATION,
+    VIP_ANNOTATION,
+    ServiceView,
+    VipView,
+)
+from lbctl.reconcile import desired
+
+A = ipaddress.ip_address("10.0.0.1")
+B = ipaddress.ip_address("10.0.0.2")
+
+
+def service(
+    *, annotations: dict[str, str] | None = None, finalizers: tuple[str, ...] = (),
+    ingress: tuple[str, ...] = (), ports: tuple[tuple[str, int], ...] = (("TCP", 80),),
+    name: str = "web",
+) -> ServiceView:  # fmt: skip
+    raw: dict[str, Any] = {
+        "metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}",
+                     "resourceVersion": "7", "annotations": annotations or {},
+                     "finalizers": list(finalizers)},
+        "spec": {"type": "LoadBalancer",
+                 "ports": [{"protocol": p, "port": n} for p, n in ports]},
+        "status": {"loadBalancer": {"ingress": [{"ip": i} for i in ingress]}},
+    }  # fmt: skip
+    return ServiceView.from_raw(raw)
+
+
+def vip(*, uid: str = "uid-web", cls: str | None = None, managed: bool = True) -> VipView:
+    labels = {MANAGED_BY_LABEL: MANAGER} if managed else {}
+    annotations = {SERVICE_UID_ANNOTATION: uid, **({CLASS_ANNOTATION: cls} if cls else {})}
+    meta = {"namespace": "ns", "name": "web", "labels": labels, "annotations": annotations}
+    return VipView.from_raw({"metadata": meta, "spec": {"ipaddress": "10.0.0.1", "service": "web"}})
+
+
+def test_a_new_address_is_shown_in_one_guarded_write_with_finalizer_and_marks() -> None:
+    body = desired.shown(service(finalizers=("other/keep",)), [A], "gold")
+    assert body == {
+        "metadata": {
+            "finalizers": ["other/keep", LB_FINALIZER],
+            "annotations": {VIP_ANNOTATION: "10.0.0.1", CLASS_ANNOTATION: "gold"},
+            "resourceVersion": "7",
+        },
+        "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1", "ipMode": "Proxy"}]}},
+    }
+
+
+def test_nothing_is_written_when_the_service_shows_it_all_already() -> None:
+    done = service(
+        annotations={VIP_ANNOTATION: "10.0.0.1", CLASS_ANNOTATION: ""},
+        finalizers=(LB_FINALIZER,), ingress=("10.0.0.1",),
+    )  # fmt: skip
+    assert desired.shown(done, [A], "") is None
+    assert desired.waiting(done, "") is None
+
+
+def test_unshown_clears_only_what_shows_lbctls_address() -> None:
+    foreign = service(annotations={VIP_ANNOTATION: "10.0.0.9"}, finalizers=("x", LB_FINALIZER),
+                      ingress=("10.0.0.9",))  # fmt: skip
+    assert desired.unshown(foreign, {A}, "") == {
+        "metadata": {"finalizers": ["x"], "resourceVersion": "7"}
+    }
+    ours = service(annotations={VIP_ANNOTATION: "10.0.0.1", CLASS_ANNOTATION: ""},
+                   ingress=("10.0.0.1",))  # fmt: skip
+    assert desired.unshown(ours, {A}, "") == {
+        "metadata": {
+            "annotations": {VIP_ANNOTATION: None, CLASS_ANNOTATION: None},
+            "resourceVersion": "7",
+        },
+        "status": {"loadBalancer": {"ingress": None}},
+    }
+    assert desired.unshown(service(), {A}, "") is None
+
+
+def test_sharing_needs_one_key_and_disjoint_ports() -> None:
+    key = {"lbctl.io/allow-shared-ip": "blue"}
+    web = service(annotations=key, ports=(("TCP", 80),))
+    dns = service(annotations=key, ports=(("UDP", 53),), name="dns")
+    clash = service(annotations=key, ports=(("TCP", 80),), name="clash")
+    other = service(annotations={"lbctl.io/allow-shared-ip": "green"}, name="g")
+    assert desired.may_share(web, dns)
+    assert not desired.may_share(web, clash)
+    assert not desired.may_share(web, other)
+    assert not desired.may_share(service(), service(name="b", ports=(("UDP", 1),)))
+
+
+def test_marks_that_make_a_service_lbctls() -> None:
+    plain = service()
+    assert desired.marked(
+        service(annotations={CLASS_ANNOTATION: "gold"}), "gold", None, set(), None
+    )
+    assert not desired.marked(
+        service(annotations={CLASS_ANNOTATION: "x"}), "gold", None, set(), None
+    )
+    assert desired.marked(plain, "gold", vip(cls="gold"), set(), None)
+    assert desired.marked(plain, "gold", vip(), set(), None)  # a Vip that recorded no class
+    assert not desired.marked(plain, "gold", vip(cls="silver"), set(), None)
+    assert not desired.marked(plain, None, vip(uid="earlier"), set(), None)
+    assert not desired.marked(plain, None, vip(managed=False), set(), None)
+    assert desired.marked(plain, None, None, {"uid-web"}, None)
+    shown = service(annotations={VIP_ANNOTATION: "10.0.0.2"})
+    assert desired.marked(shown, None, None, set(), B)
+    assert not desired.marked(shown, None, None, set(), A)
+    assert not desired.marked(plain, None, None, set(), None)
+
+
+def test_an_address_outside_every_pool_is_kept_and_says_so() -> None:
+    assert desired.allocated_status(A, "default")["conditions"][0]["reason"] == "Allocated"
+    status = desired.allocated_status(A, None)
+    assert status["conditions"][0]["reason"] == desired.OUTSIDE_POOLS
+    assert "kept while in use" in status["message"]
