@@ -1,7 +1,8 @@
 """``lbctl status``: pools and allocations as the cluster records them, as two tables.
 
-It rebuilds the allocator from the Vips exactly as the controller does at start-up, so what it
-prints is what a (re)starting lbctl would believe.
+It rebuilds the allocator from the Vips and the ``VipAddress`` records exactly as the
+controller does at start-up, so what it prints is what a (re)starting lbctl would believe: an
+address recorded for anyone (another instance, a Vip deleted by hand) is in use.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from dataclasses import dataclass
 
 from lbctl.ipam.allocator import Allocator
 from lbctl.ipam.ranges import Pool
-from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient
+from lbctl.kube.client import JSON, SERVICES, VIP_ADDRESSES, VIPS, KubeClient
 from lbctl.kube.informer import by_age, object_key
 from lbctl.model import ServiceView, VipView
+from lbctl.reconcile.addresses import AddressTracker
 from lbctl.reconcile.vip import VipTracker
+from lbctl.vipaddress import AddressRecordView
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,20 @@ def _state(vip: VipView, services: dict[str, JSON], conflicts: dict[str, str]) -
 
 
 def rows_and_allocator(
-    pools: tuple[Pool, ...], vips: list[JSON], services: list[JSON]
+    pools: tuple[Pool, ...],
+    vips: list[JSON],
+    services: list[JSON],
+    records: list[JSON],
+    namespace: str | None = None,
 ) -> tuple[list[Row], Allocator]:
+    """One row per Vip, and one per address record naming a holder in ``namespace`` (None:
+    any) whose address no Vip shows; the allocator holds both."""
     allocator = Allocator(pools)
     tracker = VipTracker(allocator, lambda _: None, lambda _: None, lambda: None)
     ordered = sorted(vips, key=by_age)
     for raw in ordered:
         tracker("ADDED", None, raw)
+    AddressTracker(allocator, lambda _: None, lambda: None).replay(records)
     by_key = {object_key(raw): raw for raw in services}
     rows = []
     for raw in ordered:
@@ -56,6 +66,14 @@ def rows_and_allocator(
         service = f"{vip.namespace}/{vip.service}" if vip.service else "-"
         state = _state(vip, by_key, tracker.conflicts)
         rows.append(Row(vip.address_text or "-", service, pool, state))
+    in_vips = {VipView.from_raw(raw).address for raw in ordered}
+    for raw in records:
+        record = AddressRecordView.from_raw(raw)
+        holders = [h.key for h in record.holders if namespace in (None, h.namespace)]
+        if record.address is None or record.address in in_vips or not holders:
+            continue
+        pool = allocator.pool_of(record.address) or "outside pools"
+        rows.append(Row(str(record.address), ",".join(holders), pool, "Recorded (no Vip)"))
     return rows, allocator
 
 
@@ -70,7 +88,8 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 async def render(client: KubeClient, pools: tuple[Pool, ...], namespace: str | None) -> str:
     vips, _ = await client.list(VIPS, namespace)
     services, _ = await client.list(SERVICES, namespace)
-    rows, allocator = rows_and_allocator(pools, vips, services)
+    records, _ = await client.list(VIP_ADDRESSES, None)
+    rows, allocator = rows_and_allocator(pools, vips, services, records, namespace)
     pool_rows = [
         [s.name, f"IPv{s.version}", str(s.total), str(s.in_use), str(s.free)]
         for s in allocator.stats()

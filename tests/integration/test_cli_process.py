@@ -8,13 +8,15 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from ipaddress import ip_address
 from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
-from lbctl.kube.client import SERVICES, VIPS, KubeClient
+from lbctl.kube.client import SERVICES, VIP_ADDRESSES, VIPS, KubeClient
+from lbctl.vipaddress import Holder, address_record
 from tests.integration.conftest import (
     SIM_PASSWORD,
     RunningSimulator,
@@ -133,6 +135,13 @@ async def test_status_prints_pools_and_allocations(
         {"apiVersion": "ipam.citrix.com/v1", "kind": "Vip", "metadata": {"name": "kept"},
          "spec": {"ipaddress": "10.81.0.6"}},
     )  # fmt: skip
+    # An address another instance (class gold) recorded for its Service, with no Vip here.
+    gold = load_balancer("gold-web")
+    gold["spec"]["loadBalancerClass"] = "example.com/gold"
+    uid = (await kube.create(SERVICES, namespace, gold))["metadata"]["uid"]
+    holder = Holder("Service", namespace, "gold-web", uid, load_balancer_class="example.com/gold")
+    record = address_record(ip_address("10.81.0.3"), holder, "default", None)
+    await kube.create(VIP_ADDRESSES, None, record)
     await wait_for_ip(kube, namespace, "web")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lbctl", "status",
@@ -143,6 +152,7 @@ async def test_status_prints_pools_and_allocations(
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, stderr.decode()
     lines = [line.split() for line in stdout.decode().splitlines() if line.strip()]
-    assert ["default", "IPv4", "6", "2", "4"] in lines
+    assert ["default", "IPv4", "6", "3", "3"] in lines
     assert ["10.81.0.1", f"{namespace}/web", "default", "Allocated"] in lines
     assert ["10.81.0.6", "-", "default", "Reserved"] in lines
+    assert ["10.81.0.3", f"{namespace}/gold-web", "default", "Recorded", "(no", "Vip)"] in lines
