@@ -40,8 +40,9 @@ class Lbctl:
 
     def __init__(
         self, plane: LocalControlPlane, url: str, log: Path, identity: str, leader: bool,
-        kubeconfig: Path | None = None,
+        kubeconfig: Path | None = None, scope: tuple[str, ...] = (),
     ) -> None:  # fmt: skip
+        """``scope``: more flags, e.g. ``("--load-balancer-class", "x")``."""
         self.identity = identity
         self.port = free_port()
         env = dict(
@@ -50,7 +51,7 @@ class Lbctl:
             POD_NAME=identity, NS_TIMEOUT="3",
         )  # fmt: skip
         args = [sys.executable, "-m", "lbctl", "--kubeconfig", str(kubeconfig or plane.kubeconfig),
-                "--metrics-bind-address", f"127.0.0.1:{self.port}"]  # fmt: skip
+                "--metrics-bind-address", f"127.0.0.1:{self.port}", *scope]  # fmt: skip
         if leader:
             args += ["--leader-elect", "--leader-elect-namespace", "default",
                      "--leader-elect-lease-name", "lbctl-chaos",
@@ -86,6 +87,12 @@ class Churn:
     counts: Counter[str] = field(default_factory=Counter)
     hand_deletions: bool = False
     """Also delete Vips by hand, as a user (or garbage collection) might."""
+    classes: tuple[str, ...] = ()
+    """``spec.loadBalancerClass`` values to pick from for new LoadBalancer Services (none: no
+    class); a type flip back to LoadBalancer may pick another one."""
+
+    def load_balancer_class(self) -> dict[str, str]:
+        return {"loadBalancerClass": self.rng.choice(self.classes)} if self.classes else {}
 
     def ports(self) -> list[dict[str, Any]]:
         chosen = self.rng.sample([80, 443, 53, 8080, 9000], self.rng.randint(1, 3))
@@ -101,7 +108,7 @@ class Churn:
             annotations["lbctl.io/allow-shared-ip"] = self.rng.choice(["blue", "green"])
         return {"metadata": {"name": name, "annotations": annotations},
                 "spec": {"type": "LoadBalancer", "selector": {"app": name},
-                         "ports": self.ports()}}  # fmt: skip
+                         "ports": self.ports(), **self.load_balancer_class()}}  # fmt: skip
 
     async def step(self) -> None:
         name = self.rng.choice(NAMES)
@@ -129,8 +136,10 @@ class Churn:
                 spec = {"type": "ClusterIP", "externalTrafficPolicy": None,
                         "allocateLoadBalancerNodePorts": None,
                         "ports": [{**p, "nodePort": None} for p in current["spec"]["ports"]]}  # fmt: skip
+                if self.classes:
+                    spec["loadBalancerClass"] = None
             else:
-                spec = {"type": "LoadBalancer"}
+                spec = {"type": "LoadBalancer", **self.load_balancer_class()}
             await self.kube.patch(SERVICES, ns, name, {"spec": spec})
         elif action == "vipdel":
             await self.kube.delete(VIPS, ns, name)
@@ -145,15 +154,17 @@ class Churn:
 
 
 async def check_invariants(
-    kube: KubeClient, namespace: str, sim: Simulator, nodes: list[Node]
+    kube: KubeClient, namespace: str | tuple[str, ...], sim: Simulator, nodes: list[Node]
 ) -> list[str]:
-    """Every broken invariant, described; an empty list when all hold."""
+    """Every broken invariant in ``namespace`` (or in all of several, which then hold every
+    ADC object of the run), described; an empty list when all hold."""
     problems: list[str] = []
     pool = parse_vip_range(VIP_RANGE)[0]
-    services, _ = await kube.list(SERVICES, namespace)
-    vips = {
-        v["metadata"]["name"]: VipView.from_raw(v) for v in (await kube.list(VIPS, namespace))[0]
-    }
+    services: list[dict[str, Any]] = []
+    vips: dict[str, VipView] = {}
+    for each in (namespace,) if isinstance(namespace, str) else namespace:
+        services += (await kube.list(SERVICES, each))[0]
+        vips |= {view.key: view for view in map(VipView.from_raw, (await kube.list(VIPS, each))[0])}
     by_address: dict[str, list[ServiceView]] = {}
     desired: dict[str, set[str]] = {kind: set() for kind in (*OBJECT_KINDS, "member")}
     lb_names = set()
@@ -161,21 +172,21 @@ async def check_invariants(
         service = ServiceView.from_raw(raw)
         if not service.is_load_balancer:
             if service.ingress_ips or service.has_finalizer:
-                problems.append(f"{service.name}: not LoadBalancer but still has status/finalizer")
+                problems.append(f"{service.key}: not LoadBalancer but still has status/finalizer")
             continue
-        lb_names.add(service.name)
+        lb_names.add(service.key)
         annotation = service.annotations.get("com.citrix.vip")
-        vip = vips.get(service.name)
+        vip = vips.get(service.key)
         if not service.ingress_ips:
             if vip is None or vip.status.get("state") != "Pending":
-                problems.append(f"{service.name}: no address and no Pending Vip saying why")
+                problems.append(f"{service.key}: no address and no Pending Vip saying why")
             continue
         ip = service.ingress_ips[0]
         if annotation != ip or vip is None or vip.address_text != ip:
-            problems.append(f"{service.name}: status {ip}, annotation {annotation}, Vip "
+            problems.append(f"{service.key}: status {ip}, annotation {annotation}, Vip "
                             f"{vip.address_text if vip else None} disagree")  # fmt: skip
         if not any(r.contains(ipaddress.ip_address(ip)) for r in pool.ranges):
-            problems.append(f"{service.name}: {ip} outside the pool")
+            problems.append(f"{service.key}: {ip} outside the pool")
         by_address.setdefault(ip, []).append(service)
         plan = plan_service(PREFIX, raw, [ip], nodes)
         for key in plan.objects:
@@ -185,7 +196,7 @@ async def check_invariants(
         keys = {s.share_key for s in holders}
         ports = [p for s in holders for p in s.ports]
         if len(holders) > 1 and (None in keys or len(keys) > 1 or len(ports) != len(set(ports))):
-            problems.append(f"{ip} on {[s.name for s in holders]} without a valid sharing")
+            problems.append(f"{ip} on {[s.key for s in holders]} without a valid sharing")
     for name, vip in vips.items():
         if vip.managed and name not in lb_names:
             problems.append(f"Vip {name} without a LoadBalancer Service")
@@ -208,8 +219,9 @@ async def check_invariants(
 
 
 async def converge(
-    kube: KubeClient, namespace: str, sim: Simulator, nodes: list[Node], within: float
-) -> list[str]:
+    kube: KubeClient, namespace: str | tuple[str, ...], sim: Simulator, nodes: list[Node],
+    within: float,
+) -> list[str]:  # fmt: skip
     """Wait until the invariants hold (or the deadline passes); the last problems seen."""
     return await problems_left(lambda: check_invariants(kube, namespace, sim, nodes), within=within)
 

@@ -12,6 +12,7 @@ import contextlib
 import random
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,47 @@ async def describe_services(kube: KubeClient, namespace: str) -> list[str]:
             f"{notes} ports={ports} deleting={bool(meta.get('deletionTimestamp'))}"
         )
     return described
+
+
+@pytest.mark.parametrize("scope", ["class", "namespace"])
+async def test_two_instances_on_one_pool_never_show_an_address_twice(
+    kube: KubeClient, namespace: str, second_namespace: str, control_plane: LocalControlPlane,
+    sim: tuple[Simulator, str], chaos_nodes: list[Node], tmp_path: Path, scope: str,
+) -> None:  # fmt: skip
+    """Two lbctl instances, scoped by class (Services of either class, type flips that may
+    come back with the other class) or by namespace, share one pool, one prefix and one
+    NetScaler: under churn at no instant may two Services of either show one address, and
+    afterwards every invariant holds for both, ADC objects included (neither removes the
+    other's)."""
+    simulator, url = sim
+    rng = random.Random(SEED + 5)
+    log = tmp_path / "lbctl.log"
+    if scope == "class":
+        classes = ("lbctl.io/x", "lbctl.io/y")
+        churns = [Churn(kube, namespace, rng, hand_deletions=True, classes=classes)]
+        flags = [("--load-balancer-class", c) for c in classes]
+    else:
+        churns = [Churn(kube, ns, rng, hand_deletions=True) for ns in (namespace, second_namespace)]
+        flags = [("--namespace", ns) for ns in (namespace, second_namespace)]
+    spaces = (namespace, second_namespace)
+    instances = [
+        Lbctl(control_plane, url, log, f"{scope}-{i}", leader=False, scope=each)
+        for i, each in enumerate(flags)
+    ]
+    try:
+        async with ShownAddresses(kube, None) as watch:
+            for _ in range(OPS):
+                await rng.choice(churns).step()
+                if rng.random() < 0.3:
+                    await asyncio.sleep(rng.uniform(0, 0.05))
+            problems = await converge(kube, spaces, simulator, chaos_nodes, within=90)
+            leaks = [p for ns in spaces for p in await leaks_after(kube, ns, within=30)]
+    finally:
+        for instance in instances:
+            instance.stop()
+    counts = sum((c.counts for c in churns), Counter[str]())
+    print(f"\ntwo instances by {scope} seed={SEED + 5} ops={OPS} {dict(counts)} "
+          f"service events watched={watch.events}")  # fmt: skip
+    assert not watch.violations, "\n".join(watch.violations[:20]) + f"\n(log: {log})"
+    assert not problems, "\n".join(problems) + f"\n(log: {log})"
+    assert not leaks, leaks
