@@ -97,19 +97,22 @@ def marked(
     held: IPAddress | None,
 ) -> bool:
     """Whether the Service carries the marks of the lbctl instance of ``load_balancer_class``:
-    its class annotation; a Vip made for this very Service (same name and UID) by it, or by
-    an lbctl that recorded no class; an address record an instance of its class claimed
-    for this Service (``recorded_uids``: the holder UIDs of those records; it outlives a Vip
-    deleted by hand); or ``com.citrix.vip`` naming the address it ``held`` for the Service.
-    The standard finalizer is no proof: other controllers use it too."""
-    if service.annotations.get(CLASS_ANNOTATION) == (load_balancer_class or ""):
-        return True
+    a Vip made for this very Service (same name and UID) by an instance of that class (a Vip
+    with no class is the class-less instance's); an address record an instance of its class
+    claimed for this Service (``recorded_uids``: the holder UIDs of those records; it
+    outlives a Vip deleted by hand); ``com.citrix.vip`` naming the address it ``held`` for
+    the Service; or its class annotation, unless the Service is now a LoadBalancer of
+    another class (anyone can copy an annotation, and that controller's finalizer must
+    stay).  The standard finalizer is no proof: other controllers use it too."""
     made_for_it = vip is not None and vip.managed and vip.service == service.name
     if made_for_it and vip is not None and vip.service_uid == service.uid:
-        return vip.load_balancer_class in (None, load_balancer_class)
+        return vip.load_balancer_class == load_balancer_class
     if service.uid in recorded_uids:
         return True
-    return held is not None and held == parse_ip(service.annotations.get(VIP_ANNOTATION))
+    if held is not None and held == parse_ip(service.annotations.get(VIP_ANNOTATION)):
+        return True
+    foreign = service.is_load_balancer and service.load_balancer_class != load_balancer_class
+    return not foreign and service.annotations.get(CLASS_ANNOTATION) == (load_balancer_class or "")
 
 
 def allocated_status(address: IPAddress, pool: str | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient
 from lbctl.kube.errors import NotFound
-from lbctl.model import LB_FINALIZER, VIP_ANNOTATION
+from lbctl.model import CLASS_ANNOTATION, LB_FINALIZER, VIP_ANNOTATION
 from lbctl.nitro.client import Credentials, NitroClient
 from tests.integration.conftest import (
     SIM_PASSWORD,
@@ -21,6 +21,7 @@ from tests.integration.conftest import (
     load_balancer,
     wait_for_ip,
 )
+from tests.integration.invariants import ShownAddresses
 from tests.integration.test_adc_flow import configured
 from tests.integration.test_lifecycle import events_for
 from tests.waiting import eventually
@@ -265,3 +266,55 @@ async def test_an_address_spelled_with_a_zone_id_is_refused_and_the_victim_keeps
     holder = running.runtime.allocator.holder(victim_ip)
     assert holder is not None
     assert holder.owner == f"{namespace}/victim"
+
+
+async def test_the_class_less_and_a_classed_instance_leave_each_others_services_alone(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """The default instance and one with --load-balancer-class, on one pool: a class-less
+    Service, its Vip (which names no class) and its address stay the first one's; the second
+    writes nothing for it."""
+    pool = '["10.77.38.0/29"]'
+    await start_lbctl(pool)
+    await kube.create(SERVICES, namespace, of_class("plain", None))
+    ip = await wait_for_ip(kube, namespace, "plain")
+    vip_version = (await kube.get(VIPS, namespace, "plain"))["metadata"]["resourceVersion"]
+    async with ShownAddresses(kube, None) as watch:
+        classed = await start_lbctl(pool, load_balancer_class="lbctl.io/x")
+        await eventually(classed.runtime.leading.is_set, what="the classed instance leads")
+        await kube.create(SERVICES, namespace, of_class("classed", "lbctl.io/x"))
+        other = await wait_for_ip(kube, namespace, "classed")
+        label = {"metadata": {"labels": {"touched": "yes"}}}
+        labelled: list[JSON] = []
+
+        async def touch() -> None:
+            labelled.append(await kube.patch(SERVICES, namespace, "plain", label))
+
+        await settled(classed, touch)
+    plain = await kube.get(SERVICES, namespace, "plain")
+    assert plain["metadata"]["resourceVersion"] == labelled[0]["metadata"]["resourceVersion"]
+    assert (ingress(plain), plain["metadata"]["finalizers"]) == ([ip], [LB_FINALIZER])
+    vip = await kube.get(VIPS, namespace, "plain")
+    assert (vip["metadata"]["resourceVersion"], vip["spec"]["ipaddress"]) == (vip_version, ip)
+    assert other != ip
+    reasons = {e["reason"] for e in await events_for(kube, namespace, "plain")}
+    assert not reasons & {"DeletingLoadBalancer", "DeletedLoadBalancer"}, reasons
+    assert not watch.violations, watch.violations
+
+
+async def test_a_class_mark_copied_onto_another_controllers_service_is_no_mark(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """A Service exported from one lbctl managed (so it carries lbctl's class mark) and
+    created again with another class keeps that controller's finalizer and status."""
+    running = await start_lbctl()
+    body = of_class("exported", "example.com/other")
+    body["metadata"]["annotations"] = {CLASS_ANNOTATION: ""}
+    await kube.create(SERVICES, namespace, body)
+    await kube.patch(SERVICES, namespace, "exported", {"metadata": {"finalizers": [LB_FINALIZER]}})
+    label = {"metadata": {"labels": {"touched": "yes"}}}
+    await settled(running, lambda: show_other_controllers_address(kube, namespace, "exported"))
+    await settled(running, lambda: kube.patch(SERVICES, namespace, "exported", label))
+    exported = await kube.get(SERVICES, namespace, "exported")
+    assert exported["metadata"]["finalizers"] == [LB_FINALIZER]
+    assert ingress(exported) == [OTHER_IP]

@@ -24,14 +24,14 @@ B = ipaddress.ip_address("10.0.0.2")
 def service(
     *, annotations: dict[str, str] | None = None, finalizers: tuple[str, ...] = (),
     ingress: tuple[str, ...] = (), ports: tuple[tuple[str, int], ...] = (("TCP", 80),),
-    name: str = "web",
+    name: str = "web", cls: str | None = None, type_: str = "LoadBalancer",
 ) -> ServiceView:  # fmt: skip
     raw: dict[str, Any] = {
         "metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}",
                      "resourceVersion": "7", "annotations": annotations or {},
                      "finalizers": list(finalizers)},
-        "spec": {"type": "LoadBalancer",
-                 "ports": [{"protocol": p, "port": n} for p, n in ports]},
+        "spec": {"type": type_, "ports": [{"protocol": p, "port": n} for p, n in ports],
+                 **({"loadBalancerClass": cls} if cls else {})},
         "status": {"loadBalancer": {"ingress": [{"ip": i} for i in ingress]}},
     }  # fmt: skip
     return ServiceView.from_raw(raw)
@@ -97,15 +97,11 @@ def test_sharing_needs_one_key_and_disjoint_ports() -> None:
 
 def test_marks_that_make_a_service_lbctls() -> None:
     plain = service()
-    assert desired.marked(
-        service(annotations={CLASS_ANNOTATION: "gold"}), "gold", None, set(), None
-    )
-    assert not desired.marked(
-        service(annotations={CLASS_ANNOTATION: "x"}), "gold", None, set(), None
-    )
+    assert desired.marked(service(annotations={CLASS_ANNOTATION: ""}), None, None, set(), None)
     assert desired.marked(plain, "gold", vip(cls="gold"), set(), None)
-    assert desired.marked(plain, "gold", vip(), set(), None)  # a Vip that recorded no class
-    assert not desired.marked(plain, "gold", vip(cls="silver"), set(), None)
+    assert desired.marked(plain, None, vip(), set(), None)
+    assert not desired.marked(plain, "gold", vip(), set(), None)  # the class-less one's Vip
+    assert not desired.marked(plain, None, vip(cls="gold"), set(), None)
     assert not desired.marked(plain, None, vip(uid="earlier"), set(), None)
     assert not desired.marked(plain, None, vip(managed=False), set(), None)
     assert desired.marked(plain, None, None, {"uid-web"}, None)
@@ -113,6 +109,17 @@ def test_marks_that_make_a_service_lbctls() -> None:
     assert desired.marked(shown, None, None, set(), B)
     assert not desired.marked(shown, None, None, set(), A)
     assert not desired.marked(plain, None, None, set(), None)
+
+
+def test_a_class_mark_copied_onto_another_controllers_service_is_no_mark() -> None:
+    copied = {CLASS_ANNOTATION: "gold"}
+    assert desired.marked(service(annotations=copied, cls="gold"), "gold", None, set(), None)
+    assert not desired.marked(service(annotations=copied, cls="other"), "gold", None, set(), None)
+    assert not desired.marked(service(annotations={CLASS_ANNOTATION: ""}, cls="other"), None,
+                              None, set(), None)  # fmt: skip
+    # No longer a LoadBalancer: nobody else's, so lbctl's mark is proof enough.
+    left = service(annotations=copied, cls=None, type_="ClusterIP")
+    assert desired.marked(left, "gold", None, set(), None)
 
 
 def test_an_address_outside_every_pool_is_kept_and_says_so() -> None:
