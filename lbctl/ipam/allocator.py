@@ -180,12 +180,15 @@ class Allocator:
         version: int = 4,
         share_key: str | None = None,
         ports: frozenset[Port] = frozenset(),
+        own_on_clash: bool = False,
     ) -> Allocation:
         """Give ``owner`` the lowest free address of ``pool`` (its current one if it has one).
 
         With ``share_key``, the owner joins the lowest address already shared under that key;
         if every such address already uses one of its ports, that is a ``PortConflict`` (the
-        key means "share", so it never silently gets an address of its own)."""
+        key means "share", so it never silently gets an address of its own), unless
+        ``own_on_clash``: then it gets a free address, shared under the key from then on
+        (for a sharer whose ports changed, which must leave the address it shows)."""
         current = self._by_owner.get(owner)
         if current is not None:
             return current
@@ -202,7 +205,7 @@ class Allocator:
                     refused = refused or err
                     continue
                 return self._record(Allocation(owner, address, pool, None, share_key, ports))
-            if refused is not None:
+            if refused is not None and not own_on_clash:
                 raise refused
         free = self._free.get((pool, version))
         lowest = free.lowest() if free else None

@@ -280,6 +280,19 @@ class AddressRecords:
         record = await self.fresh(address)
         return record is not None and not record.deleting and record.holder(service.uid) is not None
 
+    def port_clash(self, address: IPAddress, service: ServiceView) -> str | None:
+        """Another holder of the cached record of ``address`` that uses one of the Service's
+        ports (the record names the sharers of every instance), described; else None."""
+        record = self.cached(address)
+        for other in record.holders if record is not None else ():
+            common = other.ports & service.ports
+            if other.uid != service.uid and other.key != service.key and common:
+                protocol, port = sorted(common)[0]
+                return (
+                    f"{address} is held by {other.key}, which already uses port {port}/{protocol}"
+                )
+        return None
+
     def recorded(self, key: str, load_balancer_class: str | None) -> list[tuple[IPAddress, str]]:
         """The Service records this instance (of ``load_balancer_class``) made for ``key``."""
         return self._tracker.recorded(key, "Service", load_balancer_class)

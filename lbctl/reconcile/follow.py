@@ -34,6 +34,7 @@ class Follow:
         recorder: EventRecorder,
         hold: Hold,
         waiting: set[str],
+        port_clash: Callable[[IPAddress, ServiceView], str | None] = lambda _a, _s: None,
     ) -> None:
         self._allocator = allocator
         self.records = records
@@ -41,6 +42,8 @@ class Follow:
         self._hold = hold
         self.waiting = waiting
         """The reconciler's set of Services waiting for an address (shared, not copied)."""
+        self._port_clash = port_clash
+        """Another sharer the address record names that uses one of the Service's ports."""
 
     async def request(
         self,
@@ -93,39 +96,69 @@ class Follow:
             return None  # a claimed reservation: the key is lbctl's, not the Service's
         if not [a for a in self._allocator.holders(current) if a.owner != service.key]:
             return None
+        return await self._move(raw, service, vip, current, proven, "sharing key changed")
+
+    async def ports(
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView,
+        current: IPAddress,
+        proven: set[IPAddress],
+    ) -> IPAddress:
+        """A Service sharing its address changed ports: record them unless another sharer
+        uses one of them (as this instance's index or the address record, which also names
+        other instances' sharers, says); then it moves to an address where its ports fit
+        (as MetalLB reassigns it), or keeps the old ports where none is free."""
+        held = self._allocator.get(service.key)
+        if held is None or held.share_key is None or held.ports == service.ports:
+            return current
+        try:
+            self._allocator.set_ports(service.key, service.ports)
+            clash = self._port_clash(current, service)
+            if clash is not None:
+                self._allocator.set_ports(service.key, held.ports)
+        except PortConflict as err:
+            clash = str(err)
+        if clash is None:
+            await self.records.set_ports(vip, service.ports)
+            return current
+        why = f"ports clash on the shared address ({clash})"
+        return await self._move(raw, service, vip, current, proven, why)
+
+    async def _move(
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView,
+        current: IPAddress,
+        proven: set[IPAddress],
+        why: str,
+    ) -> IPAddress:
+        """Move the Service off ``current`` to an address of its pool where its sharing key
+        and ports fit (the old one is freed once the Service stops showing it); where none
+        is, it keeps ``current`` and waits (a Warning Event says why)."""
         request = request_of(service)
         pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
         placeholder = f"{service.key}{MOVING}"
         sharing = (service.share_key, service.ports)
         try:
             wanted = self._allocator.allocate(
-                placeholder, pool, current.version, service.share_key, service.ports
-            ).address
+                placeholder, pool, current.version, service.share_key, service.ports,
+                own_on_clash=True,
+            ).address  # fmt: skip
         except AllocationError as err:
-            message = f"sharing key changed, but no other address ({err}); keeping {current}"
+            message = f"{why}, and no other address ({err}); keeping {current}"
             await self._recorder.record(raw, "Warning", "AllocationFailed", message)
             self.waiting.add(service.key)
             return current
         try:
-            if not await self._hold(raw, service, wanted, proven, sharing):
+            if wanted == current or not await self._hold(raw, service, wanted, proven, sharing):
                 return current
         finally:
             self._allocator.release(placeholder)
         await self.records.move(vip, current, wanted, sharing)
-        message = f"sharing key changed: moved from {current} to {wanted}"
-        await self._recorder.record(raw, "Normal", "SharingKeyChanged", message)
+        self.waiting.discard(service.key)
+        message = f"{why}: moved from {current} to {wanted}"
+        await self._recorder.record(raw, "Normal", "AddressMoved", message)
         return wanted
-
-    async def ports(self, raw: dict[str, Any], service: ServiceView, vip: VipView) -> None:
-        """A Service sharing its address changed ports: accept them unless another sharer
-        uses one (then the old ports stay recorded and an Event names the port)."""
-        held = self._allocator.get(service.key)
-        if held is None or held.share_key is None or held.ports == service.ports:
-            return
-        try:
-            self._allocator.set_ports(service.key, service.ports)
-        except PortConflict as err:
-            message = f"cannot share {err} (key {service.share_key!r}); keeping the old ports"
-            await self._recorder.record(raw, "Warning", "PortConflict", message)
-            return
-        await self.records.set_ports(vip, service.ports)

@@ -83,7 +83,9 @@ class ServiceReconciler:
         self._second_family = SecondFamily(allocator, self.records, recorder)
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
-        self._follow = Follow(allocator, self.records, recorder, self._hold, self.waiting)
+        self._follow = Follow(
+            allocator, self.records, recorder, self._hold, self.waiting, addresses.port_clash
+        )
         self.allocation_failures: Counter[tuple[str, str]] = Counter()
         """(requested pool, reason) → failed attempts, for /metrics."""
         self._release = Release(
@@ -207,7 +209,7 @@ class ServiceReconciler:
             await self._recorder.record(raw, "Warning", "AddressConflict", message + "; not used")
             return Requeue(RETRY_PENDING_AFTER)
         address = await self._follow.request(raw, service, vip, address, proven)
-        await self._follow.ports(raw, service, vip)
+        address = await self._follow.ports(raw, service, vip, address, proven)
         if not await self._hold(raw, service, address, proven):
             return Requeue(RETRY_PENDING_AFTER)
         status = desired.allocated_status(address, self._allocator.pool_of(address))

@@ -87,12 +87,13 @@ class Churn:
     counts: Counter[str] = field(default_factory=Counter)
     hand_deletions: bool = False
     """Also delete Vips by hand, as a user (or garbage collection) might."""
-    classes: tuple[str, ...] = ()
-    """``spec.loadBalancerClass`` values to pick from for new LoadBalancer Services (none: no
-    class); a type flip back to LoadBalancer may pick another one."""
+    classes: tuple[str | None, ...] = ()
+    """``spec.loadBalancerClass`` values (None: no class) to pick from for new LoadBalancer
+    Services (empty: never set); a type flip back to LoadBalancer may pick another one."""
 
     def load_balancer_class(self) -> dict[str, str]:
-        return {"loadBalancerClass": self.rng.choice(self.classes)} if self.classes else {}
+        chosen = self.rng.choice(self.classes) if self.classes else None
+        return {"loadBalancerClass": chosen} if chosen else {}
 
     def ports(self) -> list[dict[str, Any]]:
         chosen = self.rng.sample([80, 443, 53, 8080, 9000], self.rng.randint(1, 3))

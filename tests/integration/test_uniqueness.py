@@ -365,3 +365,44 @@ async def test_a_sharer_edited_a_moment_ago_is_read_again_before_its_address_is_
         assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("dns_class", [None, "lbctl.io/x"])
+async def test_a_sharer_whose_ports_now_clash_moves_to_an_address_where_they_fit(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, dns_class: str | None
+) -> None:
+    """web (TCP 80) and dns (UDP 53) share one address under key blue; dns is edited to use
+    TCP 80 too.  dns moves to an address where its ports fit (as MetalLB reassigns it) and
+    web keeps the shared one.  With dns of another instance (class x), the clash is known
+    only from the address record, which names every instance's sharers."""
+    pool = '["10.77.9.48/29"]'
+    await start_lbctl(pool)
+    if dns_class is not None:
+        await start_lbctl(pool, load_balancer_class=dns_class)
+    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
+    first = await wait_for_ip(kube, namespace, "web")
+    dns = shared("dns", "blue", ("UDP", 53))
+    if dns_class is not None:
+        dns["spec"]["loadBalancerClass"] = dns_class
+    await kube.create(SERVICES, namespace, dns)
+    assert await wait_for_ip(kube, namespace, "dns") == first
+    async with ShownAddresses(kube, namespace) as watch:
+        ports = [{"name": "web", "protocol": "TCP", "port": 80, "targetPort": 80}]
+        await kube.patch(SERVICES, namespace, "dns", {"spec": {"ports": ports}})
+
+        async def moved() -> str | None:
+            ip = shown_ip(await kube.get(SERVICES, namespace, "dns"))
+            return ip if ip not in (None, first) else None
+
+        second = await eventually(moved, what="dns moved off the shared address")
+    assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
+    assert (await kube.get(VIPS, namespace, "dns"))["spec"]["ports"] == ["TCP/80"]
+
+    async def only_web_on_first() -> bool:
+        record = await kube.get(VIP_ADDRESSES, None, first)
+        return [h["name"] for h in record["spec"]["holders"]] == ["web"]
+
+    await eventually(only_web_on_first, what="the shared record names web only")
+    record = await kube.get(VIP_ADDRESSES, None, second)
+    assert [h["name"] for h in record["spec"]["holders"]] == ["dns"]
+    assert not watch.violations, watch.violations

@@ -113,6 +113,22 @@ def test_sharing_is_refused_on_a_port_overlap_or_another_key(allocator: Allocato
     assert allocator.allocate("ns/y", share_key="ns/other", ports=DNS).address != web.address
 
 
+def test_a_sharer_that_must_leave_gets_an_address_of_its_own_shared_under_its_key(
+    allocator: Allocator,
+) -> None:
+    """own_on_clash: a clash on every address of the key gives a free address, which later
+    sharers of the key may join."""
+    web = allocator.allocate("ns/web", share_key="ns/k", ports=WEB)
+    moved = allocator.allocate("ns/dns", share_key="ns/k", ports=WEB, own_on_clash=True)
+    assert moved.address != web.address
+    assert moved.share_key == "ns/k"
+    # The lowest address of the key that fits is joined first.
+    assert allocator.allocate("ns/x", share_key="ns/k", ports=DNS).address == web.address
+    joined = allocator.allocate("ns/y", share_key="ns/k", ports=frozenset({("TCP", 80), ("UDP", 1)}),
+                                own_on_clash=True)  # fmt: skip
+    assert joined.address not in (web.address, moved.address)
+
+
 def test_an_address_reassigned_without_its_key_is_not_offered_to_sharers_after_release() -> None:
     """Found by the property test: a sharer re-assigned without its key, then released, must
     not leave the address joinable under the old key while the free list has it back."""
