@@ -301,13 +301,23 @@ class AddressRecords:
         """Release records naming the Service (or an earlier Service of its name) for
         addresses it neither keeps nor shows: lost replies, moves, split-brain leftovers,
         records edited by hand.  A record of this very Service younger than ``PRUNE_AFTER``
-        is left alone: another process may be between claiming it and showing it."""
+        is left alone: another process may be between claiming it and showing it.  So is one
+        for an address another Service's Vip records (a record edited by hand): the address
+        stays taken, and that Service says so in an Event."""
         shown = set(service.held_addresses())
         later: float | None = None
+        mine = {service.key, secondary_owner(service.key)}
         for address, uid in self._tracker.recorded(service.key, "Service", self._class):
             if address in keep or (address in shown and uid == service.uid):
                 continue
             record = self.cached(address)
+            others = [a.owner for a in self._allocator.holders(address) if a.owner not in mine]
+            if others and record is not None and record.holder_keys <= mine:
+                # A record edited by hand to name only this Service, for an address another
+                # Service's Vip records: deleting it would free an address in use.
+                log.warning("address record names a service that does not hold it",
+                            address=str(address), service=service.key, held_by=others)  # fmt: skip
+                continue
             wait = _time_left(record, PRUNE_AFTER) if uid == service.uid and record else 0.0
             if wait > 0:
                 later = min(wait, later or wait)

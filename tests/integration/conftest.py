@@ -157,6 +157,15 @@ async def start_lbctl(control_plane: LocalControlPlane) -> AsyncIterator[StartLb
         await handle.stop()
 
 
+async def settled(running: RunningLbctl, change: Callable[[], Awaitable[object]]) -> None:
+    """Make ``change`` and wait until lbctl has reconciled it and has nothing left to do."""
+    queue, controller = running.runtime.queue, running.runtime.controller
+    before = controller.reconciles
+    await change()
+    await eventually(lambda: controller.reconciles > before, what="reconciled")
+    await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
+
+
 load_balancer = load_balancer_service
 
 

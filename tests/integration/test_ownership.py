@@ -15,10 +15,10 @@ from lbctl.model import CLASS_ANNOTATION, LB_FINALIZER, VIP_ANNOTATION
 from lbctl.nitro.client import Credentials, NitroClient
 from tests.integration.conftest import (
     SIM_PASSWORD,
-    RunningLbctl,
     RunningSimulator,
     StartLbctl,
     load_balancer,
+    settled,
     wait_for_ip,
 )
 from tests.integration.invariants import ShownAddresses
@@ -35,15 +35,6 @@ def of_class(name: str, load_balancer_class: str | None, **spec: Any) -> JSON:
     if load_balancer_class:
         spec["loadBalancerClass"] = load_balancer_class
     return load_balancer(name, **spec)
-
-
-async def settled(running: RunningLbctl, change: Callable[[], Awaitable[object]]) -> None:
-    """Make ``change`` and wait until lbctl has reconciled it and has nothing left to do."""
-    queue, controller = running.runtime.queue, running.runtime.controller
-    before = controller.reconciles
-    await change()
-    await eventually(lambda: controller.reconciles > before, what="reconciled")
-    await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
 
 
 async def show_other_controllers_address(kube: KubeClient, namespace: str, name: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,8 +28,16 @@ from lbctl.kube.client import (
     api_client_from,
 )
 from lbctl.kube.errors import Conflict, Invalid, KubeUnavailable, NotFound
+from lbctl.reconcile.addresses import PRUNE_AFTER
 from lbctl.vipaddress import ADDRESS_FINALIZER
-from tests.integration.conftest import StartLbctl, load_balancer, shared, shown_ip, wait_for_ip
+from tests.integration.conftest import (
+    StartLbctl,
+    load_balancer,
+    settled,
+    shared,
+    shown_ip,
+    wait_for_ip,
+)
 from tests.integration.invariants import ShownAddresses, leaked_records
 from tests.waiting import eventually
 
@@ -405,4 +414,40 @@ async def test_a_sharer_whose_ports_now_clash_moves_to_an_address_where_they_fit
     await eventually(only_web_on_first, what="the shared record names web only")
     record = await kube.get(VIP_ADDRESSES, None, second)
     assert [h["name"] for h in record["spec"]["holders"]] == ["dns"]
+    assert not watch.violations, watch.violations
+
+
+async def test_a_record_edited_to_name_another_service_keeps_the_address_taken(
+    kube: KubeClient, namespace: str, second_namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Two instances scoped by namespace share one pool; the second knows the first's
+    addresses only from the records.  a shows .1 and b .2; c (second namespace) waits.  The
+    record of .1 is edited by hand to name b: b's instance must not delete it as b's unused
+    record (the address would be free while a shows it, and c would get it)."""
+    pool = '["10.77.33.0/30"]'
+    first = await start_lbctl(pool, namespace=namespace)
+    second = await start_lbctl(pool, namespace=second_namespace)
+    await kube.create(SERVICES, namespace, load_balancer("a"))
+    ip_a = await wait_for_ip(kube, namespace, "a")
+    await kube.create(SERVICES, namespace, load_balancer("b"))
+    await wait_for_ip(kube, namespace, "b")
+    await kube.create(SERVICES, second_namespace, load_balancer("c"))
+    assert await vip_state(kube, second_namespace, "c") in (None, "Pending")
+
+    async def old_enough() -> bool:  # past the age under which a record is never pruned
+        record = await kube.get(VIP_ADDRESSES, None, ip_a)
+        created = datetime.datetime.fromisoformat(record["metadata"]["creationTimestamp"])
+        return (datetime.datetime.now(datetime.UTC) - created).total_seconds() > PRUNE_AFTER + 1
+
+    await eventually(old_enough, within=PRUNE_AFTER + 10, what="the record is old enough")
+    uid_b = (await kube.get(SERVICES, namespace, "b"))["metadata"]["uid"]
+    holder = {"kind": "Service", "namespace": namespace, "name": "b", "uid": uid_b}
+    async with ShownAddresses(kube, None) as watch:
+        await settled(first, lambda: kube.patch(VIP_ADDRESSES, None, ip_a,
+                                                {"spec": {"holders": [holder]}}))  # fmt: skip
+        await settled(second, lambda: kube.create(SERVICES, second_namespace, load_balancer("d")))
+    assert shown_ip(await kube.get(SERVICES, namespace, "a")) == ip_a
+    assert shown_ip(await kube.get(SERVICES, second_namespace, "c")) is None
+    record = await kube.get(VIP_ADDRESSES, None, ip_a)
+    assert [h["name"] for h in record["spec"]["holders"]] == ["b"]
     assert not watch.violations, watch.violations
