@@ -212,6 +212,7 @@ async def rebuild_index(runtime: Runtime, namespace: str | None) -> None:
     runtime.address_tracker.replay(raw for _, raw in runtime.address_records.items())
     for item in sorted(items, key=by_age):
         runtime.tracker("MODIFIED", None, item)
+    runtime.service_reconciler.shown.reblock()  # after the Vips: it never displaces them
 
 
 async def release_stale_records(runtime: Runtime, namespace: str | None) -> None:

@@ -6,6 +6,7 @@ nothing downstream can mutate the informer cache by accident.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -91,12 +92,20 @@ def parse_address(text: str) -> IPAddress:
 
 
 def parse_ip(text: Any) -> IPAddress | None:
-    """Like :func:`parse_address`, but None for anything that is not a usable address."""
+    """Like :func:`parse_address`, but None for anything that is not a usable address, and
+    IPv4 with leading zeros read as decimal (``10.0.0.01`` is ``10.0.0.1``), as the apiserver
+    reads it (``netutils.ParseIPSloppy``) where it still accepts that spelling, e.g. in a
+    Service's ``status.loadBalancer.ingress``: what another Service shows must not escape
+    comparison by its spelling."""
     if not isinstance(text, str) or not text:
         return None
     try:
         return parse_address(text)
     except AddressError:
+        octets = text.strip().split(".")
+        if len(octets) == 4 and all(o.isdigit() and len(o) <= 3 for o in octets):
+            with contextlib.suppress(ValueError):
+                return ipaddress.IPv4Address(".".join(str(int(o)) for o in octets))
         return None
 
 

@@ -103,6 +103,8 @@ class Allocator:
         self._records: dict[IPAddress, tuple[frozenset[str], str | None]] = {}
         """Address → the keys (``namespace/name``) its durable record names as holders, and
         the record's sharing key."""
+        self._shown_elsewhere: dict[IPAddress, set[str]] = {}
+        """Address → the Services lbctl does not manage that show it (``block``)."""
 
     @property
     def pool_names(self) -> list[str]:
@@ -135,15 +137,41 @@ class Allocator:
     ) -> None:
         """The apiserver records ``address`` for ``holders`` (``namespace/name`` keys), shared
         under ``share_key``: take it out of the free list until ``unrecord``."""
-        if address not in self._records and not self._by_address.get(address):
+        if not self._in_use(address):
             self._take(address)
         self._records[address] = (holders, share_key)
 
     def unrecord(self, address: IPAddress) -> bool:
         """The address's durable record is gone; True when that made the address free."""
-        if self._records.pop(address, None) is None or self._by_address.get(address):
+        if self._records.pop(address, None) is None or self._in_use(address):
             return False
         return self._give(address)
+
+    def block(self, address: IPAddress, by: str) -> None:
+        """Service ``by``, which lbctl does not manage (another controller's, another class's),
+        shows ``address``: while it does (``unblock``) and no record names holders of the
+        address, nobody is given it."""
+        if not self._in_use(address):
+            self._take(address)
+        self._shown_elsewhere.setdefault(address, set()).add(by)
+
+    def unblock(self, address: IPAddress, by: str) -> bool:
+        """``by`` no longer shows ``address``; True when that made the address free."""
+        showing = self._shown_elsewhere.get(address)
+        if showing is None or by not in showing:
+            return False
+        showing.discard(by)
+        if showing:
+            return False
+        del self._shown_elsewhere[address]
+        return not self._in_use(address) and self._give(address)
+
+    def _in_use(self, address: IPAddress) -> bool:
+        return bool(
+            self._by_address.get(address)
+            or address in self._records
+            or address in self._shown_elsewhere
+        )
 
     def _take(self, address: IPAddress) -> None:
         pool = self.pool_of(address)
@@ -158,9 +186,13 @@ class Allocator:
         self, owner: str, address: IPAddress, share_key: str | None, ports: frozenset[Port]
     ) -> None:
         """Raise unless ``owner`` may hold ``address`` beside its current owners."""
+        record = self._records.get(address)
+        showing = self._shown_elsewhere.get(address, set()) - {owner_key(owner)}
+        if showing and record is None:
+            # Shown with no record: not lbctl's to give (with a record, the record decides).
+            raise AddressInUse(address, ", ".join(sorted(showing)), ", which shows it")
         others = [a for a in self.holders(address) if a.owner != owner]
         if not others:
-            record = self._records.get(address)
             if record is None or owner_key(owner) in record[0]:
                 return
             if share_key is None or share_key != record[1]:
@@ -233,7 +265,7 @@ class Allocator:
         if held is not None:
             wanted = Allocation(owner, address, held.pool, token or held.token, share_key, ports)
             return held if wanted == held else self._record(wanted)
-        if not self._by_address.get(address) and address not in self._records:
+        if not self._in_use(address):
             self._take(address)
         return self._record(
             Allocation(owner, address, self.pool_of(address), token, share_key, ports)
@@ -261,7 +293,7 @@ class Allocator:
         if sharers:
             return current
         del self._by_address[current.address]
-        if current.address not in self._records:
+        if not self._in_use(current.address):
             self._give(current.address)
         return current
 

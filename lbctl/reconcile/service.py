@@ -78,8 +78,9 @@ class ServiceReconciler:
         Service, which outlives hand edits of its Vip and address records."""
         self.records = VipRecords(client, vips, allocator, on_release)
         self.addresses = addresses
-        self.shown = ShownIndex()
-        """Which Services show which address (fed by the Service informer)."""
+        self.shown = ShownIndex(allocator, self.handles, on_release)
+        """Which Services show which address (fed by the Service informer); those lbctl does
+        not manage block theirs in the allocator."""
         self._second_family = SecondFamily(allocator, self.records, recorder)
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
@@ -169,8 +170,8 @@ class ServiceReconciler:
             if waits:
                 self.waiting.add(service.key)
         written = await self._publish(service, addresses, proven)
-        if written is None:
-            return Requeue(RECORD_RETRY)
+        if isinstance(written, Requeue):
+            return written
         if written:
             shown = ", ".join(
                 f"{a} (pool {self._allocator.pool_of(a) or 'none'})" for a in addresses
@@ -320,22 +321,22 @@ class ServiceReconciler:
 
     async def _publish(
         self, service: ServiceView, addresses: list[IPAddress], proven: set[IPAddress]
-    ) -> list[str] | None:
+    ) -> list[str] | Requeue:
         """Step 4: show the addresses on the Service in one write to its status subresource,
         guarded by the resourceVersion the decision was made on.  The version written ([]
-        when all was in place); None when a newly shown address has no confirmed record yet
-        or another Service shows it."""
+        when all was in place); a Requeue when a newly shown address has no confirmed record
+        yet, or another Service shows it (then the Service waits for a release)."""
         body = desired.shown(service, addresses, self._mark)
         if body is None:
             return []
-        shown = set(service.held_addresses())
+        shown = set(service.ingress_addresses())
         for address in addresses:
             if address not in shown and await self._shown_elsewhere(service, address):
-                return None
-            fresh = address not in shown and address not in proven
+                return Requeue(RETRY_PENDING_AFTER)
+            fresh = address not in service.held_addresses() and address not in proven
             if fresh and not await self.addresses.confirm(service, address):
                 log.info("record not confirmed yet", service=service.key, address=str(address))
-                return None
+                return Requeue(RECORD_RETRY)
         updated = await self._client.patch(
             SERVICES, service.namespace, service.name, body, subresource="status"
         )

@@ -3,6 +3,7 @@ never touch each other's objects."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -309,3 +310,39 @@ async def test_a_class_mark_copied_onto_another_controllers_service_is_no_mark(
     exported = await kube.get(SERVICES, namespace, "exported")
     assert exported["metadata"]["finalizers"] == [LB_FINALIZER]
     assert ingress(exported) == [OTHER_IP]
+
+
+@pytest.mark.parametrize("spelling", ["10.77.30.1", "10.77.30.01"])
+async def test_an_address_another_controller_shows_is_given_to_nobody_while_it_does(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, spelling: str
+) -> None:
+    """Another controller's Service shows .1 of lbctl's pool (it has no address record): a
+    new Service gets .2, one that carries ``com.citrix.vip: 10.77.30.1`` (copied by hand) is
+    not given .1 either, and .1 goes to a waiting Service once the other stops showing it.
+    Also when the other spells it with a leading zero, which the apiserver accepts there."""
+    await start_lbctl('["10.77.30.0/29"]')
+    await kube.create(SERVICES, namespace, of_class("foreign", "example.com/other"))
+    status = {"loadBalancer": {"ingress": [{"ip": spelling}]}}
+    await kube.patch(SERVICES, namespace, "foreign", {"status": status}, subresource="status")
+    copied = of_class("copied", None)  # the copy itself shows .1: a user's doing
+    copied["metadata"]["annotations"] = {VIP_ANNOTATION: "10.77.30.1"}
+    await kube.create(SERVICES, namespace, copied)
+    assert await wait_for_ip(kube, namespace, "copied") == "10.77.30.2"
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.create(SERVICES, namespace, of_class("mine", None))
+        assert await wait_for_ip(kube, namespace, "mine") == "10.77.30.3"
+        requester = of_class("requester", None)
+        requester["metadata"]["annotations"] = {"service.citrix.com/frontend-ip": "10.77.30.1"}
+        await kube.create(SERVICES, namespace, requester)
+        await eventually(lambda: vip_pending(kube, namespace, "requester"), what="requester waits")
+        cleared = {"loadBalancer": {"ingress": None}}
+        await kube.patch(SERVICES, namespace, "foreign", {"status": cleared}, subresource="status")
+        assert await wait_for_ip(kube, namespace, "requester") == "10.77.30.1"
+    assert not watch.violations, watch.violations
+
+
+async def vip_pending(kube: KubeClient, namespace: str, name: str) -> bool:
+    with contextlib.suppress(NotFound):
+        vip = await kube.get(VIPS, namespace, name)
+        return (vip.get("status") or {}).get("state") == "Pending"
+    return False

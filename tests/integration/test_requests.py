@@ -28,6 +28,15 @@ async def warning(kube: KubeClient, namespace: str, name: str, text: str) -> JSO
     return await eventually(probe, what=f"warning {text!r} on {name}")
 
 
+async def event_of(kube: KubeClient, namespace: str, name: str, reason: str) -> JSON:
+    async def probe() -> JSON | None:
+        items, _ = await kube.list(EVENTS, namespace)
+        found = [e for e in items if e["involvedObject"]["name"] == name and e["reason"] == reason]
+        return found[0] if found else None
+
+    return await eventually(probe, what=f"event {reason} on {name}")
+
+
 async def test_requested_addresses_are_honoured(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl
 ) -> None:
@@ -144,17 +153,13 @@ async def test_sharing_survives_a_restart(
 async def test_a_sharer_changing_ports_is_checked_against_the_others(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl
 ) -> None:
-    """New ports that collide with another sharer are refused (Event naming the port, old
-    ports kept on the Vip); ports that do not collide are recorded."""
+    """New ports that do not collide with another sharer are recorded; ports that do move the
+    Service to an address where they fit, with an Event naming the port."""
     running = await start_lbctl(vip_range=RANGES)
     await kube.create(SERVICES, namespace, shared("a", "k", ("TCP", 80)))
     await kube.create(SERVICES, namespace, shared("b", "k", ("TCP", 81)))
     address = await wait_for_ip(kube, namespace, "a")
     assert await wait_for_ip(kube, namespace, "b") == address
-    ports = [{"name": "p80", "protocol": "TCP", "port": 80, "targetPort": 80}]
-    await kube.patch(SERVICES, namespace, "b", {"spec": {"ports": ports}})
-    await warning(kube, namespace, "b", "port 80/TCP")
-    assert (await kube.get(VIPS, namespace, "b"))["spec"]["ports"] == ["TCP/81"]
     ports = [{"name": "p82", "protocol": "TCP", "port": 82, "targetPort": 82}]
     await kube.patch(SERVICES, namespace, "b", {"spec": {"ports": ports}})
 
@@ -164,7 +169,13 @@ async def test_a_sharer_changing_ports_is_checked_against_the_others(
     await eventually(recorded, what="new ports recorded")
     held = running.runtime.allocator.get(f"{namespace}/b")
     assert held is not None
-    assert held.ports == frozenset({("TCP", 82)})
+    assert (held.address, held.ports) == (ipaddress.ip_address(address), frozenset({("TCP", 82)}))
+
+    ports = [{"name": "p80", "protocol": "TCP", "port": 80, "targetPort": 80}]
+    await kube.patch(SERVICES, namespace, "b", {"spec": {"ports": ports}})
+    event = await event_of(kube, namespace, "b", "AddressMoved")
+    assert "port 80/TCP" in event["message"], event["message"]
+    assert shown_ip(await kube.get(SERVICES, namespace, "b")) not in (None, address)
 
 
 async def test_a_reservation_vip_is_claimed_by_the_service_that_requests_its_address(

@@ -182,3 +182,24 @@ def test_clear_forgets_allocations_and_records(allocator: Allocator) -> None:
     assert allocator.get("ns/a") is None
     assert allocator.recorded_for(ip("10.0.0.2")) is None
     assert allocator.allocate("ns/c").address == ip("10.0.0.1")
+
+
+def test_an_address_another_controllers_service_shows_is_given_to_nobody(
+    allocator: Allocator,
+) -> None:
+    """block: neither allocated nor assigned while shown elsewhere, unless a durable record
+    decides (it names the owner, or may be joined under its key); unblock frees it (and says
+    so) once nothing else holds it."""
+    first = ip("10.0.0.1")
+    allocator.block(first, "other/lb")
+    assert allocator.allocate("ns/a").address == ip("10.0.0.2")
+    with pytest.raises(AddressInUse, match="other/lb, which shows it"):
+        allocator.assign("ns/b", first)
+    allocator.record(first, frozenset({"ns/c"}))
+    assert allocator.assign("ns/c", first).address == first  # its record stands
+    allocator.release("ns/c")
+    assert not allocator.unrecord(first)  # still shown elsewhere
+    assert [s.in_use for s in allocator.stats() if s.name == "default"] == [2]
+    assert allocator.unblock(first, "other/lb")
+    assert not allocator.unblock(first, "other/lb")
+    assert allocator.allocate("ns/d").address == first
