@@ -100,9 +100,10 @@ class Allocator:
         self._by_owner: dict[str, Allocation] = {}
         self._by_address: dict[IPAddress, dict[str, Allocation]] = {}
         self._shared: dict[str, set[IPAddress]] = {}
-        self._records: dict[IPAddress, tuple[frozenset[str], str | None]] = {}
-        """Address → the keys (``namespace/name``) its durable record names as holders, and
-        the record's sharing key."""
+        self._records: dict[IPAddress, tuple[frozenset[str], str | None, bool]] = {}
+        """Address → the keys (``namespace/name``) its durable record names as holders, the
+        record's sharing key, and whether the record is being deleted (it then admits no
+        holder it does not name: only they may hold the address until it goes)."""
 
     @property
     def pool_names(self) -> list[str]:
@@ -131,13 +132,18 @@ class Allocator:
         return record[0] if record is not None else None
 
     def record(
-        self, address: IPAddress, holders: frozenset[str], share_key: str | None = None
+        self,
+        address: IPAddress,
+        holders: frozenset[str],
+        share_key: str | None = None,
+        closed: bool = False,
     ) -> None:
         """The apiserver records ``address`` for ``holders`` (``namespace/name`` keys), shared
-        under ``share_key``: take it out of the free list until ``unrecord``."""
+        under ``share_key``: take it out of the free list until ``unrecord``.  ``closed``: the
+        record is being deleted, so no one else may join it, not even under its key."""
         if address not in self._records and not self._by_address.get(address):
             self._take(address)
-        self._records[address] = (holders, share_key)
+        self._records[address] = (holders, share_key, closed)
 
     def unrecord(self, address: IPAddress) -> bool:
         """The address's durable record is gone; True when that made the address free."""
@@ -158,9 +164,12 @@ class Allocator:
         self, owner: str, address: IPAddress, share_key: str | None, ports: frozenset[Port]
     ) -> None:
         """Raise unless ``owner`` may hold ``address`` beside its current owners."""
+        record = self._records.get(address)
+        if record is not None and record[2] and owner_key(owner) not in record[0]:
+            holders = ", ".join(sorted(record[0])) or "a VipAddress record"
+            raise AddressInUse(address, holders, " (its record is being deleted)")
         others = [a for a in self.holders(address) if a.owner != owner]
         if not others:
-            record = self._records.get(address)
             if record is None or owner_key(owner) in record[0]:
                 return
             if share_key is None or share_key != record[1]:
@@ -201,6 +210,8 @@ class Allocator:
                 except PortConflict as err:
                     refused = refused or err
                     continue
+                except AddressInUse:
+                    continue  # e.g. its record is being deleted: closed to new sharers
                 return self._record(Allocation(owner, address, pool, None, share_key, ports))
             if refused is not None:
                 raise refused
