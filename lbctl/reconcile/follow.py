@@ -15,7 +15,7 @@ from lbctl.ipam.allocator import AllocationError, Allocator, PortConflict
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.events import EventRecorder
 from lbctl.model import RESERVED, IPAddress, ServiceView, VipView
-from lbctl.reconcile.addresses import Sharing
+from lbctl.reconcile.addresses import AddressRecords, Sharing
 from lbctl.reconcile.claims import Request, request_of
 from lbctl.reconcile.records import VipRecords
 from lbctl.reconcile.vip import MOVING
@@ -34,13 +34,40 @@ class Follow:
         recorder: EventRecorder,
         hold: Hold,
         waiting: set[str],
+        addresses: AddressRecords,
     ) -> None:
         self._allocator = allocator
+        self._addresses = addresses
         self.records = records
         self._recorder = recorder
         self._hold = hold
         self.waiting = waiting
         """The reconciler's set of Services waiting for an address (shared, not copied)."""
+
+    async def disowned(
+        self, raw: dict[str, Any], service: ServiceView, vip: VipView, address: IPAddress
+    ) -> bool:
+        """Whether the Vip records an address the apiserver records for others and not for
+        this Service (a Vip re-pointed by hand onto an address in use): then the Service lets
+        go of it in memory (which frees nothing, the record keeps it taken, but wakes a
+        holder refused while this Service held it) and claims an address as if its Vip had
+        none.  The index's record is checked first; a quorum read confirms."""
+        recorded = self._allocator.recorded_for(address)
+        if recorded is None or service.key in recorded:
+            return False
+        record = await self._addresses.fresh(address)
+        if record is None or record.holder(service.uid) is not None:
+            return False
+        held = self._allocator.get(service.key)
+        if held is not None and held.address == address:
+            self.records.release_primary(service.key)
+        holders = ", ".join(sorted(record.holder_keys)) or "a VipAddress record"
+        message = (
+            f"Vip {service.key} records {address}, which is recorded for {holders}; "
+            "not used, claiming an address again"
+        )
+        await self._recorder.record(raw, "Warning", "AddressConflict", message)
+        return True
 
     async def request(
         self,

@@ -88,7 +88,9 @@ class ServiceReconciler:
         self._second_family = SecondFamily(allocator, self.records, recorder)
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
-        self._follow = Follow(allocator, self.records, recorder, self._hold, self.waiting)
+        self._follow = Follow(
+            allocator, self.records, recorder, self._hold, self.waiting, addresses
+        )
         self.allocation_failures: Counter[tuple[str, str]] = Counter()
         """(requested pool, reason) → failed attempts, for /metrics."""
         self._superseded: dict[str, set[str]] = {}
@@ -143,6 +145,11 @@ class ServiceReconciler:
         address = vip.address if vip is not None else self.records.created_but_not_cached(service)
         proven: set[IPAddress] = set()
         """Addresses whose record a write of this reconcile made name the Service."""
+        disowned = False
+        if vip is not None and address is not None:
+            disowned = await self._follow.disowned(raw, service, vip, address)
+            if disowned:
+                address = None
         if vip is not None and address is not None:
             mine = self._allocator.get(service.key)
             try:
@@ -155,11 +162,14 @@ class ServiceReconciler:
                 await self._recorder.record(
                     raw, "Warning", "AddressConflict", message + "; not used"
                 )
+                self.waiting.add(service.key)  # woken when the holder lets go
                 return Requeue(RETRY_PENDING_AFTER)
             address = await self._follow.request(raw, service, vip, address, proven)
         if address is None:
             outcome = await self._claim_address(raw, service)
             if isinstance(outcome, Unsatisfied):
+                if disowned and vip is not None:
+                    await self.records.clear(vip)
                 return await self._record_pending(service, vip, outcome)
             address = outcome
             if not await self._hold(raw, service, address, proven):
