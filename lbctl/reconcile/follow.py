@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
+
 from lbctl.ipam.allocator import AllocationError, Allocator, PortConflict
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.events import EventRecorder
@@ -24,6 +26,8 @@ Hold = Callable[
     [dict[str, Any], ServiceView, IPAddress, set[IPAddress], Sharing | None], Awaitable[bool]
 ]
 """Make an address's durable record name the Service (False: recorded for someone else)."""
+
+log = structlog.get_logger(__name__)
 
 
 class Follow:
@@ -66,6 +70,8 @@ class Follow:
             f"Vip {service.key} records {address}, which is recorded for {holders}; "
             "not used, claiming an address again"
         )
+        log.warning("vip records an address recorded for others", vip=vip.key,
+                    address=str(address), holders=holders)  # fmt: skip
         await self._recorder.record(raw, "Warning", "AddressConflict", message)
         return True
 

@@ -238,6 +238,7 @@ class ServiceReconciler:
                 proven.add(address)
         except AddressTaken as err:
             message = f"{err}; waiting until it is freed"
+            log.info("address claim refused", service=service.key, reason=str(err))
             await self._recorder.record(raw, "Warning", "AddressInUse", message)
             self.waiting.add(service.key)
             return False
