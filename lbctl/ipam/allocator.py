@@ -100,9 +100,10 @@ class Allocator:
         self._by_owner: dict[str, Allocation] = {}
         self._by_address: dict[IPAddress, dict[str, Allocation]] = {}
         self._shared: dict[str, set[IPAddress]] = {}
-        self._records: dict[IPAddress, tuple[frozenset[str], str | None]] = {}
-        """Address → the keys (``namespace/name``) its durable record names as holders, and
-        the record's sharing key."""
+        self._records: dict[IPAddress, tuple[frozenset[str], str | None, bool]] = {}
+        """Address → the keys (``namespace/name``) its durable record names as holders, the
+        record's sharing key, and whether the record is being deleted (it then admits no
+        holder it does not name: only they may hold the address until it goes)."""
         self._shown_elsewhere: dict[IPAddress, set[str]] = {}
         """Address → the Services lbctl does not manage that show it (``block``)."""
 
@@ -133,13 +134,18 @@ class Allocator:
         return record[0] if record is not None else None
 
     def record(
-        self, address: IPAddress, holders: frozenset[str], share_key: str | None = None
+        self,
+        address: IPAddress,
+        holders: frozenset[str],
+        share_key: str | None = None,
+        closed: bool = False,
     ) -> None:
         """The apiserver records ``address`` for ``holders`` (``namespace/name`` keys), shared
-        under ``share_key``: take it out of the free list until ``unrecord``."""
+        under ``share_key``: take it out of the free list until ``unrecord``.  ``closed``: the
+        record is being deleted, so no one else may join it, not even under its key."""
         if not self._in_use(address):
             self._take(address)
-        self._records[address] = (holders, share_key)
+        self._records[address] = (holders, share_key, closed)
 
     def unrecord(self, address: IPAddress) -> bool:
         """The address's durable record is gone; True when that made the address free."""
@@ -191,6 +197,9 @@ class Allocator:
         if showing and record is None:
             # Shown with no record: not lbctl's to give (with a record, the record decides).
             raise AddressInUse(address, ", ".join(sorted(showing)), ", which shows it")
+        if record is not None and record[2] and owner_key(owner) not in record[0]:
+            holders = ", ".join(sorted(record[0])) or "a VipAddress record"
+            raise AddressInUse(address, holders, " (its record is being deleted)")
         others = [a for a in self.holders(address) if a.owner != owner]
         if not others:
             if record is None or owner_key(owner) in record[0]:
@@ -236,6 +245,8 @@ class Allocator:
                 except PortConflict as err:
                     refused = refused or err
                     continue
+                except AddressInUse:
+                    continue  # e.g. its record is being deleted: closed to new sharers
                 return self._record(Allocation(owner, address, pool, None, share_key, ports))
             if refused is not None and not own_on_clash:
                 raise refused

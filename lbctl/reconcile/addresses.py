@@ -79,7 +79,9 @@ class AddressTracker:
             for holder in before.holders:
                 self._forget(holder.key, before.address)
         if after is not None and after.address is not None:
-            self._allocator.record(after.address, after.holder_keys, after.sharing_key)
+            self._allocator.record(
+                after.address, after.holder_keys, after.sharing_key, closed=after.deleting
+            )
             for holder in after.holders:
                 self.by_holder.setdefault(holder.key, {})[after.address] = holder
         elif (

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
+
 from lbctl.ipam.allocator import AllocationError, Allocator, PortConflict
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.events import EventRecorder
 from lbctl.model import RESERVED, IPAddress, ServiceView, VipView
-from lbctl.reconcile.addresses import Sharing
+from lbctl.reconcile.addresses import AddressRecords, Sharing
 from lbctl.reconcile.claims import Request, request_of
 from lbctl.reconcile.records import VipRecords
 from lbctl.reconcile.vip import MOVING
@@ -24,6 +26,8 @@ Hold = Callable[
     [dict[str, Any], ServiceView, IPAddress, set[IPAddress], Sharing | None], Awaitable[bool]
 ]
 """Make an address's durable record name the Service (False: recorded for someone else)."""
+
+log = structlog.get_logger(__name__)
 
 
 class Follow:
@@ -34,16 +38,44 @@ class Follow:
         recorder: EventRecorder,
         hold: Hold,
         waiting: set[str],
-        port_clash: Callable[[IPAddress, ServiceView], str | None] = lambda _a, _s: None,
+        addresses: AddressRecords,
     ) -> None:
         self._allocator = allocator
+        self._addresses = addresses
         self.records = records
         self._recorder = recorder
         self._hold = hold
         self.waiting = waiting
         """The reconciler's set of Services waiting for an address (shared, not copied)."""
-        self._port_clash = port_clash
-        """Another sharer the address record names that uses one of the Service's ports."""
+
+    async def disowned(
+        self, raw: dict[str, Any], service: ServiceView, vip: VipView, address: IPAddress
+    ) -> bool:
+        """Whether the Vip records an address the apiserver records for others and not for
+        this Service (a Vip re-pointed by hand onto an address in use): then the Service lets
+        go of it in memory (which frees nothing, the record keeps it taken, but wakes a
+        holder refused while this Service held it) and claims an address as if its Vip had
+        none.  The index's record is checked first; a quorum read confirms.  Never when the
+        Service shows the address: then it is the record that was edited, and letting go
+        would free an address in use (the Service keeps it and waits, with an Event)."""
+        recorded = self._allocator.recorded_for(address)
+        if recorded is None or service.key in recorded or address in service.held_addresses():
+            return False
+        record = await self._addresses.fresh(address)
+        if record is None or record.holder(service.uid) is not None:
+            return False
+        held = self._allocator.get(service.key)
+        if held is not None and held.address == address:
+            self.records.release_primary(service.key)
+        holders = ", ".join(sorted(record.holder_keys)) or "a VipAddress record"
+        message = (
+            f"Vip {service.key} records {address}, which is recorded for {holders}; "
+            "not used, claiming an address again"
+        )
+        log.warning("vip records an address recorded for others", vip=vip.key,
+                    address=str(address), holders=holders)  # fmt: skip
+        await self._recorder.record(raw, "Warning", "AddressConflict", message)
+        return True
 
     async def request(
         self,
@@ -115,7 +147,7 @@ class Follow:
             return current
         try:
             self._allocator.set_ports(service.key, service.ports)
-            clash = self._port_clash(current, service)
+            clash = self._addresses.port_clash(current, service)
             if clash is not None:
                 self._allocator.set_ports(service.key, held.ports)
         except PortConflict as err:

@@ -76,6 +76,10 @@ class VipRecords:
             self._on_release()
         return released
 
+    def release_primary(self, key: str) -> None:
+        if self._allocator.release(key) is not None:
+            self._on_release()
+
     def release_secondary(self, key: str) -> None:
         if self._allocator.release(secondary_owner(key)) is not None:
             self._on_release()
@@ -182,6 +186,15 @@ class VipRecords:
             spec["ports"] = ports_text(ports) if key else None
         patch = {"metadata": {"resourceVersion": vip.resource_version}, "spec": spec}
         await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+
+    async def clear(self, vip: VipView) -> None:
+        """Empty the address of a Vip that records one its Service may not hold (guarded by
+        the resourceVersion it was read at): the Vip waits, Pending, like a new one."""
+        if vip.address_text:
+            spec = {"ipaddress": "", "pool": ""}
+            patch = {"metadata": {"resourceVersion": vip.resource_version}, "spec": spec}
+            await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+            log.info("vip address cleared", vip=vip.key, address=vip.address_text)
 
     async def fill(self, vip: VipView, address: IPAddress) -> None:
         """Put a claimed address into a pending Vip."""

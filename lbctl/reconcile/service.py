@@ -85,7 +85,7 @@ class ServiceReconciler:
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
         self._follow = Follow(
-            allocator, self.records, recorder, self._hold, self.waiting, addresses.port_clash
+            allocator, self.records, recorder, self._hold, self.waiting, addresses
         )
         self.allocation_failures: Counter[tuple[str, str]] = Counter()
         """(requested pool, reason) → failed attempts, for /metrics."""
@@ -150,14 +150,17 @@ class ServiceReconciler:
         proven: set[IPAddress] = set()
         """Addresses whose record a write of this reconcile made name the Service."""
         recorded = vip.address if vip is not None else self.records.created_but_not_cached(service)
-        outcome: IPAddress | Requeue | None
+        disowned = False
         if recorded is not None and vip is not None:
+            disowned = await self._follow.disowned(raw, service, vip, recorded)
+        outcome: IPAddress | Requeue | None
+        if recorded is not None and vip is not None and not disowned:
             outcome = await self._keep(raw, service, vip, recorded, proven)
-        elif recorded is not None:  # a Vip created here that the cache does not show yet
+        elif recorded is not None and vip is None:  # created here; the cache does not show it
             held = await self._hold(raw, service, recorded, proven)
             outcome = recorded if held else Requeue(RETRY_PENDING_AFTER)
         else:
-            outcome, vip = await self._take(raw, service, vip, proven)
+            outcome, vip = await self._take(raw, service, vip, proven, disowned)
         if outcome is None or isinstance(outcome, Requeue):
             return outcome
         address = outcome
@@ -208,6 +211,7 @@ class ServiceReconciler:
         except AddressInUse as err:
             message = f"Vip {service.key} records {address}, which is held by {err.holder}"
             await self._recorder.record(raw, "Warning", "AddressConflict", message + "; not used")
+            self.waiting.add(service.key)  # woken when the holder lets go
             return Requeue(RETRY_PENDING_AFTER)
         address = await self._follow.request(raw, service, vip, address, proven)
         address = await self._follow.ports(raw, service, vip, address, proven)
@@ -220,12 +224,20 @@ class ServiceReconciler:
         return address
 
     async def _take(
-        self, raw: dict[str, Any], service: ServiceView, vip: VipView | None, proven: set[IPAddress]
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView | None,
+        proven: set[IPAddress],
+        disowned: bool = False,
     ) -> tuple[IPAddress | Requeue | None, VipView | None]:
-        """Steps 1-3 for a Service with no address recorded: claim one from the index (or
-        record why not, and wait), record it, then create or fill the Vip."""
+        """Steps 1-3 for a Service with no address recorded (or one its Vip may not record,
+        ``disowned``): claim one from the index (or record why not, and wait), record it,
+        then create or fill the Vip."""
         outcome = await self._claim_address(raw, service)
         if isinstance(outcome, Unsatisfied):
+            if disowned and vip is not None:
+                await self.records.clear(vip)
             return await self._record_pending(service, vip, outcome), vip
         address = outcome
         if not await self._hold(raw, service, address, proven):
@@ -258,6 +270,7 @@ class ServiceReconciler:
                 proven.add(address)
         except AddressTaken as err:
             message = f"{err}; waiting until it is freed"
+            log.info("address claim refused", service=service.key, reason=str(err))
             await self._recorder.record(raw, "Warning", "AddressInUse", message)
             self.waiting.add(service.key)
             return False

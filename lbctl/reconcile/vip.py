@@ -67,6 +67,7 @@ class VipTracker:
         self._observe_secondary(vip)
         address = vip.address
         if address is None:
+            self.conflicts.pop(vip.key, None)  # e.g. its address was cleared: no claim left
             return
         current = self._allocator.get(vip.key)
         if current is not None and current.token not in (None, vip.uid):

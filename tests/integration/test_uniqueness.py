@@ -122,6 +122,69 @@ async def test_a_hand_deleted_address_record_stays_until_the_address_is_free(
     assert "AddressInUse" not in reasons, reasons
 
 
+async def test_a_sharer_is_not_offered_an_address_whose_record_is_being_deleted(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """The shared address's record deleted by hand stays Terminating while web shows it, and
+    admits no new holder: a new sharer of the key gets a Vip and an address of its own (it
+    used to be offered the Terminating address, refused by the record, and retried every
+    half second without ever getting a Vip); web keeps its address; a sharer whose port
+    dns uses, with no address left, waits visibly, with a Pending Vip."""
+    await start_lbctl('["10.77.9.60/31"]')
+    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
+    first = await wait_for_ip(kube, namespace, "web")
+    await kube.delete(VIP_ADDRESSES, None, first)
+    assert (await kube.get(VIP_ADDRESSES, None, first))["metadata"]["deletionTimestamp"]
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
+        second = await wait_for_ip(kube, namespace, "dns")
+        assert second != first
+        await kube.create(SERVICES, namespace, shared("ntp", "blue", ("UDP", 53)))
+        await eventually(lambda: vip_state(kube, namespace, "ntp"), what="ntp's Vip")
+        assert await vip_state(kube, namespace, "ntp") == "Pending"
+        assert shown_ip(await kube.get(SERVICES, namespace, "ntp")) is None
+        assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
+        record = await kube.get(VIP_ADDRESSES, None, first)
+        assert [h["name"] for h in record["spec"]["holders"]] == ["web"]
+    assert not watch.violations, watch.violations
+
+
+@pytest.mark.parametrize(
+    ("edited", "victim", "down"), [("b", "a", True), ("a", "b", True), ("b", "a", False)]
+)
+async def test_a_vip_re_pointed_by_hand_onto_another_address_in_use_comes_back(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, edited: str, victim: str,
+    down: bool,
+) -> None:  # fmt: skip
+    """One Service's Vip is re-pointed by hand onto the address another Service shows, while
+    lbctl is down (the edited Vip listed after its victim's, or before it) or running: the
+    victim keeps its address and its Vip, and the edited Service's Vip records its own
+    address again (it stayed on the stolen address, refused, retried once a minute)."""
+    vip_range = '["10.77.9.70 - 10.77.9.72"]'
+    first = await start_lbctl(vip_range)
+    for name in ("a", "b"):
+        await kube.create(SERVICES, namespace, load_balancer(name))
+    shown = {name: await wait_for_ip(kube, namespace, name) for name in ("a", "b")}
+    if down:
+        await first.stop()
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.patch(VIPS, namespace, edited, {"spec": {"ipaddress": shown[victim]}})
+        if down:
+            await start_lbctl(vip_range)
+
+        async def own_address_again() -> bool:
+            vip = await kube.get(VIPS, namespace, edited)
+            return bool(vip["spec"]["ipaddress"] == shown[edited])
+
+        await eventually(own_address_again, what=f"{edited}'s Vip records its own address")
+        for name in ("a", "b"):
+            assert shown_ip(await kube.get(SERVICES, namespace, name)) == shown[name]
+            assert (await kube.get(VIPS, namespace, name))["spec"]["ipaddress"] == shown[name]
+            record = await kube.get(VIP_ADDRESSES, None, shown[name])
+            assert [h["name"] for h in record["spec"]["holders"]] == [name]
+    assert not watch.violations, watch.violations
+
+
 class LosingReplies(KubeClient):
     """The apiserver applies the write, and its reply is lost on the way back (a client
     timeout): a fault the real server cannot be asked for, so the client side fakes it."""

@@ -175,6 +175,25 @@ def test_a_record_shared_under_a_key_may_be_joined_under_that_key(allocator: All
         allocator.assign("ns/d", ip("10.0.0.3"), share_key="ns/blue")
 
 
+def test_a_record_being_deleted_admits_no_new_holder(allocator: Allocator) -> None:
+    """A record deleted by hand (kept by its finalizer while its holders show the address)
+    is closed: its holders keep the address, a sharer of its key is not offered it and gets
+    an address of its own, and nobody else may take it until the record is gone."""
+    web, dns = frozenset({("TCP", 80)}), frozenset({("UDP", 53)})
+    allocator.assign("ns/web", ip("10.0.0.1"), share_key="ns/blue", ports=web)
+    allocator.record(ip("10.0.0.1"), frozenset({"ns/web"}), "ns/blue", closed=True)
+    assert allocator.assign("ns/web", ip("10.0.0.1"), share_key="ns/blue", ports=web)
+    joined = allocator.allocate("ns/dns", share_key="ns/blue", ports=dns)
+    assert joined.address == ip("10.0.0.2")
+    with pytest.raises(AddressInUse, match="being deleted"):
+        allocator.assign("ns/ntp", ip("10.0.0.1"), share_key="ns/blue")
+    allocator.release("ns/web")
+    with pytest.raises(AddressInUse, match="being deleted"):
+        allocator.assign("ns/ntp", ip("10.0.0.1"))
+    assert allocator.unrecord(ip("10.0.0.1")) is True
+    assert allocator.allocate("ns/ntp").address == ip("10.0.0.1")
+
+
 def test_clear_forgets_allocations_and_records(allocator: Allocator) -> None:
     allocator.assign("ns/a", ip("10.0.0.1"))
     allocator.record(ip("10.0.0.2"), frozenset({"ns/b"}))
