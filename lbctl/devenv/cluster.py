@@ -33,9 +33,12 @@ def load_documents(path: Path) -> list[JSON]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-async def install_crds(client: KubeClient, timeout: float = 30.0) -> None:
-    """Apply lbctl's CRDs (Vip, VipAddress) and wait for their Established condition."""
+async def install_crds(client: KubeClient, timeout: float = 30.0) -> list[str]:
+    """Apply lbctl's CRDs (Vip, VipAddress) and wait for their Established condition; their
+    names."""
+    names = []
     for crd in (doc for path in CRD_FILES for doc in load_documents(path)):
+        names.append(str(crd["metadata"]["name"]))
         await client.apply(CRDS, crd)
         deadline = time.monotonic() + timeout
         while True:
@@ -46,6 +49,7 @@ async def install_crds(client: KubeClient, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {crd['metadata']['name']} not established in {timeout} s")
             await asyncio.sleep(0.1)
+    return names
 
 
 KINDS = {

@@ -144,8 +144,7 @@ async def exercise_with(
     controller: subprocess.Popen[bytes] | None = None
     created = False
     try:
-        await install_crds(client)
-        say("installed CRD vips.ipam.citrix.com")
+        say(f"installed CRDs {', '.join(await install_crds(client))}")
         if cluster.local:
             await register_nodes(client)
         with contextlib.suppress(AlreadyExists):
