@@ -336,7 +336,9 @@ async def _status(settings: Settings) -> str:
 
     client = KubeClient(await api_client_from(settings.kubeconfig))
     try:
-        return await status.render(client, settings.pools, settings.namespace)
+        return await status.render(
+            client, settings.pools, settings.namespace, settings.load_balancer_class
+        )
     finally:
         await client.close()
 

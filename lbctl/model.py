@@ -92,21 +92,33 @@ def parse_address(text: str) -> IPAddress:
 
 
 def parse_ip(text: Any) -> IPAddress | None:
-    """Like :func:`parse_address`, but None for anything that is not a usable address, and
-    IPv4 with leading zeros read as decimal (``10.0.0.01`` is ``10.0.0.1``), as the apiserver
-    reads it (``netutils.ParseIPSloppy``) where it still accepts that spelling, e.g. in a
-    Service's ``status.loadBalancer.ingress``: what another Service shows must not escape
-    comparison by its spelling."""
+    """Like :func:`parse_address`, but None for anything that is not a usable address."""
     if not isinstance(text, str) or not text:
         return None
     try:
         return parse_address(text)
     except AddressError:
-        octets = text.strip().split(".")
-        if len(octets) == 4 and all(o.isdigit() and len(o) <= 3 for o in octets):
-            with contextlib.suppress(ValueError):
-                return ipaddress.IPv4Address(".".join(str(int(o)) for o in octets))
         return None
+
+
+def parse_shown(text: Any) -> IPAddress | None:
+    """An address a Service shows (``com.citrix.vip``, ``status.loadBalancer.ingress``), read
+    as leniently as the apiserver accepts it there, so that what another Service shows cannot
+    escape comparison by its spelling: IPv4 with leading zeros is decimal (``10.0.0.01`` is
+    ``10.0.0.1``, as ``netutils.ParseIPSloppy`` reads it), an IPv4-mapped IPv6 address is its
+    IPv4 address.  None for anything else that is not a usable address.  Requests and
+    records are parsed strictly (``parse_address``)."""
+    found = parse_ip(text)
+    if found is not None or not isinstance(text, str) or not text:
+        return found
+    text = text.strip()
+    octets = text.split(".")
+    if len(octets) == 4 and all(o.isascii() and o.isdigit() for o in octets):
+        with contextlib.suppress(ValueError):
+            return ipaddress.IPv4Address(".".join(str(int(o)) for o in octets))
+    with contextlib.suppress(ValueError):
+        return ipaddress.IPv6Address(text).ipv4_mapped
+    return None
 
 
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
@@ -160,13 +172,13 @@ class ServiceView:
 
     def ingress_addresses(self) -> list[IPAddress]:
         """Addresses ``status.loadBalancer.ingress`` shows, parsed (so compared canonically)."""
-        return [a for a in map(parse_ip, self.ingress_ips) if a is not None]
+        return [a for a in map(parse_shown, self.ingress_ips) if a is not None]
 
     def held_addresses(self) -> list[IPAddress]:
         """Addresses the Service already shows (annotation first, then status), parsed."""
         found: list[IPAddress] = []
         for text in (self.annotations.get(VIP_ANNOTATION), *self.ingress_ips):
-            address = parse_ip(text)
+            address = parse_shown(text)
             if address is not None and address not in found:
                 found.append(address)
         return found

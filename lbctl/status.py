@@ -15,6 +15,7 @@ from lbctl.kube.client import JSON, SERVICES, VIP_ADDRESSES, VIPS, KubeClient
 from lbctl.kube.informer import by_age, object_key
 from lbctl.model import ServiceView, VipView
 from lbctl.reconcile.addresses import AddressTracker
+from lbctl.reconcile.shown import ShownIndex
 from lbctl.reconcile.vip import VipTracker
 from lbctl.vipaddress import AddressRecordView
 
@@ -48,15 +49,24 @@ def rows_and_allocator(
     services: list[JSON],
     records: list[JSON],
     namespace: str | None = None,
+    load_balancer_class: str | None = None,
 ) -> tuple[list[Row], Allocator]:
     """One row per Vip, and one per address record naming a holder in ``namespace`` (None:
-    any) whose address no Vip shows; the allocator holds both."""
+    any) whose address no Vip shows; the allocator holds both, and the addresses shown by
+    Services the instance of ``load_balancer_class`` does not manage, as the controller's."""
     allocator = Allocator(pools)
     tracker = VipTracker(allocator, lambda _: None, lambda _: None, lambda: None)
+    AddressTracker(allocator, lambda _: None, lambda: None).replay(records)
     ordered = sorted(vips, key=by_age)
     for raw in ordered:
         tracker("ADDED", None, raw)
-    AddressTracker(allocator, lambda _: None, lambda: None).replay(records)
+
+    def manages(service: ServiceView) -> bool:
+        return service.is_load_balancer and service.load_balancer_class == load_balancer_class
+
+    shown = ShownIndex(allocator, manages)
+    for raw in services:
+        shown("ADDED", None, raw)
     by_key = {object_key(raw): raw for raw in services}
     rows = []
     for raw in ordered:
@@ -85,11 +95,18 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-async def render(client: KubeClient, pools: tuple[Pool, ...], namespace: str | None) -> str:
+async def render(
+    client: KubeClient,
+    pools: tuple[Pool, ...],
+    namespace: str | None,
+    load_balancer_class: str | None = None,
+) -> str:
     vips, _ = await client.list(VIPS, namespace)
     services, _ = await client.list(SERVICES, namespace)
     records, _ = await client.list(VIP_ADDRESSES, None)
-    rows, allocator = rows_and_allocator(pools, vips, services, records, namespace)
+    rows, allocator = rows_and_allocator(
+        pools, vips, services, records, namespace, load_balancer_class
+    )
     pool_rows = [
         [s.name, f"IPv{s.version}", str(s.total), str(s.in_use), str(s.free)]
         for s in allocator.stats()

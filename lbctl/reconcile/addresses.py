@@ -299,13 +299,20 @@ class AddressRecords:
         """The Service records this instance (of ``load_balancer_class``) made for ``key``."""
         return self._tracker.recorded(key, "Service", load_balancer_class)
 
-    async def prune(self, service: ServiceView, keep: list[IPAddress]) -> float | None:
+    async def prune(
+        self,
+        service: ServiceView,
+        keep: list[IPAddress],
+        showing: Callable[[IPAddress], set[str]] = lambda _: set(),
+    ) -> float | None:
         """Release records naming the Service (or an earlier Service of its name) for
         addresses it neither keeps nor shows: lost replies, moves, split-brain leftovers,
         records edited by hand.  A record of this very Service younger than ``PRUNE_AFTER``
         is left alone: another process may be between claiming it and showing it.  So is one
-        for an address another Service's Vip records (a record edited by hand): the address
-        stays taken, and that Service says so in an Event."""
+        naming only this Service for an address another Service shows (``showing``: the keys
+        of the Services showing an address; a record edited by hand): the address stays
+        taken, that Service says so in an Event, and the prune is tried again later.  The
+        seconds until a record left alone may be pruned, or None."""
         shown = set(service.held_addresses())
         later: float | None = None
         mine = {service.key, secondary_owner(service.key)}
@@ -313,12 +320,14 @@ class AddressRecords:
             if address in keep or (address in shown and uid == service.uid):
                 continue
             record = self.cached(address)
-            others = [a.owner for a in self._allocator.holders(address) if a.owner not in mine]
+            others = showing(address) - mine
             if others and record is not None and record.holder_keys <= mine:
                 # A record edited by hand to name only this Service, for an address another
-                # Service's Vip records: deleting it would free an address in use.
-                log.warning("address record names a service that does not hold it",
-                            address=str(address), service=service.key, held_by=others)  # fmt: skip
+                # Service shows: deleting it would free an address in use.
+                log.warning("address record names a service that does not show it",
+                            address=str(address), service=service.key,
+                            shown_by=sorted(others))  # fmt: skip
+                later = min(PRUNE_AFTER, later or PRUNE_AFTER)
                 continue
             wait = _time_left(record, PRUNE_AFTER) if uid == service.uid and record else 0.0
             if wait > 0:

@@ -18,7 +18,7 @@ from lbctl.model import (
     IPAddress,
     ServiceView,
     VipView,
-    parse_ip,
+    parse_shown,
 )
 from lbctl.reconcile.adc_step import ingress_entries
 from lbctl.reconcile.records import ALLOCATED, vip_status
@@ -69,7 +69,7 @@ def unshown(service: ServiceView, ours: set[IPAddress], mark: str) -> dict[str, 
     Another controller's finalizer, annotations and status stay."""
     metadata: dict[str, Any] = {}
     annotations: dict[str, None] = {}
-    if parse_ip(service.annotations.get(VIP_ANNOTATION)) in ours:
+    if parse_shown(service.annotations.get(VIP_ANNOTATION)) in ours:
         annotations[VIP_ANNOTATION] = None
     if service.annotations.get(CLASS_ANNOTATION) == mark:
         annotations[CLASS_ANNOTATION] = None
@@ -109,7 +109,7 @@ def marked(
         return vip.load_balancer_class == load_balancer_class
     if service.uid in recorded_uids:
         return True
-    if held is not None and held == parse_ip(service.annotations.get(VIP_ANNOTATION)):
+    if held is not None and held == parse_shown(service.annotations.get(VIP_ANNOTATION)):
         return True
     foreign = service.is_load_balancer and service.load_balancer_class != load_balancer_class
     return not foreign and service.annotations.get(CLASS_ANNOTATION) == (load_balancer_class or "")

@@ -19,6 +19,7 @@ from lbctl.kube.client import VIPS, KubeClient
 from lbctl.kube.errors import AlreadyExists, Invalid, KubeError, NotFound
 from lbctl.kube.informer import Informer
 from lbctl.model import (
+    CLASS_ANNOTATION,
     IPAddress,
     ServiceView,
     VipView,
@@ -113,6 +114,18 @@ class VipRecords:
         if vip.service_uid not in (None, service.uid):
             return None
         return vip
+
+    async def adopt(self, vip: VipView, load_balancer_class: str | None) -> VipView:
+        """Mark a Vip made by an lbctl instance of another class (its Service changed class
+        while that instance was down) as this instance's: its class annotation names this
+        class (none for the class-less instance), so the other no longer takes the Service
+        for its own.  The Vip as written."""
+        if vip.load_balancer_class == load_balancer_class:
+            return vip
+        patch = {"metadata": {"annotations": {CLASS_ANNOTATION: load_balancer_class}}}
+        updated = await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+        log.info("vip adopted", vip=vip.key, load_balancer_class=load_balancer_class or "")
+        return VipView.from_raw(updated)
 
     def name_taken(self, service: ServiceView) -> bool:
         """A Vip of the Service's name exists that lbctl neither made nor may take over."""

@@ -147,6 +147,8 @@ class ServiceReconciler:
             return Requeue(RETRY_PENDING_AFTER)
         if vip is None:
             await self.records.delete_orphan(service.namespace, service.name, service.uid)
+        else:
+            vip = await self.records.adopt(vip, self._class)
         proven: set[IPAddress] = set()
         """Addresses whose record a write of this reconcile made name the Service."""
         recorded = vip.address if vip is not None else self.records.created_but_not_cached(service)
@@ -184,7 +186,7 @@ class ServiceReconciler:
             )
             prune_later = None
         else:
-            prune_later = await self.addresses.prune(service, addresses)
+            prune_later = await self.addresses.prune(service, addresses, self.shown.showing)
         try:
             if self._adc is not None:
                 written += await self._adc.ensure(raw, service, addresses)
@@ -281,7 +283,9 @@ class ServiceReconciler:
     ) -> Requeue | None:
         """Make the wait visible and durable: the finalizer, and a Vip saying Pending."""
         written = await self._add_finalizer(service)
-        prune_later = await self.addresses.prune(service, [])  # e.g. a record edited by hand
+        prune_later = await self.addresses.prune(
+            service, [], self.shown.showing
+        )  # e.g. a record edited by hand
         status = vip_status(PENDING, why.condition, why.message, None)
         if vip is None:
             await self.records.create(service, None, status)

@@ -86,6 +86,10 @@ class ShownIndex:
                 for address in addresses:
                     self._allocator.block(address, key)
 
+    def showing(self, address: IPAddress) -> set[str]:
+        """The Services that show ``address``."""
+        return set(self._by_address.get(address, ()))
+
     def others(self, address: IPAddress, key: str) -> set[str]:
         """The Services other than ``key`` that show ``address``."""
         return self._by_address.get(address, set()) - {key}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lbctl.kube.client import JSON, SERVICES, VIPS, KubeClient
+from lbctl.kube.client import JSON, SERVICES, VIP_ADDRESSES, VIPS, KubeClient
 from lbctl.kube.errors import NotFound
 from lbctl.model import CLASS_ANNOTATION, LB_FINALIZER, VIP_ANNOTATION
 from lbctl.nitro.client import Credentials, NitroClient
@@ -20,6 +20,7 @@ from tests.integration.conftest import (
     StartLbctl,
     load_balancer,
     settled,
+    shown_ip,
     wait_for_ip,
 )
 from tests.integration.invariants import ShownAddresses
@@ -312,7 +313,9 @@ async def test_a_class_mark_copied_onto_another_controllers_service_is_no_mark(
     assert ingress(exported) == [OTHER_IP]
 
 
-@pytest.mark.parametrize("spelling", ["10.77.30.1", "10.77.30.01"])
+@pytest.mark.parametrize(
+    "spelling", ["10.77.30.1", "10.77.30.01", "10.77.30.0001", "::ffff:10.77.30.1"]
+)
 async def test_an_address_another_controller_shows_is_given_to_nobody_while_it_does(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl, spelling: str
 ) -> None:
@@ -346,3 +349,84 @@ async def vip_pending(kube: KubeClient, namespace: str, name: str) -> bool:
         vip = await kube.get(VIPS, namespace, name)
         return (vip.get("status") or {}).get("state") == "Pending"
     return False
+
+
+async def flip_to_class_less(kube: KubeClient, namespace: str, name: str) -> None:
+    """LoadBalancer of class x -> ClusterIP -> LoadBalancer with no class."""
+    await kube.patch(SERVICES, namespace, name, {"spec": {"type": "ClusterIP"}})
+    spec = {"type": "LoadBalancer", "loadBalancerClass": None}
+    await kube.patch(SERVICES, namespace, name, {"spec": spec})
+
+
+@pytest.mark.parametrize(
+    "then", ["classed_instance_returns", "leaves_type_load_balancer", "deleted"]
+)
+async def test_a_service_another_instance_took_over_is_that_instances(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, then: str
+) -> None:
+    """flip was the classed instance's (class x); while that instance is down it becomes a
+    class-less LoadBalancer, and the class-less instance takes it over, keeping its address
+    and adopting the Vip (its class annotation rewritten).  Then: the classed instance, back,
+    leaves it alone; or it leaves type LoadBalancer and the class-less instance releases it
+    all; or it is deleted and not left Terminating."""
+    pool = '["10.77.41.0/29"]'
+    classed = await start_lbctl(pool, load_balancer_class="lbctl.io/x")
+    await kube.create(SERVICES, namespace, of_class("flip", "lbctl.io/x"))
+    ip = await wait_for_ip(kube, namespace, "flip")
+    await classed.stop()
+    await flip_to_class_less(kube, namespace, "flip")
+    plain = await start_lbctl(pool)
+    assert await wait_for_ip(kube, namespace, "flip") == ip
+
+    async def record_is_class_less() -> bool:
+        record = await kube.get(VIP_ADDRESSES, None, ip)
+        return all(not h.get("loadBalancerClass") for h in record["spec"]["holders"])
+
+    await eventually(record_is_class_less, what="the class-less instance holds the record")
+    vip = await kube.get(VIPS, namespace, "flip")
+    assert CLASS_ANNOTATION not in (vip["metadata"].get("annotations") or {})
+
+    if then == "classed_instance_returns":
+        before = await kube.get(SERVICES, namespace, "flip")
+        async with ShownAddresses(kube, namespace) as watch:
+            back = await start_lbctl(pool, load_balancer_class="lbctl.io/x")
+            await eventually(back.runtime.leading.is_set, what="classed instance leads")
+            label = {"metadata": {"labels": {"touched": "yes"}}}
+            await settled(back, lambda: kube.patch(SERVICES, namespace, "flip", label))
+            again = {"metadata": {"labels": {"touched": "again"}}}  # a change: a new event
+            await settled(plain, lambda: kube.patch(SERVICES, namespace, "flip", again))
+        after = await kube.get(SERVICES, namespace, "flip")
+        assert shown_ip(after) == ip, (shown_ip(after), after["metadata"], after.get("status"))
+        assert after["metadata"]["annotations"].get(CLASS_ANNOTATION) == ""
+        assert before["metadata"]["finalizers"] == after["metadata"]["finalizers"]
+        assert not watch.violations, watch.violations
+    elif then == "deleted":
+        await kube.patch(SERVICES, namespace, "flip", {"spec": {"type": "ClusterIP"}})
+        await settled(plain, lambda: kube.delete(SERVICES, namespace, "flip"))
+
+        async def gone() -> bool:
+            with contextlib.suppress(NotFound):
+                await kube.get(SERVICES, namespace, "flip")
+                return False
+            return True
+
+        await eventually(gone, within=15, what="flip deleted (not stuck Terminating)")
+    else:
+        await settled(plain, lambda: kube.patch(SERVICES, namespace, "flip",
+                                                {"spec": {"type": "ClusterIP"}}))  # fmt: skip
+
+        async def released() -> bool:
+            meta = (await kube.get(SERVICES, namespace, "flip"))["metadata"]
+            return LB_FINALIZER not in (meta.get("finalizers") or []) and VIP_ANNOTATION not in (
+                meta.get("annotations") or {}
+            )
+
+        await eventually(released, within=15, what="flip released (finalizer, annotation)")
+
+        async def record_gone() -> bool:
+            with contextlib.suppress(NotFound):
+                await kube.get(VIP_ADDRESSES, None, ip)
+                return False
+            return True
+
+        await eventually(record_gone, within=15, what="the address record released")

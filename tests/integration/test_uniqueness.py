@@ -20,6 +20,7 @@ from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.client import (
     EVENTS,
+    JSON,
     SERVICES,
     VIP_ADDRESSES,
     VIPS,
@@ -514,3 +515,45 @@ async def test_a_record_edited_to_name_another_service_keeps_the_address_taken(
     record = await kube.get(VIP_ADDRESSES, None, ip_a)
     assert [h["name"] for h in record["spec"]["holders"]] == ["b"]
     assert not watch.violations, watch.violations
+
+
+FRONTEND_IP = "service.citrix.com/frontend-ip"
+
+
+def requesting(name: str, address: str) -> JSON:
+    service = load_balancer(name)
+    service["metadata"]["annotations"] = {FRONTEND_IP: address}
+    return service
+
+
+async def test_a_claimer_that_leaves_a_reservation_leaves_no_record_behind(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """claimer takes the address of reservation Vip kept (.1), then asks for .5 and moves;
+    kept is deleted.  claimer's record of .1 goes (a reservation Vip shows nothing, so it is
+    no reason to keep the record), and a Service asking for .1 gets it."""
+    running = await start_lbctl('["10.77.42.0/29"]')
+    reservation = {"apiVersion": "ipam.citrix.com/v1", "kind": "Vip",
+                   "metadata": {"name": "kept"}, "spec": {"ipaddress": "10.77.42.1"}}  # fmt: skip
+    await kube.create(VIPS, namespace, reservation)
+    await kube.create(SERVICES, namespace, requesting("claimer", "10.77.42.1"))
+    assert await wait_for_ip(kube, namespace, "claimer") == "10.77.42.1"
+    patch = {"metadata": {"annotations": {FRONTEND_IP: "10.77.42.5"}}}
+    await kube.patch(SERVICES, namespace, "claimer", patch)
+
+    async def moved() -> bool:
+        return shown_ip(await kube.get(SERVICES, namespace, "claimer")) == "10.77.42.5"
+
+    await eventually(moved, what="claimer moved to .5")
+    await settled(running, lambda: kube.delete(VIPS, namespace, "kept"))
+    await kube.create(SERVICES, namespace, requesting("late", "10.77.42.1"))
+
+    async def record_holders() -> list[str]:
+        with contextlib.suppress(NotFound):
+            record = await kube.get(VIP_ADDRESSES, None, "10.77.42.1")
+            return [h["name"] for h in record["spec"]["holders"]]
+        return []
+
+    assert await wait_for_ip(kube, namespace, "late", within=25) == "10.77.42.1", (
+        await record_holders()
+    )
