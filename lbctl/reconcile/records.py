@@ -246,13 +246,15 @@ class VipRecords:
         self, namespace: str, name: str, service_uid: str | None
     ) -> Allocation | None:
         """Delete the managed Vip of this name unless it belongs to Service ``service_uid``;
-        the allocation it released, if any."""
+        the allocation it released, if any.  lbctl names the Vip it makes after its Service,
+        so a managed Vip whose ``spec.service`` was edited by hand to name another Service is
+        still this one's (and goes with it)."""
         key = f"{namespace}/{name}"
         raw = self._vips.get(key)
         if raw is None:
             return await self._delete_uncached(key, namespace, name, service_uid)
         vip = VipView.from_raw(raw)
-        if not vip.managed or vip.service != name:
+        if not vip.managed or (vip.service != name and service_uid is not None):
             return None
         if service_uid is not None and vip.service_uid in (None, service_uid):
             return None

@@ -557,3 +557,20 @@ async def test_a_claimer_that_leaves_a_reservation_leaves_no_record_behind(
     assert await wait_for_ip(kube, namespace, "late", within=25) == "10.77.42.1", (
         await record_holders()
     )
+
+
+async def test_a_vip_edited_to_name_another_service_goes_with_its_own_service(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Vip a's spec.service is edited by hand to say b; then Service a is deleted.  The Vip
+    lbctl made for a (its name says so) goes with it, and the waiting b gets the address."""
+    await start_lbctl('["10.77.35.7"]')
+    await kube.create(SERVICES, namespace, load_balancer("a"))
+    ip = await wait_for_ip(kube, namespace, "a")
+    await kube.create(SERVICES, namespace, load_balancer("b"))  # waits: the pool is exhausted
+    await eventually(lambda: vip_state(kube, namespace, "b"), what="b waits")
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.patch(VIPS, namespace, "a", {"spec": {"service": "b"}})
+        await kube.delete(SERVICES, namespace, "a")
+        assert await wait_for_ip(kube, namespace, "b") == ip
+    assert not watch.violations, watch.violations
