@@ -185,7 +185,12 @@ class Follow:
             self.waiting.add(service.key)
             return current
         try:
-            if wanted == current or not await self._hold(raw, service, wanted, proven, sharing):
+            if wanted == current:  # a clash only the record knows of: the index offers it again
+                message = f"{why}, and no other address fits; keeping {current}"
+                await self._recorder.record(raw, "Warning", "AllocationFailed", message)
+                self.waiting.add(service.key)
+                return current
+            if not await self._hold(raw, service, wanted, proven, sharing):
                 return current
         finally:
             self._allocator.release(placeholder)
