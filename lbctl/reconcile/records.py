@@ -120,8 +120,8 @@ class VipRecords:
         while that instance was down) as this instance's: its class annotation names this
         class (none for the class-less instance), so the other no longer takes the Service
         for its own.  The Vip as written."""
-        if vip.load_balancer_class == load_balancer_class:
-            return vip
+        if not vip.managed or vip.load_balancer_class == load_balancer_class:
+            return vip  # a Vip made by hand is the user's to mark
         patch = {"metadata": {"annotations": {CLASS_ANNOTATION: load_balancer_class}}}
         updated = await self._client.patch(VIPS, vip.namespace, vip.name, patch)
         log.info("vip adopted", vip=vip.key, load_balancer_class=load_balancer_class or "")
