@@ -115,7 +115,7 @@ def parse_shown(text: Any) -> IPAddress | None:
     octets = text.split(".")
     if len(octets) == 4 and all(o.isascii() and o.isdigit() for o in octets):
         with contextlib.suppress(ValueError):
-            return ipaddress.IPv4Address(".".join(str(int(o)) for o in octets))
+            return ipaddress.IPv4Address(".".join(o.lstrip("0") or "0" for o in octets))
     with contextlib.suppress(ValueError):
         return ipaddress.IPv6Address(text).ipv4_mapped
     return None

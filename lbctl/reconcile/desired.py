@@ -100,15 +100,19 @@ def marked(
     a Vip made for this very Service (same name and UID) by an instance of that class (a Vip
     with no class is the class-less instance's); an address record an instance of its class
     claimed for this Service (``recorded_uids``: the holder UIDs of those records; it
-    outlives a Vip deleted by hand); ``com.citrix.vip`` naming the address it ``held`` for
-    the Service; or its class annotation, unless the Service is now a LoadBalancer of
-    another class (anyone can copy an annotation, and that controller's finalizer must
-    stay).  The standard finalizer is no proof: other controllers use it too."""
-    made_for_it = vip is not None and vip.managed and vip.service == service.name
-    if made_for_it and vip is not None and vip.service_uid == service.uid:
+    outlives a Vip deleted by hand); and, with no Vip of lbctl's of its name (the index
+    holds other instances' Vips' addresses too), ``com.citrix.vip`` naming the address it
+    ``held`` for the Service, or its class annotation unless the Service is now a
+    LoadBalancer of another class (anyone can copy an annotation, and that controller's
+    finalizer must stay).  The standard finalizer is no proof: other controllers use it."""
+    made = vip is not None and vip.managed
+    if made and vip is not None and vip.service_uid == service.uid:
+        # Made for this very Service (even if its spec.service was edited by hand).
         return vip.load_balancer_class == load_balancer_class
     if service.uid in recorded_uids:
         return True
+    if made:
+        return False  # the index holds an address for another instance's Vip too
     if held is not None and held == parse_shown(service.annotations.get(VIP_ANNOTATION)):
         return True
     foreign = service.is_load_balancer and service.load_balancer_class != load_balancer_class

@@ -109,22 +109,32 @@ class VipRecords:
         if raw is None:
             return None
         vip = VipView.from_raw(raw)
-        if vip.deleting or vip.service not in (None, service.name):
+        made_for_it = vip.managed and vip.service_uid == service.uid  # spec.service edited?
+        if vip.deleting or (vip.service not in (None, service.name) and not made_for_it):
             return None
         if vip.service_uid not in (None, service.uid):
             return None
         return vip
 
-    async def adopt(self, vip: VipView, load_balancer_class: str | None) -> VipView:
-        """Mark a Vip made by an lbctl instance of another class (its Service changed class
-        while that instance was down) as this instance's: its class annotation names this
-        class (none for the class-less instance), so the other no longer takes the Service
-        for its own.  The Vip as written."""
-        if not vip.managed or vip.load_balancer_class == load_balancer_class:
-            return vip  # a Vip made by hand is the user's to mark
-        patch = {"metadata": {"annotations": {CLASS_ANNOTATION: load_balancer_class}}}
+    async def adopt(
+        self, vip: VipView, service: ServiceView, load_balancer_class: str | None
+    ) -> VipView:
+        """Make a Vip lbctl made for ``service`` say so again: its class annotation names this
+        instance's class (none for the class-less one) after the Service changed class while
+        another instance had it, so that one no longer takes the Service for its own; and
+        ``spec.service`` names the Service again after a hand edit.  The Vip as written."""
+        metadata: dict[str, Any] = {}
+        spec: dict[str, Any] = {}
+        if vip.managed and vip.load_balancer_class != load_balancer_class:
+            metadata["annotations"] = {CLASS_ANNOTATION: load_balancer_class}
+        if vip.managed and vip.service not in (None, service.name):
+            spec["service"] = service.name
+        if not metadata and not spec:
+            return vip  # in place, or a Vip made by hand: the user's to mark
+        patch = {"metadata": metadata, "spec": spec}
         updated = await self._client.patch(VIPS, vip.namespace, vip.name, patch)
-        log.info("vip adopted", vip=vip.key, load_balancer_class=load_balancer_class or "")
+        log.info("vip adopted", vip=vip.key, load_balancer_class=load_balancer_class or "",
+                 service=service.name)  # fmt: skip
         return VipView.from_raw(updated)
 
     def name_taken(self, service: ServiceView) -> bool:

@@ -148,7 +148,7 @@ class ServiceReconciler:
         if vip is None:
             await self.records.delete_orphan(service.namespace, service.name, service.uid)
         else:
-            vip = await self.records.adopt(vip, self._class)
+            vip = await self.records.adopt(vip, service, self._class)
         proven: set[IPAddress] = set()
         """Addresses whose record a write of this reconcile made name the Service."""
         recorded = vip.address if vip is not None else self.records.created_but_not_cached(service)

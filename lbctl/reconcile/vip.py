@@ -61,6 +61,8 @@ class VipTracker:
             return
         if vip.service:
             self._enqueue_service(f"{vip.namespace}/{vip.service}")
+        if vip.managed and vip.service != vip.name:
+            self._enqueue_service(vip.key)  # lbctl names a Vip after its Service
         self._enqueue_vip(vip.key)
 
     def _observe(self, vip: VipView) -> None:

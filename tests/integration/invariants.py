@@ -19,14 +19,14 @@ from typing import Any
 
 from lbctl.kube.client import SERVICES, VIP_ADDRESSES, KubeClient
 from lbctl.kube.errors import KubeError
-from lbctl.model import ServiceView, parse_ip
+from lbctl.model import ServiceView, parse_shown
 from tests.waiting import problems_left
 
 
 def _shown(service: ServiceView) -> set[str]:
     """The addresses the Service shows, canonical (``10.0.0.01`` is ``10.0.0.1``)."""
     texts = {service.annotations.get("com.citrix.vip"), *service.ingress_ips}
-    return {str(parse_ip(t) or t) for t in texts if t}
+    return {str(parse_shown(t) or t) for t in texts if t}
 
 
 class ShownAddresses:

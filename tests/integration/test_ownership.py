@@ -430,3 +430,30 @@ async def test_a_service_another_instance_took_over_is_that_instances(
             return True
 
         await eventually(record_gone, within=15, what="the address record released")
+
+
+async def test_a_classed_services_vip_edited_by_hand_stays_that_instances(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Vip a (made by the class x instance) gets spec.service: b by hand.  The class-less
+    instance, whose index also holds a's address, must not take a for its own (it stripped
+    a and deleted its Vip); the class x instance writes the Vip back."""
+    pool = '["10.77.43.0/29"]'
+    classed = await start_lbctl(pool, load_balancer_class="lbctl.io/x")
+    plain = await start_lbctl(pool)
+    await kube.create(SERVICES, namespace, of_class("a", "lbctl.io/x"))
+    ip = await wait_for_ip(kube, namespace, "a")
+    vip_uid = (await kube.get(VIPS, namespace, "a"))["metadata"]["uid"]
+    async with ShownAddresses(kube, namespace) as watch:
+        await settled(classed, lambda: kube.patch(VIPS, namespace, "a", {"spec": {"service": "b"}}))
+        label = {"metadata": {"labels": {"touched": "yes"}}}
+        await settled(plain, lambda: kube.patch(SERVICES, namespace, "a", label))
+        await settled(classed, lambda: kube.patch(SERVICES, namespace, "a", {"metadata": {
+            "labels": {"touched": "again"}}}))  # fmt: skip
+    vip = await kube.get(VIPS, namespace, "a")
+    assert (vip["metadata"]["uid"], vip["spec"]["service"]) == (vip_uid, "a")
+    a = await kube.get(SERVICES, namespace, "a")
+    assert (shown_ip(a), a["metadata"]["finalizers"]) == (ip, [LB_FINALIZER])
+    reasons = {e["reason"] for e in await events_for(kube, namespace, "a")}
+    assert not reasons & {"DeletingLoadBalancer", "DeletedLoadBalancer"}, reasons
+    assert not watch.violations, watch.violations

@@ -569,3 +569,27 @@ async def test_a_vip_edited_to_name_another_service_goes_with_its_own_service(
         await kube.delete(SERVICES, namespace, "a")
         assert await wait_for_ip(kube, namespace, "b") == ip
     assert not watch.violations, watch.violations
+
+
+async def test_a_vip_edited_to_name_another_service_is_written_back_while_its_own_lives(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """Vip a's spec.service is edited by hand to say b while Service a lives: lbctl writes it
+    back (it retried creating a Vip that exists, once a second, for ever), a keeps its
+    address, and the waiting b does not get it."""
+    await start_lbctl('["10.77.35.8"]')
+    await kube.create(SERVICES, namespace, load_balancer("a"))
+    ip = await wait_for_ip(kube, namespace, "a")
+    await kube.create(SERVICES, namespace, load_balancer("b"))  # waits: the pool is exhausted
+    await eventually(lambda: vip_state(kube, namespace, "b"), what="b waits")
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.patch(VIPS, namespace, "a", {"spec": {"service": "b"}})
+
+        async def written_back() -> bool:
+            vip = await kube.get(VIPS, namespace, "a")
+            return bool(vip["spec"]["service"] == "a" and vip["spec"]["ipaddress"] == ip)
+
+        await eventually(written_back, what="Vip a names a again")
+    assert shown_ip(await kube.get(SERVICES, namespace, "a")) == ip
+    assert shown_ip(await kube.get(SERVICES, namespace, "b")) is None
+    assert not watch.violations, watch.violations

@@ -107,6 +107,8 @@ def test_marks_that_make_a_service_lbctls() -> None:
     assert desired.marked(plain, None, None, {"uid-web"}, None)
     shown = service(annotations={VIP_ANNOTATION: "10.0.0.2"})
     assert desired.marked(shown, None, None, set(), B)
+    # Held in the index from another instance's Vip for it (its spec.service edited): no mark.
+    assert not desired.marked(shown, None, vip(cls="gold"), set(), B)
     assert not desired.marked(shown, None, None, set(), A)
     assert not desired.marked(plain, None, None, set(), None)
 
