@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import secrets
-from collections.abc import AsyncIterator
-
 import pytest
 
-from lbctl.kube.client import EVENTS, JSON, NAMESPACES, SERVICES, VIP_ADDRESSES, VIPS, KubeClient
+from lbctl.kube.client import EVENTS, JSON, SERVICES, VIP_ADDRESSES, VIPS, KubeClient
 from lbctl.kube.errors import NotFound
 from lbctl.metrics import RuntimeCollector
 from lbctl.model import LB_FINALIZER, SERVICE_UID_ANNOTATION
 from tests.integration.conftest import (
     StartLbctl,
-    empty_namespace,
     load_balancer,
     shown_ip,
     wait_for_ip,
@@ -34,16 +29,6 @@ def untouched(service: JSON) -> bool:
 async def events_for(kube: KubeClient, namespace: str, name: str) -> list[JSON]:
     items, _ = await kube.list(EVENTS, namespace)
     return [e for e in items if e["involvedObject"]["name"] == name]
-
-
-@pytest.fixture
-async def other_namespace(kube: KubeClient) -> AsyncIterator[str]:
-    name = f"other-{secrets.token_hex(3)}"
-    await kube.create(NAMESPACES, None, {"metadata": {"name": name}})
-    yield name
-    await empty_namespace(kube, name)
-    with contextlib.suppress(NotFound):
-        await kube.delete(NAMESPACES, None, name)
 
 
 async def test_services_of_another_class_are_never_touched(
@@ -142,15 +127,15 @@ async def test_exhaustion_is_reported_and_resolved_when_an_address_frees(
 
 
 async def test_namespace_flag_limits_what_is_managed(
-    kube: KubeClient, namespace: str, other_namespace: str, start_lbctl: StartLbctl
+    kube: KubeClient, namespace: str, second_namespace: str, start_lbctl: StartLbctl
 ) -> None:
     """--namespace: Services elsewhere are not seen at all."""
     await start_lbctl(namespace=namespace)
-    await kube.create(SERVICES, other_namespace, load_balancer("elsewhere"))
+    await kube.create(SERVICES, second_namespace, load_balancer("elsewhere"))
     await kube.create(SERVICES, namespace, load_balancer("here"))
     await wait_for_ip(kube, namespace, "here")
 
-    assert untouched(await kube.get(SERVICES, other_namespace, "elsewhere"))
+    assert untouched(await kube.get(SERVICES, second_namespace, "elsewhere"))
     assert shown_ip(await kube.get(SERVICES, namespace, "here"))
 
 

@@ -560,10 +560,7 @@ async def test_a_vip_edited_to_name_another_service_goes_with_its_own_service(
     """Vip a's spec.service is edited by hand to say b; then Service a is deleted.  The Vip
     lbctl made for a (its name says so) goes with it, and the waiting b gets the address."""
     await start_lbctl('["10.77.35.7"]')
-    await kube.create(SERVICES, namespace, load_balancer("a"))
-    ip = await wait_for_ip(kube, namespace, "a")
-    await kube.create(SERVICES, namespace, load_balancer("b"))  # waits: the pool is exhausted
-    await eventually(lambda: vip_state(kube, namespace, "b"), what="b waits")
+    ip = await a_holds_b_waits(kube, namespace)
     async with ShownAddresses(kube, namespace) as watch:
         await kube.patch(VIPS, namespace, "a", {"spec": {"service": "b"}})
         await kube.delete(SERVICES, namespace, "a")
@@ -578,10 +575,7 @@ async def test_a_vip_edited_to_name_another_service_is_written_back_while_its_ow
     back (it retried creating a Vip that exists, once a second, for ever), a keeps its
     address, and the waiting b does not get it."""
     await start_lbctl('["10.77.35.8"]')
-    await kube.create(SERVICES, namespace, load_balancer("a"))
-    ip = await wait_for_ip(kube, namespace, "a")
-    await kube.create(SERVICES, namespace, load_balancer("b"))  # waits: the pool is exhausted
-    await eventually(lambda: vip_state(kube, namespace, "b"), what="b waits")
+    ip = await a_holds_b_waits(kube, namespace)
     async with ShownAddresses(kube, namespace) as watch:
         await kube.patch(VIPS, namespace, "a", {"spec": {"service": "b"}})
 
@@ -593,3 +587,12 @@ async def test_a_vip_edited_to_name_another_service_is_written_back_while_its_ow
     assert shown_ip(await kube.get(SERVICES, namespace, "a")) == ip
     assert shown_ip(await kube.get(SERVICES, namespace, "b")) is None
     assert not watch.violations, watch.violations
+
+
+async def a_holds_b_waits(kube: KubeClient, namespace: str) -> str:
+    """In a one-address pool: a gets the address, b waits for it; the address."""
+    await kube.create(SERVICES, namespace, load_balancer("a"))
+    ip = await wait_for_ip(kube, namespace, "a")
+    await kube.create(SERVICES, namespace, load_balancer("b"))
+    await eventually(lambda: vip_state(kube, namespace, "b"), what="b waits")
+    return ip
