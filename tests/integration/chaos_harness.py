@@ -19,6 +19,7 @@ from typing import Any
 from lbctl.adc.plan import Node, plan_service
 from lbctl.adc.state import BINDING_RESOURCE, KEY_FIELD, OBJECT_KINDS
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
+from lbctl.ipam.allocator import Allocator
 from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.client import NODES, SERVICES, VIPS, KubeClient
 from lbctl.kube.errors import KubeError
@@ -167,6 +168,8 @@ async def check_invariants(
         services += (await kube.list(SERVICES, each))[0]
         vips |= {view.key: view for view in map(VipView.from_raw, (await kube.list(VIPS, each))[0])}
     by_address: dict[str, list[ServiceView]] = {}
+    exhausted: list[str] = []
+    """Services pending because the pool is exhausted: wrong while an address is free."""
     desired: dict[str, set[str]] = {kind: set() for kind in (*OBJECT_KINDS, "member")}
     lb_names = set()
     for raw in services:
@@ -181,6 +184,8 @@ async def check_invariants(
         if not service.ingress_ips:
             if vip is None or vip.status.get("state") != "Pending":
                 problems.append(f"{service.key}: no address and no Pending Vip saying why")
+            elif (vip.status.get("conditions") or [{}])[0].get("reason") == "PoolExhausted":
+                exhausted.append(service.key)
             continue
         ip = service.ingress_ips[0]
         if annotation != ip or vip is None or vip.address_text != ip:
@@ -193,6 +198,10 @@ async def check_invariants(
         for key in plan.objects:
             if key.kind in desired:
                 desired[key.kind].add(key.name if key.kind != "member" else f"{key.name} {key.sub}")
+    total = sum(stats.total for stats in Allocator(parse_vip_range(VIP_RANGE)).stats())
+    if exhausted and len(by_address) < total:
+        problems.append(f"{exhausted[:3]} wait for a free address, but only {len(by_address)} "
+                        f"of {total} are shown")  # fmt: skip
     for ip, holders in by_address.items():
         keys = {s.share_key for s in holders}
         ports = [p for s in holders for p in s.ports]
