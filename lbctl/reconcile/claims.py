@@ -92,13 +92,21 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
     kept = _keep_shown(allocator, service)
     if kept is not None:
         return kept
+    # A Service that shows an address it may not hold again (its Vip was lost meanwhile,
+    # and its key or ports no longer fit beside the address's holders) must move, as a
+    # sharer whose ports changed does, rather than wait showing it beside them.
+    version = service.families[0]
+    leaving = any(
+        a.version == version and allocator.pool_of(a) is not None for a in service.held_addresses()
+    )
     try:
         allocation = allocator.allocate(
             key,
             request.pool,
-            version=service.families[0],
+            version=version,
             share_key=service.share_key,
             ports=service.ports,
+            own_on_clash=leaving,
         )
         return Claimed(allocation.address, fresh=True)
     except PortConflict as err:

@@ -9,6 +9,7 @@ Service its own.  Every Service body is guarded by the resourceVersion it was de
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from lbctl.model import (
@@ -50,17 +51,22 @@ def shown(service: ServiceView, addresses: list[IPAddress], mark: str) -> dict[s
     return _guarded(service, metadata, status=ingress)
 
 
-def waiting(service: ServiceView, mark: str) -> dict[str, Any] | None:
+def waiting(
+    service: ServiceView, mark: str, withdrawn: AbstractSet[IPAddress] = frozenset()
+) -> dict[str, Any] | None:
     """The body that marks a Service waiting for an address as lbctl's (finalizer and class
-    mark); None when it has the finalizer.  The finalizer list is replaced whole, hence the
+    mark) and takes off what shows one of ``withdrawn`` (status and ``com.citrix.vip``);
+    None when nothing is to be written.  The finalizer list is replaced whole, hence the
     guard."""
-    if service.has_finalizer:
-        return None
-    metadata = {
-        "finalizers": [*service.finalizers, LB_FINALIZER],
-        "annotations": {CLASS_ANNOTATION: mark},
-    }
-    return _guarded(service, metadata)
+    metadata: dict[str, Any] = {}
+    if not service.has_finalizer:
+        metadata["finalizers"] = [*service.finalizers, LB_FINALIZER]
+        metadata["annotations"] = {CLASS_ANNOTATION: mark}
+    if parse_shown(service.annotations.get(VIP_ANNOTATION)) in withdrawn:
+        metadata.setdefault("annotations", {})[VIP_ANNOTATION] = None
+    if withdrawn & set(service.ingress_addresses()):
+        return _guarded(service, metadata, status={"loadBalancer": {"ingress": None}})
+    return _guarded(service, metadata) if metadata else None
 
 
 def unshown(service: ServiceView, ours: set[IPAddress], mark: str) -> dict[str, Any] | None:

@@ -13,7 +13,6 @@ records' writes in ``addresses``.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import structlog
 
 from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import SERVICES, KubeClient
-from lbctl.kube.errors import Conflict, KubeError, NotFound
+from lbctl.kube.errors import Conflict, KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.model import IPAddress, ServiceView, VipView
@@ -35,6 +34,7 @@ from lbctl.reconcile.dualstack import SecondFamily
 from lbctl.reconcile.follow import Follow
 from lbctl.reconcile.records import PENDING, VipRecords, vip_status
 from lbctl.reconcile.release import Release
+from lbctl.reconcile.sharers import Sharers
 from lbctl.reconcile.shown import ShownIndex
 
 log = structlog.get_logger(__name__)
@@ -81,6 +81,7 @@ class ServiceReconciler:
         self.shown = ShownIndex(allocator, self.handles, on_release)
         """Which Services show which address (fed by the Service informer); those lbctl does
         not manage block theirs in the allocator."""
+        self._sharers = Sharers(client, self.shown, addresses)
         self._second_family = SecondFamily(allocator, self.records, recorder)
         self.waiting: set[str] = set()
         """Services waiting for an address; requeued whenever one is released."""
@@ -174,7 +175,7 @@ class ServiceReconciler:
                 addresses.append(second)
             if waits:
                 self.waiting.add(service.key)
-        written = await self._publish(service, addresses, proven)
+        written = await self._publish(raw, service, addresses, proven)
         if isinstance(written, Requeue):
             return written
         if written:
@@ -282,7 +283,7 @@ class ServiceReconciler:
         self, service: ServiceView, vip: VipView | None, why: Unsatisfied
     ) -> Requeue | None:
         """Make the wait visible and durable: the finalizer, and a Vip saying Pending."""
-        written = await self._add_finalizer(service)
+        written = await self._mark_waiting(service)
         prune_later = await self.addresses.prune(
             service, [], self.shown.showing
         )  # e.g. a record edited by hand
@@ -326,18 +327,31 @@ class ServiceReconciler:
         else:
             self._superseded.pop(key, None)
 
-    async def _add_finalizer(self, service: ServiceView) -> list[str]:
-        """Mark a Service that waits for an address as lbctl's; the version written."""
-        body = desired.waiting(service, self._mark)
+    async def _mark_waiting(self, service: ServiceView) -> list[str]:
+        """Mark a Service that waits for an address as lbctl's; an address it still shows
+        that others show and may not share with it (its Vip was lost and a user's edit made
+        it conflict with them; they hold it) is taken off.  The version written."""
+        withdrawn = set()
+        for address in service.held_addresses():
+            if await self._sharers.conflict(service, address, among_others=False) is not None:
+                withdrawn.add(address)
+        body = desired.waiting(service, self._mark, withdrawn)
         if body is None:
             return []
+        if withdrawn:
+            log.warning("address withdrawn from a service that may not share it",
+                        service=service.key, addresses=sorted(map(str, withdrawn)))  # fmt: skip
         updated = await self._client.patch(
             SERVICES, service.namespace, service.name, body, subresource="status"
         )
         return [str(updated["metadata"]["resourceVersion"])]
 
     async def _publish(
-        self, service: ServiceView, addresses: list[IPAddress], proven: set[IPAddress]
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        addresses: list[IPAddress],
+        proven: set[IPAddress],
     ) -> list[str] | Requeue:
         """Step 4: show the addresses on the Service in one write to its status subresource,
         guarded by the resourceVersion the decision was made on.  The version written ([]
@@ -348,7 +362,11 @@ class ServiceReconciler:
             return []
         shown = set(service.ingress_addresses())
         for address in addresses:
-            if address not in shown and await self._shown_elsewhere(service, address):
+            conflict = None if address in shown else await self._sharers.conflict(service, address)
+            if conflict is not None:
+                message = f"{conflict}; waiting until it may be shown"
+                await self._recorder.record(raw, "Warning", "AddressInUse", message)
+                self.waiting.add(service.key)  # woken when one of them stops showing it
                 return Requeue(RETRY_PENDING_AFTER)
             fresh = address not in service.held_addresses() and address not in proven
             if fresh and not await self.addresses.confirm(service, address):
@@ -359,23 +377,3 @@ class ServiceReconciler:
         )
         log.info("service status written", service=service.key, addresses=[*map(str, addresses)])
         return [str(updated["metadata"]["resourceVersion"])]
-
-    async def _shown_elsewhere(self, service: ServiceView, address: IPAddress) -> bool:
-        """Whether another Service shows ``address`` and may not share it with this one (a
-        record edited by hand, or a sharer whose key or ports a user just changed): never
-        show it twice.  A sharer that looks compatible in the cache is read again (a quorum
-        read), so a user's edit the cache has not seen yet is not missed."""
-        for key in self.shown.others(address, service.key):
-            raw = self._services.get(key)
-            other = ServiceView.from_raw(raw) if raw is not None else None
-            if other is not None and desired.may_share(service, other):
-                with contextlib.suppress(NotFound):
-                    live = await self._client.get(SERVICES, other.namespace, other.name)
-                    other = ServiceView.from_raw(live)
-                    if address not in other.held_addresses() or desired.may_share(service, other):
-                        continue
-            log.warning("address shown by another service", service=service.key,
-                        address=str(address), shown_by=key)  # fmt: skip
-            self.waiting.add(service.key)
-            return True
-        return False

@@ -37,7 +37,10 @@ NAMES = [f"svc-{i:02d}" for i in range(40)]
 
 
 class Lbctl:
-    """One ``python -m lbctl`` process; ``kubeconfig`` other than the plane's, e.g. a proxy's."""
+    """One ``python -m lbctl`` process; ``kubeconfig`` other than the plane's, e.g. a proxy's.
+
+    It logs to ``<log's stem>-<identity>.log`` beside ``log`` (one file per identity, so
+    each line's writer is known; the lines' timestamps merge them)."""
 
     def __init__(
         self, plane: LocalControlPlane, url: str, log: Path, identity: str, leader: bool,
@@ -58,7 +61,8 @@ class Lbctl:
                      "--leader-elect-lease-name", "lbctl-chaos",
                      "--leader-elect-lease-duration", "4", "--leader-elect-renew-deadline", "3",
                      "--leader-elect-retry-period", "0.5"]  # fmt: skip
-        self._log = open(log, "ab")  # noqa: SIM115
+        self.log = log.with_name(f"{log.stem}-{identity}{log.suffix}")
+        self._log = open(self.log, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:

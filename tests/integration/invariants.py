@@ -8,6 +8,13 @@ key in one namespace with disjoint ports.  (A user's edit of a sharer's key or p
 an existing pair invalid; that is not lbctl's doing, and the end-state checks require lbctl to
 resolve it.)  End states hide short-lived duplicates; this sees each one, with the
 resourceVersion it arose at.
+
+lbctl writes a Service's status guarded by the resourceVersion it decided on, after reading
+the other showers from the apiserver.  A sharer edited after that version (a user's edit
+racing the write; no controller can order writes to two objects) is no violation: such a
+gain is counted in ``raced``, and the end-state checks require lbctl to resolve it.  An edit
+at or before that version lbctl could have seen, so a conflict with it is a violation.
+(ResourceVersions are compared as numbers: etcd revisions, which this local apiserver uses.)
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ class ShownAddresses:
         self._namespace = namespace
         self._views: dict[str, ServiceView] = {}
         self.violations: list[str] = []
+        self.raced: list[str] = []
+        """Gains that conflicted only with a sharer edited after the version written on."""
+        self._edited: dict[str, int] = {}
+        """Service key → resourceVersion at which its sharing key or ports last changed."""
         self.events = 0
         self._task: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
@@ -75,13 +86,19 @@ class ShownAddresses:
                     if event["type"] == "DELETED":
                         continue
                     view = self._views[key] = ServiceView.from_raw(obj)
+                    if before is None or _sharing(before) != _sharing(view):
+                        self._edited[key] = int(view.resource_version)
                     gained = _shown(view) - (_shown(before) if before is not None else set())
-                    self._check(str(obj["metadata"].get("resourceVersion")), gained)
+                    written_on = int(before.resource_version) if before is not None else 0
+                    self._check(view.resource_version, gained, key, written_on)
             except KubeError:
                 await asyncio.sleep(0.2)  # the apiserver restarting: list again
 
-    def _check(self, version: str, gained: set[str] | None = None) -> None:
-        """Check the addresses just ``gained`` by a Service (None: every address)."""
+    def _check(
+        self, version: str, gained: set[str] | None = None, gainer: str = "", written_on: int = 0
+    ) -> None:
+        """Check the addresses just ``gained`` by Service ``gainer``, whose previous version
+        was ``written_on`` (None: every address)."""
         by_address: dict[str, list[ServiceView]] = {}
         for view in self._views.values():
             for text in _shown(view):
@@ -89,11 +106,29 @@ class ShownAddresses:
         for address, holders in by_address.items():
             if len(holders) < 2 or (gained is not None and address not in gained):
                 continue
-            keys = {h.share_key for h in holders}
-            ports = [p for h in holders for p in h.ports]
-            if None in keys or len(keys) > 1 or len(ports) != len(set(ports)):
-                names = sorted(h.key for h in holders)
-                self.violations.append(f"{address} shown by {names} at resourceVersion {version}")
+            pairs = [(a, b) for i, a in enumerate(holders) for b in holders[i + 1 :]]
+            conflicts = [(a, b) for a, b in pairs if not _may_share(a, b)]
+            if not conflicts:
+                continue
+            names = sorted(h.key for h in holders)
+            message = f"{address} shown by {names} at resourceVersion {version}"
+            if gained is not None and all(
+                any(self._edited.get(h.key, 0) > written_on for h in pair if h.key != gainer)
+                for pair in conflicts
+            ):
+                self.raced.append(message)
+            else:
+                self.violations.append(message)
+
+
+def _sharing(view: ServiceView) -> tuple[str | None, frozenset[tuple[str, int]]]:
+    return view.share_key, view.ports
+
+
+def _may_share(one: ServiceView, two: ServiceView) -> bool:
+    return (
+        one.share_key is not None and one.share_key == two.share_key and not one.ports & two.ports
+    )
 
 
 async def leaked_records(kube: KubeClient, namespace: str) -> list[str]:
@@ -112,7 +147,12 @@ async def leaked_records(kube: KubeClient, namespace: str) -> list[str]:
             if service is None or service.uid != holder["uid"]:
                 problems.append(f"record {spec['address']} names gone Service {holder['name']}")
             elif spec["address"] not in _shown(service):
-                problems.append(f"record {spec['address']} names {holder['name']}, not showing it")
+                claimed = holder.get("loadBalancerClass") or "-"
+                now = service.load_balancer_class or "-" if service.is_load_balancer else "not LB"
+                problems.append(
+                    f"record {spec['address']} names {holder['name']}, not showing it (claimed "
+                    f"by class {claimed}; the Service: {now}, shows {sorted(_shown(service))})"
+                )
     return problems
 
 

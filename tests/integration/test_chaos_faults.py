@@ -75,10 +75,10 @@ async def test_a_frozen_leader_resumed_never_shows_an_address_twice(
         with contextlib.suppress(NotFound):
             await kube.delete(LEASES, "default", "lbctl-chaos")
     print(f"\nfrozen leader seed={SEED + 3} ops={OPS} {dict(churn.counts)} freezes={freezes} "
-          f"service events watched={watch.events}")  # fmt: skip
+          f"service events watched={watch.events} raced={len(watch.raced)}")  # fmt: skip
     assert freezes > 0
-    assert not watch.violations, "\n".join(watch.violations[:20]) + f"\n(log: {log})"
-    assert not problems, "\n".join(problems) + f"\n(log: {log})"
+    assert not watch.violations, "\n".join(watch.violations[:20]) + f"\n(logs: {log.parent})"
+    assert not problems, "\n".join(problems) + f"\n(logs: {log.parent})"
     assert not leaks, leaks
 
 
@@ -152,8 +152,8 @@ async def test_hand_edits_while_lbctl_is_down_never_show_an_address_twice(
     finally:
         lbctl.stop()
     print(f"\nhand edits while down seed={SEED + 4} ops={OPS} {dict(churn.counts)} "
-          f"edits={edits} restarts={restarts} service events watched={watch.events}")  # fmt: skip
+          f"edits={edits} restarts={restarts} service events watched={watch.events} raced={len(watch.raced)}")  # fmt: skip
     assert restarts > 0
-    assert not watch.violations, "\n".join(watch.violations[:20]) + f"\n(log: {log})"
-    assert not problems, "\n".join(problems) + f"\n(log: {log})"
+    assert not watch.violations, "\n".join(watch.violations[:20]) + f"\n(logs: {log.parent})"
+    assert not problems, "\n".join(problems) + f"\n(logs: {log.parent})"
     assert not leaks, leaks

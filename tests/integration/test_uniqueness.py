@@ -99,6 +99,34 @@ async def test_the_checker_sees_a_duplicate_that_lasts_an_instant(
     assert watch.violations[0].startswith("10.77.9.30 shown by")
 
 
+async def test_the_checker_tells_a_sharer_edited_after_the_version_written_on(
+    kube: KubeClient, namespace: str
+) -> None:
+    """Negative control of the race allowance: y joins x's address by hand, written on its
+    version from before x was edited to clash: counted as raced; the same join written on a
+    version from after the edit is a violation."""
+    status = {"loadBalancer": {"ingress": [{"ip": "10.77.9.31"}]}}
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.create(SERVICES, namespace, shared("x", "blue", ("TCP", 80)))
+        await kube.patch(SERVICES, namespace, "x", {"status": status}, subresource="status")
+        y = await kube.create(SERVICES, namespace, shared("y", "blue", ("TCP", 443)))
+        ports = [{"name": "p", "protocol": "TCP", "port": 443, "targetPort": 443}]
+        await kube.patch(SERVICES, namespace, "x", {"spec": {"ports": ports}})
+        guarded = {
+            "metadata": {"resourceVersion": y["metadata"]["resourceVersion"]},
+            "status": status,
+        }
+        await kube.patch(SERVICES, namespace, "y", guarded, subresource="status")
+        await eventually(lambda: watch.raced, what="the raced join counted")
+        assert not watch.violations, watch.violations
+        await kube.patch(
+            SERVICES, namespace, "y", {"status": {"loadBalancer": None}}, subresource="status"
+        )
+        await kube.patch(SERVICES, namespace, "y", {"status": status}, subresource="status")
+        await eventually(lambda: watch.violations, what="the join after the edit reported")
+    assert watch.violations[0].startswith("10.77.9.31 shown by")
+
+
 async def test_a_hand_deleted_address_record_stays_until_the_address_is_free(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl
 ) -> None:
@@ -121,33 +149,6 @@ async def test_a_hand_deleted_address_record_stays_until_the_address_is_free(
     reasons = [e["reason"] for e in (await kube.list(EVENTS, namespace))[0]
                if e["involvedObject"]["name"] == "owner"]  # fmt: skip
     assert "AddressInUse" not in reasons, reasons
-
-
-async def test_a_sharer_is_not_offered_an_address_whose_record_is_being_deleted(
-    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
-) -> None:
-    """The shared address's record deleted by hand stays Terminating while web shows it, and
-    admits no new holder: a new sharer of the key gets a Vip and an address of its own (it
-    used to be offered the Terminating address, refused by the record, and retried every
-    half second without ever getting a Vip); web keeps its address; a sharer whose port
-    dns uses, with no address left, waits visibly, with a Pending Vip."""
-    await start_lbctl('["10.77.9.60/31"]')
-    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
-    first = await wait_for_ip(kube, namespace, "web")
-    await kube.delete(VIP_ADDRESSES, None, first)
-    assert (await kube.get(VIP_ADDRESSES, None, first))["metadata"]["deletionTimestamp"]
-    async with ShownAddresses(kube, namespace) as watch:
-        await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
-        second = await wait_for_ip(kube, namespace, "dns")
-        assert second != first
-        await kube.create(SERVICES, namespace, shared("ntp", "blue", ("UDP", 53)))
-        await eventually(lambda: vip_state(kube, namespace, "ntp"), what="ntp's Vip")
-        assert await vip_state(kube, namespace, "ntp") == "Pending"
-        assert shown_ip(await kube.get(SERVICES, namespace, "ntp")) is None
-        assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
-        record = await kube.get(VIP_ADDRESSES, None, first)
-        assert [h["name"] for h in record["spec"]["holders"]] == ["web"]
-    assert not watch.violations, watch.violations
 
 
 @pytest.mark.parametrize(
@@ -316,47 +317,6 @@ async def test_an_address_record_must_hold_a_canonical_address(
         await kube.create(VIP_ADDRESSES, None, body)
 
 
-async def test_a_sharer_whose_key_changes_leaves_the_shared_address(
-    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
-) -> None:
-    """Two Services share one address under key blue; one changes its key to green: it moves
-    to an address of its own (as MetalLB reassigns it), the other keeps the address, and the
-    shared record no longer names the one that left."""
-    await start_lbctl('["10.77.9.40/30"]')
-    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
-    await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
-    first = await wait_for_ip(kube, namespace, "web")
-    assert await wait_for_ip(kube, namespace, "dns") == first
-    async with ShownAddresses(kube, namespace) as watch:
-        patch = {"metadata": {"annotations": {"lbctl.io/allow-shared-ip": "green"}}}
-        await kube.patch(SERVICES, namespace, "dns", patch)
-
-        await dns_left_web(kube, namespace, first)
-    assert (await kube.get(VIPS, namespace, "dns"))["spec"]["sharingKey"] == "green"
-    assert not watch.violations, watch.violations
-
-
-async def dns_left_web(kube: KubeClient, namespace: str, first: str) -> str:
-    """Wait until dns shows an address other than ``first`` (which web keeps) and the
-    records say so; dns's new address."""
-
-    async def moved() -> str | None:
-        ip = shown_ip(await kube.get(SERVICES, namespace, "dns"))
-        return ip if ip not in (None, first) else None
-
-    second = await eventually(moved, what="dns moved off the shared address")
-    assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
-
-    async def only_web_on_first() -> bool:
-        record = await kube.get(VIP_ADDRESSES, None, first)
-        return [h["name"] for h in record["spec"]["holders"]] == ["web"]
-
-    await eventually(only_web_on_first, what="the shared record names web only")
-    record = await kube.get(VIP_ADDRESSES, None, second)
-    assert [h["name"] for h in record["spec"]["holders"]] == ["dns"]
-    return second
-
-
 async def test_records_edited_by_hand_never_put_one_address_on_two_services(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl
 ) -> None:
@@ -413,67 +373,6 @@ async def test_a_class_scoped_restart_writes_nothing_and_records_keep_the_class(
     await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
     writes = {c: n for c, n in second.client.calls.items() if c[1] in ("create", "patch", "delete")}
     assert writes == {}, writes
-
-
-async def test_a_sharer_edited_a_moment_ago_is_read_again_before_its_address_is_shown(
-    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, control_plane: LocalControlPlane
-) -> None:
-    """web shows an address shared under key blue (port 80); dns (blue, port 443) is about
-    to join it when a user gives web port 443 too.  lbctl's cache has not seen the edit yet
-    (its Service informer is driven by hand here, so it trails as a slow watch would): the
-    join passes the record's check, but the quorum read of web before showing refuses it."""
-    running = await start_lbctl('["10.77.9.44/30"]')
-    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
-    first = await wait_for_ip(kube, namespace, "web")
-    await running.stop()
-    await kube.create(SERVICES, namespace, shared("dns", "blue", ("TCP", 443)))
-
-    client = KubeClient(await api_client_from(str(control_plane.kubeconfig)))
-    try:
-        settings = Settings(
-            pools=parse_vip_range('["10.77.9.44/30"]'), kubeconfig=str(control_plane.kubeconfig)
-        )
-        runtime = app.build(settings, client)
-        for informer in (runtime.services, runtime.vips, runtime.address_records):
-            await informer.relist()
-        web_ports = [{"name": "both", "protocol": "TCP", "port": 443, "targetPort": 443}]
-        async with ShownAddresses(kube, namespace) as watch:
-            await kube.patch(SERVICES, namespace, "web", {"spec": {"ports": web_ports}})
-            await runtime.service_reconciler.reconcile(f"{namespace}/dns")
-            dns = await kube.get(SERVICES, namespace, "dns")
-        assert shown_ip(dns) != first, "dns shows the address web shows on the same port"
-        assert not watch.violations, watch.violations
-        assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
-    finally:
-        await client.close()
-
-
-@pytest.mark.parametrize("dns_class", [None, "lbctl.io/x"])
-async def test_a_sharer_whose_ports_now_clash_moves_to_an_address_where_they_fit(
-    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, dns_class: str | None
-) -> None:
-    """web (TCP 80) and dns (UDP 53) share one address under key blue; dns is edited to use
-    TCP 80 too.  dns moves to an address where its ports fit (as MetalLB reassigns it) and
-    web keeps the shared one.  With dns of another instance (class x), the clash is known
-    only from the address record, which names every instance's sharers."""
-    pool = '["10.77.9.48/29"]'
-    await start_lbctl(pool)
-    if dns_class is not None:
-        await start_lbctl(pool, load_balancer_class=dns_class)
-    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
-    first = await wait_for_ip(kube, namespace, "web")
-    dns = shared("dns", "blue", ("UDP", 53))
-    if dns_class is not None:
-        dns["spec"]["loadBalancerClass"] = dns_class
-    await kube.create(SERVICES, namespace, dns)
-    assert await wait_for_ip(kube, namespace, "dns") == first
-    async with ShownAddresses(kube, namespace) as watch:
-        ports = [{"name": "web", "protocol": "TCP", "port": 80, "targetPort": 80}]
-        await kube.patch(SERVICES, namespace, "dns", {"spec": {"ports": ports}})
-
-        await dns_left_web(kube, namespace, first)
-    assert (await kube.get(VIPS, namespace, "dns"))["spec"]["ports"] == ["TCP/80"]
-    assert not watch.violations, watch.violations
 
 
 async def test_a_record_edited_to_name_another_service_keeps_the_address_taken(

@@ -83,6 +83,26 @@ def test_unshown_clears_only_what_shows_lbctls_address() -> None:
     assert desired.unshown(service(), {A}, "") is None
 
 
+def test_a_waiting_service_lets_go_of_a_withdrawn_address_but_stays_lbctls() -> None:
+    showing = service(annotations={VIP_ANNOTATION: "10.0.0.1", CLASS_ANNOTATION: ""},
+                      finalizers=(LB_FINALIZER,), ingress=("10.0.0.1",))  # fmt: skip
+    assert desired.waiting(showing, "") is None
+    assert desired.waiting(showing, "", {B}) is None
+    assert desired.waiting(showing, "", {A}) == {
+        "metadata": {"annotations": {VIP_ANNOTATION: None}, "resourceVersion": "7"},
+        "status": {"loadBalancer": {"ingress": None}},
+    }
+    unmarked = service(annotations={VIP_ANNOTATION: "10.0.0.1"}, ingress=("10.0.0.1",))
+    assert desired.waiting(unmarked, "gold", {A}) == {
+        "metadata": {
+            "finalizers": [LB_FINALIZER],
+            "annotations": {CLASS_ANNOTATION: "gold", VIP_ANNOTATION: None},
+            "resourceVersion": "7",
+        },
+        "status": {"loadBalancer": {"ingress": None}},
+    }
+
+
 def test_sharing_needs_one_key_and_disjoint_ports() -> None:
     key = {"lbctl.io/allow-shared-ip": "blue"}
     web = service(annotations=key, ports=(("TCP", 80),))
