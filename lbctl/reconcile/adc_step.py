@@ -55,7 +55,9 @@ class AdcStep:
     async def ensure(
         self, raw: dict[str, Any], service: ServiceView, addresses: list[IPAddress]
     ) -> list[str]:
-        """Program the ADC (after IPAM and status: an ADC outage never holds those back)."""
+        """Program the ADC (after IPAM and status: an ADC outage never holds those back);
+        ``raw`` is the Service as last read or written (its ``ports[].error`` is kept up to
+        date in a write guarded by that version)."""
         outcome = await self._backend.ensure(raw, [str(a) for a in addresses])
         if outcome.problem is not None:
             await self._recorder.record(raw, "Warning", "InvalidAnnotation", outcome.problem)
@@ -94,9 +96,13 @@ class AdcStep:
         if ingress[0].get("ports") == ports:
             return []
         status = {"loadBalancer": {"ingress": ingress_entries(addresses, ports)}}
+        # Guarded by the version read: the Service may have been replaced meanwhile (deleted
+        # and created again under its name), and the new one must not get this status.
+        guard = {"resourceVersion": raw["metadata"]["resourceVersion"]}
         updated = await self._client.patch(
-            SERVICES, service.namespace, service.name, {"status": status}, subresource="status"
-        )
+            SERVICES, service.namespace, service.name, {"metadata": guard, "status": status},
+            subresource="status",
+        )  # fmt: skip
         return [str(updated["metadata"]["resourceVersion"])]
 
     async def remove(self, raw: dict[str, Any] | None, key: str, known: bool) -> None:

@@ -242,6 +242,7 @@ class AddressRecords:
                 "spec": {"holders": others},
             }
             await self._client.patch(VIP_ADDRESSES, None, record.name, patch)
+            log.info("address released", address=str(address), holder=holder.key)
             return True
         if not record.deleting:
             try:

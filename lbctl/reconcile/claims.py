@@ -7,6 +7,7 @@ is an address, or the reason there is none and whether a released address could 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lbctl.ipam.allocator import (
@@ -72,10 +73,17 @@ def request_of(service: ServiceView) -> Request | Unsatisfied:
     return Request(pool, address)
 
 
-def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claimed | Unsatisfied:
+def claim(
+    allocator: Allocator,
+    service: ServiceView,
+    request: Request,
+    may_keep: Callable[[IPAddress], bool] = lambda _: True,
+) -> Claimed | Unsatisfied:
     """Reserve an address for ``service.key`` in the allocator, or say why it cannot.
 
-    A pending allocation that no longer matches the request must be released by the caller
+    An address the Service shows is held again unless ``may_keep`` says no (e.g. its record
+    is being deleted and names an earlier Service of that name: it can never be joined).  A
+    pending allocation that no longer matches the request must be released by the caller
     first (releasing wakes waiters, which is the caller's business).
     """
     key = service.key
@@ -87,9 +95,9 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
         if isinstance(result, Unsatisfied) and result.waits_for_release:
             # Keep the address the Service shows (its Vip was lost) while the requested one
             # is held elsewhere; the move follows once that one is freed.
-            return _keep_shown(allocator, service) or result
+            return _keep_shown(allocator, service, may_keep) or result
         return result
-    kept = _keep_shown(allocator, service)
+    kept = _keep_shown(allocator, service, may_keep)
     if kept is not None:
         return kept
     # A Service that shows an address it may not hold again (its Vip was lost meanwhile,
@@ -119,11 +127,15 @@ def claim(allocator: Allocator, service: ServiceView, request: Request) -> Claim
         return Unsatisfied("AllocationFailed", "PoolExhausted", str(err), True)
 
 
-def _keep_shown(allocator: Allocator, service: ServiceView) -> Claimed | None:
+def _keep_shown(
+    allocator: Allocator, service: ServiceView, may_keep: Callable[[IPAddress], bool]
+) -> Claimed | None:
     """Hold again an address the Service already shows, if nobody else may hold it."""
     version = service.families[0]
     for address in service.held_addresses():
         if address.version != version or allocator.pool_of(address) is None:
+            continue
+        if not may_keep(address):
             continue
         try:
             held = allocator.assign(

@@ -175,9 +175,10 @@ class ServiceReconciler:
                 addresses.append(second)
             if waits:
                 self.waiting.add(service.key)
-        written = await self._publish(raw, service, addresses, proven)
-        if isinstance(written, Requeue):
-            return written
+        published = await self._publish(raw, service, addresses, proven)
+        if isinstance(published, Requeue):
+            return published
+        written = [str(published["metadata"]["resourceVersion"])] if published else []
         if written:
             shown = ", ".join(
                 f"{a} (pool {self._allocator.pool_of(a) or 'none'})" for a in addresses
@@ -190,7 +191,7 @@ class ServiceReconciler:
             prune_later = await self.addresses.prune(service, addresses, self.shown.showing)
         try:
             if self._adc is not None:
-                written += await self._adc.ensure(raw, service, addresses)
+                written += await self._adc.ensure(published or raw, service, addresses)
         finally:
             self._remember(service.key, written)
         return Requeue(prune_later + 0.5) if prune_later is not None else None
@@ -306,7 +307,7 @@ class ServiceReconciler:
             pending = self._allocator.get(service.key)
             if pending is not None and request.address not in (None, pending.address):
                 self.records.release(service.key)
-            result = claim(self._allocator, service, request)
+            result = claim(self._allocator, service, request, self._joinable(service))
         else:
             result = request
         if isinstance(result, Claimed):
@@ -320,6 +321,16 @@ class ServiceReconciler:
         else:
             self.waiting.discard(service.key)
         return result
+
+    def _joinable(self, service: ServiceView) -> Callable[[IPAddress], bool]:
+        """Whether the Service could ever hold an address again: not when its record is
+        being deleted and names others (e.g. an earlier Service of this name)."""
+
+        def joinable(address: IPAddress) -> bool:
+            record = self.addresses.cached(address)
+            return record is None or not record.deleting or record.holder(service.uid) is not None
+
+        return joinable
 
     def _remember(self, key: str, written: list[str]) -> None:
         if len(written) > 1:
@@ -352,14 +363,14 @@ class ServiceReconciler:
         service: ServiceView,
         addresses: list[IPAddress],
         proven: set[IPAddress],
-    ) -> list[str] | Requeue:
+    ) -> dict[str, Any] | Requeue | None:
         """Step 4: show the addresses on the Service in one write to its status subresource,
-        guarded by the resourceVersion the decision was made on.  The version written ([]
-        when all was in place); a Requeue when a newly shown address has no confirmed record
-        yet, or another Service shows it (then the Service waits for a release)."""
+        guarded by the resourceVersion the decision was made on.  The Service as written
+        (None when all was in place); a Requeue when a newly shown address has no confirmed
+        record yet, or other Services show it and may not share it (then it waits)."""
         body = desired.shown(service, addresses, self._mark)
         if body is None:
-            return []
+            return None
         shown = set(service.ingress_addresses())
         for address in addresses:
             conflict = None if address in shown else await self._sharers.conflict(service, address)
@@ -376,4 +387,4 @@ class ServiceReconciler:
             SERVICES, service.namespace, service.name, body, subresource="status"
         )
         log.info("service status written", service=service.key, addresses=[*map(str, addresses)])
-        return [str(updated["metadata"]["resourceVersion"])]
+        return dict(updated)

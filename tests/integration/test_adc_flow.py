@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import ipaddress
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import pytest
+
 from lbctl.kube.client import EVENTS, SERVICES, KubeClient
-from lbctl.kube.errors import NotFound
+from lbctl.kube.errors import Conflict, NotFound
+from lbctl.kube.events import EventRecorder
+from lbctl.model import ServiceView
 from lbctl.nitro.client import Credentials, NitroClient
+from lbctl.reconcile.adc import AdcOutcome
+from lbctl.reconcile.adc_step import AdcStep
 from tests.integration.conftest import (
     SIM_PASSWORD,
     RunningSimulator,
     StartLbctl,
     load_balancer,
     set_node,
+    shown_ip,
     wait_for_ip,
 )
 from tests.waiting import eventually
@@ -321,3 +329,31 @@ async def test_a_full_session_table_does_not_stop_lbctl(
     finally:
         for client in leftovers:
             await client.aclose()
+
+
+class RefusingPort80:
+    """An ADC that refuses port 80/TCP of every Service (no Kubernetes API is faked here)."""
+
+    async def ensure(self, service: Mapping[str, Any], addresses: list[str]) -> AdcOutcome:
+        return AdcOutcome(port_errors={"80-tcp": ("lbctl.io/Refused", "80/TCP refused")})
+
+    async def remove(self, owner: str) -> AdcOutcome:
+        return AdcOutcome()
+
+    def may_own(self, owner: str) -> bool:
+        return False
+
+
+async def test_port_errors_never_reach_a_service_created_again_under_its_name(
+    kube: KubeClient, namespace: str
+) -> None:
+    """The ADC step writes ``ports[].error`` for the Service it read; when that Service was
+    deleted and created again under its name meanwhile, the write is refused (it was not
+    guarded, and gave the new Service the old one's address, which no record named)."""
+    old = await kube.create(SERVICES, namespace, load_balancer("web"))
+    await kube.delete(SERVICES, namespace, "web")
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    step = AdcStep(RefusingPort80(), kube, EventRecorder(kube))
+    with pytest.raises(Conflict):
+        await step.ensure(old, ServiceView.from_raw(old), [ipaddress.ip_address("10.77.9.90")])
+    assert shown_ip(await kube.get(SERVICES, namespace, "web")) is None
