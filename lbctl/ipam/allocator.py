@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lbctl.ipam.freelist import FreeList
@@ -104,6 +105,9 @@ class Allocator:
         """Address → the keys (``namespace/name``) its durable record names as holders, the
         record's sharing key, and whether the record is being deleted (it then admits no
         holder it does not name: only they may hold the address until it goes)."""
+        self._recorded_ports: dict[IPAddress, Mapping[str, frozenset[Port]]] = {}
+        """Address → holder key → the ports its record gives that holder (the record names
+        other instances' sharers too, which hold nothing in this index)."""
         self._shown_elsewhere: dict[IPAddress, set[str]] = {}
         """Address → the Services lbctl does not manage that show it (``block``)."""
 
@@ -139,16 +143,20 @@ class Allocator:
         holders: frozenset[str],
         share_key: str | None = None,
         closed: bool = False,
+        ports: Mapping[str, frozenset[Port]] | None = None,
     ) -> None:
         """The apiserver records ``address`` for ``holders`` (``namespace/name`` keys), shared
-        under ``share_key``: take it out of the free list until ``unrecord``.  ``closed``: the
-        record is being deleted, so no one else may join it, not even under its key."""
+        under ``share_key`` with the ``ports`` of each holder: take it out of the free list
+        until ``unrecord``.  ``closed``: the record is being deleted, so no one else may join
+        it, not even under its key."""
         if not self._in_use(address):
             self._take(address)
         self._records[address] = (holders, share_key, closed)
+        self._recorded_ports[address] = dict(ports or {})
 
     def unrecord(self, address: IPAddress) -> bool:
         """The address's durable record is gone; True when that made the address free."""
+        self._recorded_ports.pop(address, None)
         if self._records.pop(address, None) is None or self._in_use(address):
             return False
         return self._give(address)
@@ -191,28 +199,34 @@ class Allocator:
     def _check_join(
         self, owner: str, address: IPAddress, share_key: str | None, ports: frozenset[Port]
     ) -> None:
-        """Raise unless ``owner`` may hold ``address`` beside its current owners."""
+        """Raise unless ``owner`` may hold ``address`` beside its current owners: those of
+        this index, and the holders its record names (with the ports it gives them)."""
+        me = owner_key(owner)
         record = self._records.get(address)
-        showing = self._shown_elsewhere.get(address, set()) - {owner_key(owner)}
-        if showing and record is None:
-            # Shown with no record: not lbctl's to give (with a record, the record decides).
-            raise AddressInUse(address, ", ".join(sorted(showing)), ", which shows it")
-        if record is not None and record[2] and owner_key(owner) not in record[0]:
-            holders = ", ".join(sorted(record[0])) or "a VipAddress record"
+        named = record[0] if record is not None else frozenset()
+        showing = self._shown_elsewhere.get(address, set()) - {me}
+        if showing - named and me not in named:
+            # Shown by a Service the record does not name: not lbctl's to give (a holder the
+            # record names keeps it, and says so).
+            raise AddressInUse(address, ", ".join(sorted(showing - named)), ", which shows it")
+        if record is not None and record[2] and me not in named:
+            holders = ", ".join(sorted(named)) or "a VipAddress record"
             raise AddressInUse(address, holders, " (its record is being deleted)")
         others = [a for a in self.holders(address) if a.owner != owner]
-        if not others:
-            if record is None or owner_key(owner) in record[0]:
-                return
-            if share_key is None or share_key != record[1]:
-                raise AddressInUse(address, ", ".join(sorted(record[0])) or "a VipAddress record")
-            return
-        if share_key is None or any(a.share_key != share_key for a in others):
+        recorded = named - {me} - {owner_key(a.owner) for a in others}
+        if others and (share_key is None or any(a.share_key != share_key for a in others)):
             raise AddressInUse(address, others[0].owner)
+        if recorded and (share_key is None or record is None or record[1] != share_key):
+            raise AddressInUse(address, ", ".join(sorted(recorded)))
         for other in others:
             overlap = other.ports & ports
             if overlap:
                 raise PortConflict(address, other.owner, min(overlap))
+        given = self._recorded_ports.get(address, {})
+        for key in sorted(recorded):
+            overlap = given.get(key, frozenset()) & ports
+            if overlap:
+                raise PortConflict(address, key, min(overlap))
 
     def allocate(
         self,
@@ -314,6 +328,17 @@ class Allocator:
         current = self._by_owner[owner]
         self._check_join(owner, current.address, current.share_key, ports)
         return self._record(dataclasses.replace(current, ports=ports))
+
+    def set_share_key(
+        self, owner: str, share_key: str | None, ports: frozenset[Port]
+    ) -> Allocation:
+        """Re-key the allocation of ``owner``, which holds its address alone (its sharing
+        key changed): later sharers join it under ``share_key`` (None: nobody may)."""
+        current = self._by_owner[owner]
+        kept = ports if share_key is not None else frozenset()
+        updated = self._record(dataclasses.replace(current, share_key=share_key, ports=kept))
+        self._forget_share(current.share_key, current.address)
+        return updated
 
     def _record(self, allocation: Allocation) -> Allocation:
         previous = self._by_owner.get(allocation.owner)

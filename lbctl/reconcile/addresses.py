@@ -80,10 +80,13 @@ class AddressTracker:
                 self._forget(holder.key, before.address)
         if after is not None and after.address is not None:
             self._allocator.record(
-                after.address, after.holder_keys, after.sharing_key, closed=after.deleting
-            )
+                after.address, after.holder_keys, after.sharing_key, closed=after.deleting,
+                ports={h.key: h.ports for h in after.holders},
+            )  # fmt: skip
             for holder in after.holders:
                 self.by_holder.setdefault(holder.key, {})[after.address] = holder
+            if before is not None and any(h not in after.holders for h in before.holders):
+                self._on_release()  # a sharer left, or changed ports: a waiter may fit now
         elif (
             before is not None
             and before.address is not None
@@ -169,7 +172,9 @@ class AddressRecords:
         """
         record = self.cached(address)
         if record is not None and self._names(record, holder):
-            return False
+            alone = [h.uid for h in record.holders] == [holder.uid]
+            if record.sharing_key == sharing_key or not alone:
+                return False  # (a lone holder's new sharing key is written by a join)
         if record is None:
             body = address_record(address, holder, self._allocator.pool_of(address), sharing_key)
             try:

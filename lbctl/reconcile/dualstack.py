@@ -11,9 +11,10 @@ serve the first family meanwhile and get the second as soon as one is free.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator
+from lbctl.ipam.allocator import AddressInUse, Allocation, AllocationError, Allocator
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.events import EventRecorder
 from lbctl.model import REQUIRE_DUAL_STACK, IPAddress, ServiceView, VipView, secondary_owner
@@ -47,6 +48,8 @@ class SecondFamily:
             except AddressInUse as err:
                 message = f"Vip {vip.key} records {recorded}, which is held by {err.holder}"
                 await self._recorder.record(raw, "Warning", "AddressConflict", message)
+        if held is None and recorded is None:
+            held = self._keep_shown(service, vip, version)
         if held is None:
             request = request_of(service)
             pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
@@ -65,3 +68,13 @@ class SecondFamily:
                 return None, True
         await self._records.set_secondary(vip, held.address)
         return held.address, False
+
+    def _keep_shown(self, service: ServiceView, vip: VipView, version: int) -> Allocation | None:
+        """Hold again the second-family address the Service shows (its Vip was lost, as the
+        first family's is kept), if nobody else may hold it."""
+        owner = secondary_owner(service.key)
+        for address in service.held_addresses():
+            if address.version == version and self._allocator.pool_of(address) is not None:
+                with contextlib.suppress(AddressInUse):
+                    return self._allocator.assign(owner, address, token=vip.uid)
+        return None

@@ -30,6 +30,11 @@ Hold = Callable[
 log = structlog.get_logger(__name__)
 
 
+class NoRoom(Exception):
+    """The Service may not keep its address (its key or ports conflict with the address's
+    other sharers) and no other address fits: it stops showing it and waits."""
+
+
 class Follow:
     def __init__(
         self,
@@ -118,17 +123,27 @@ class Follow:
         current: IPAddress,
         proven: set[IPAddress],
     ) -> IPAddress | None:
-        """A sharer whose sharing key changed leaves the address others share under its old
-        key (as MetalLB reassigns it): it joins an address of its new key, or takes a free
-        one.  None when nothing is to be done."""
+        """A Service whose sharing key changed: one that shares its address (as this index or
+        the address's record, which names other instances' sharers, says) leaves it for an
+        address of its new key, or a free one (as MetalLB reassigns it); one that holds it
+        alone keeps it under the new key (which later sharers of the key join).  The new
+        address, or None when the Service stays where it is."""
         held = self._allocator.get(service.key)
-        if held is None or held.share_key in (None, service.share_key):
+        if held is None or held.share_key == service.share_key:
             return None
-        if held.share_key.split("/", 1)[1].startswith(RESERVED):
+        if held.share_key and held.share_key.split("/", 1)[1].startswith(RESERVED):
             return None  # a claimed reservation: the key is lbctl's, not the Service's
-        if not [a for a in self._allocator.holders(current) if a.owner != service.key]:
-            return None
-        return await self._move(raw, service, vip, current, proven, "sharing key changed")
+        record = self._addresses.cached(current)
+        sharers = {a.owner for a in self._allocator.holders(current)} | {
+            h.key for h in (record.holders if record is not None else ())
+        }
+        if sharers - {service.key}:
+            return await self._move(raw, service, vip, current, proven, "sharing key changed")
+        sharing = (service.share_key, service.ports if service.share_key else frozenset())
+        if await self._hold(raw, service, current, proven, sharing):
+            self._allocator.set_share_key(service.key, *sharing)
+            await self.records.set_sharing(vip, sharing)
+        return None
 
     async def ports(
         self,
@@ -141,7 +156,7 @@ class Follow:
         """A Service sharing its address changed ports: record them unless another sharer
         uses one of them (as this instance's index or the address record, which also names
         other instances' sharers, says); then it moves to an address where its ports fit
-        (as MetalLB reassigns it), or keeps the old ports where none is free."""
+        (as MetalLB reassigns it), or ``NoRoom`` where none is."""
         held = self._allocator.get(service.key)
         if held is None or held.share_key is None or held.ports == service.ports:
             return current
@@ -168,8 +183,9 @@ class Follow:
         why: str,
     ) -> IPAddress:
         """Move the Service off ``current`` to an address of its pool where its sharing key
-        and ports fit (the old one is freed once the Service stops showing it); where none
-        is, it keeps ``current`` and waits (a Warning Event says why)."""
+        and ports fit (the old one is freed once the Service stops showing it).  Raises
+        ``NoRoom`` where none is (a Warning Event says why): it may not stay beside sharers
+        it conflicts with."""
         request = request_of(service)
         pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
         placeholder = f"{service.key}{MOVING}"
@@ -180,16 +196,10 @@ class Follow:
                 own_on_clash=True,
             ).address  # fmt: skip
         except AllocationError as err:
-            message = f"{why}, and no other address ({err}); keeping {current}"
-            await self._recorder.record(raw, "Warning", "AllocationFailed", message)
-            self.waiting.add(service.key)
-            return current
+            raise NoRoom(f"{why}, and no other address ({err})") from err
         try:
             if wanted == current:  # a clash only the record knows of: the index offers it again
-                message = f"{why}, and no other address fits; keeping {current}"
-                await self._recorder.record(raw, "Warning", "AllocationFailed", message)
-                self.waiting.add(service.key)
-                return current
+                raise NoRoom(f"{why}, and no other address fits")
             if not await self._hold(raw, service, wanted, proven, sharing):
                 return current
         finally:

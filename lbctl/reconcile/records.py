@@ -92,6 +92,19 @@ class VipRecords:
         patch = {"spec": {"ports": ports_text(ports)}}
         await self._client.patch(VIPS, vip.namespace, vip.name, patch)
 
+    async def set_sharing(self, vip: VipView, sharing: Sharing) -> None:
+        """Record a new sharing key (and the ports it shares) of a Service that holds its
+        address alone, guarded by the resourceVersion the Vip was read at."""
+        key, ports = sharing
+        if vip.share_key == key and (vip.ports == ports or key is None):
+            return
+        spec = {
+            "sharingKey": key.split("/", 1)[1] if key else None,
+            "ports": ports_text(ports) if key else None,
+        }
+        patch = {"metadata": {"resourceVersion": vip.resource_version}, "spec": spec}
+        await self._client.patch(VIPS, vip.namespace, vip.name, patch)
+
     async def set_secondary(self, vip: VipView, address: IPAddress | None) -> None:
         """Record (or clear) the second family's address on the Vip."""
         text = str(address) if address is not None else None

@@ -31,7 +31,7 @@ from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken, Sharing
 from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request_of
 from lbctl.reconcile.dualstack import SecondFamily
-from lbctl.reconcile.follow import Follow
+from lbctl.reconcile.follow import Follow, NoRoom
 from lbctl.reconcile.records import PENDING, VipRecords, vip_status
 from lbctl.reconcile.release import Release
 from lbctl.reconcile.sharers import Sharers
@@ -203,9 +203,11 @@ class ServiceReconciler:
         vip: VipView,
         address: IPAddress,
         proven: set[IPAddress],
-    ) -> IPAddress | Requeue:
+    ) -> IPAddress | Requeue | None:
         """Steps 1-3 for a Service whose Vip records ``address``: hold it in the index, follow
-        a new request or sharing key (``follow``), record it, and bring the Vip up to date."""
+        a new request or sharing key (``follow``), record it, and bring the Vip up to date.
+        A Service whose key or ports came to conflict with its address's other sharers, with
+        no other address where they fit, stops showing it and waits (``_record_pending``)."""
         mine = self._allocator.get(service.key)
         try:
             if mine is None or mine.address != address:  # recorded but not held: hold it
@@ -217,8 +219,16 @@ class ServiceReconciler:
             await self._recorder.record(raw, "Warning", "AddressConflict", message + "; not used")
             self.waiting.add(service.key)  # woken when the holder lets go
             return Requeue(RETRY_PENDING_AFTER)
-        address = await self._follow.request(raw, service, vip, address, proven)
-        address = await self._follow.ports(raw, service, vip, address, proven)
+        try:
+            address = await self._follow.request(raw, service, vip, address, proven)
+            address = await self._follow.ports(raw, service, vip, address, proven)
+        except NoRoom as err:
+            why = Unsatisfied("AllocationFailed", "PortConflict", f"{err}; waiting", True)
+            await self._recorder.record(raw, "Warning", why.reason, why.message)
+            self.waiting.add(service.key)
+            await self.records.clear(vip)
+            self.records.release_primary(service.key)
+            return await self._record_pending(service, vip, why)
         if not await self._hold(raw, service, address, proven):
             return Requeue(RETRY_PENDING_AFTER)
         status = desired.allocated_status(address, self._allocator.pool_of(address))

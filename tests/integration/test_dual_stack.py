@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from lbctl.kube.client import EVENTS, SERVICES, VIPS, KubeClient
+from lbctl.kube.errors import NotFound
 from tests.integration.conftest import RunningSimulator, StartLbctl, load_balancer
+from tests.integration.invariants import ShownAddresses
 from tests.waiting import eventually
 
 DUAL_RANGE = '["10.90.0.0/29", "fd00:90::/125"]'
@@ -122,3 +127,29 @@ async def test_without_a_second_family_require_warns_and_prefer_waits_for_one(
         "10.91.0.2",
         "fd00:91::",
     ]
+
+
+@pytest.mark.parametrize("v6", ["fd00:93::/126", "fd00:93::/128"])
+async def test_a_dual_stack_service_whose_vip_is_deleted_keeps_both_addresses(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, v6: str
+) -> None:
+    """A Vip deleted by hand while its Service shows both addresses comes back with both:
+    the second family's too (it got another one, or none with a one-address IPv6 pool)."""
+    await start_lbctl(f'["10.77.11.0/30", "{v6}"]')
+    await kube.create(SERVICES, namespace, dual("both"))
+    before = await wait_for_ips(kube, namespace, "both", 2)
+    async with ShownAddresses(kube, namespace) as watch:
+        old_uid = (await kube.get(VIPS, namespace, "both"))["metadata"]["uid"]
+        await kube.delete(VIPS, namespace, "both")
+
+        async def recreated() -> list[str] | None:
+            with contextlib.suppress(NotFound):
+                vip = await kube.get(VIPS, namespace, "both")
+                spec = vip["spec"]
+                if vip["metadata"]["uid"] != old_uid and spec.get("secondaryIpaddress"):
+                    return [spec["ipaddress"], spec["secondaryIpaddress"]]
+            return None
+
+        assert await eventually(recreated, what="the Vip again, with both addresses") == before
+        assert await ingress_ips(kube, namespace, "both") == before
+    assert not watch.violations, watch.violations

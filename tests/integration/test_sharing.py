@@ -6,6 +6,8 @@ Each test watches every instant (``ShownAddresses``), not only the end state.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from lbctl import app
@@ -13,8 +15,9 @@ from lbctl.config import Settings
 from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.client import EVENTS, SERVICES, VIP_ADDRESSES, VIPS, KubeClient, api_client_from
-from tests.integration.conftest import StartLbctl, shared, shown_ip, wait_for_ip
-from tests.integration.invariants import ShownAddresses
+from lbctl.kube.errors import NotFound
+from tests.integration.conftest import StartLbctl, load_balancer, shared, shown_ip, wait_for_ip
+from tests.integration.invariants import ShownAddresses, leaks_after
 from tests.integration.test_uniqueness import vip_state
 from tests.waiting import eventually
 
@@ -244,4 +247,136 @@ async def test_an_address_whose_showers_conflict_is_not_joined_until_they_no_lon
         await eventually(api_moved, what="api moved off the shared address")
         assert await wait_for_ip(kube, namespace, "dns") == first
         assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
+    assert not watch.violations, watch.violations
+
+
+async def test_a_sharer_whose_key_changed_leaves_even_while_its_partner_has_no_vip(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """dns (UDP 53) and web (TCP 80) share an address under key blue; while lbctl is down
+    web's Vip is deleted and dns's key becomes green.  dns, reconciled first, must see web
+    as a sharer from the address's record (web holds nothing in the index yet) and leave:
+    it stayed, and web took the address back under blue beside it."""
+    pool = '["10.77.10.0/29"]'
+    first_lbctl = await start_lbctl(pool)
+    await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
+    first = await wait_for_ip(kube, namespace, "dns")
+    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
+    assert await wait_for_ip(kube, namespace, "web") == first
+    await first_lbctl.stop()
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.delete(VIPS, namespace, "web")
+        patch = {"metadata": {"annotations": {"lbctl.io/allow-shared-ip": "green"}}}
+        await kube.patch(SERVICES, namespace, "dns", patch)
+        await start_lbctl(pool, workers=1)  # dns, listed first, is reconciled first
+        await dns_left_web(kube, namespace, first)
+    assert (await kube.get(VIPS, namespace, "web"))["spec"]["ipaddress"] == first
+    assert not watch.violations, watch.violations
+
+
+@pytest.mark.parametrize("new_key", ["green", None])
+async def test_a_lone_sharer_whose_key_changes_keeps_its_address_under_the_new_key(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, new_key: str | None
+) -> None:
+    """web alone holds its address under key blue; the key becomes green (or is removed).
+    It keeps the address, and its Vip and the address's record say the new key: a new
+    Service of key green joins it, one of key blue does not (blue's sharers joined web's
+    address although web no longer shared it, and waited for ever to show it)."""
+    await start_lbctl('["10.77.16.0/29"]')
+    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
+    first = await wait_for_ip(kube, namespace, "web")
+    patch = {"metadata": {"annotations": {"lbctl.io/allow-shared-ip": new_key}}}
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.patch(SERVICES, namespace, "web", patch)
+
+        async def rekeyed() -> bool:
+            record = await kube.get(VIP_ADDRESSES, None, first)
+            wanted = f"{namespace}/{new_key}" if new_key else None
+            return bool(record["spec"].get("sharingKey") == wanted)
+
+        await eventually(rekeyed, what="the record says web's new key")
+        assert (await kube.get(VIPS, namespace, "web"))["spec"].get("sharingKey") == new_key
+        await kube.create(SERVICES, namespace, shared("old", "blue", ("UDP", 53)))
+        assert await wait_for_ip(kube, namespace, "old") != first
+        if new_key is not None:
+            await kube.create(SERVICES, namespace, shared("new", new_key, ("UDP", 53)))
+            assert await wait_for_ip(kube, namespace, "new") == first
+        assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
+    assert not watch.violations, watch.violations
+
+
+async def test_a_sharer_is_not_offered_an_address_a_service_outside_its_record_shows(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """web (blue, TCP 80) shows X; a ClusterIP Service carries a copy of web's
+    ``com.citrix.vip``.  A new sharer of key blue could never show X beside it: it gets an
+    address of its own (it joined X's record, got a Vip saying X, and waited for ever)."""
+    await start_lbctl('["10.77.13.0/29"]')
+    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
+    first = await wait_for_ip(kube, namespace, "web")
+    copy = load_balancer("copy")
+    copy["metadata"]["annotations"] = {"com.citrix.vip": first}
+    copy["spec"]["type"] = "ClusterIP"
+    await kube.create(SERVICES, namespace, copy)
+    await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
+    assert await wait_for_ip(kube, namespace, "dns") != first
+    assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
+    assert not await leaks_after(kube, namespace, within=15)
+
+
+async def test_a_sharer_clashing_with_another_instances_sharer_waits_visibly(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """web (class-less, TCP 80) and api (class x, TCP 443) share X under key blue; api's Vip
+    is deleted while x's instance is down, so only X's record knows api's ports.  A new
+    sharer dns (blue, TCP 443) is refused by those ports at once and waits with a Pending
+    Vip saying why (it was offered X, refused by the record, and offered it again twice a
+    second, for ever, without a Vip)."""
+    pool = '["10.77.17.0/29"]'
+    await start_lbctl(pool)
+    classed = await start_lbctl(pool, load_balancer_class="lbctl.io/x")
+    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
+    first = await wait_for_ip(kube, namespace, "web")
+    api = shared("api", "blue", ("TCP", 443))
+    api["spec"]["loadBalancerClass"] = "lbctl.io/x"
+    await kube.create(SERVICES, namespace, api)
+    assert await wait_for_ip(kube, namespace, "api") == first
+    await classed.stop()
+    await kube.delete(VIPS, namespace, "api")
+    await kube.create(SERVICES, namespace, shared("dns", "blue", ("TCP", 443)))
+
+    async def pending_why() -> str | None:
+        with contextlib.suppress(NotFound):
+            status = (await kube.get(VIPS, namespace, "dns")).get("status") or {}
+            return str((status.get("conditions") or [{}])[0].get("reason") or "") or None
+        return None
+
+    assert await eventually(pending_why, what="dns's Vip says why it waits") == "PortConflict"
+    assert shown_ip(await kube.get(SERVICES, namespace, "dns")) is None
+
+
+async def test_a_sharer_whose_ports_now_clash_with_no_other_address_lets_go_and_comes_back(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """One-address pool: web (TCP 80) and dns (UDP 53) share it; dns is edited to TCP 80.
+    No other address fits, so dns stops showing it (Pending, PortConflict) rather than show
+    it beside web on the same port (it kept it, and the ADC refused its port); once its
+    ports fit again it shares the address again."""
+    await start_lbctl('["10.77.9.99"]')
+    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
+    first = await wait_for_ip(kube, namespace, "web")
+    await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
+    assert await wait_for_ip(kube, namespace, "dns") == first
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.patch(SERVICES, namespace, "dns", {"spec": {"ports": TCP_80}})
+
+        async def withdrawn() -> bool:
+            return shown_ip(await kube.get(SERVICES, namespace, "dns")) is None
+
+        await eventually(withdrawn, what="dns stops showing the address")
+        assert await vip_state(kube, namespace, "dns") == "Pending"
+        assert shown_ip(await kube.get(SERVICES, namespace, "web")) == first
+        udp = [{"name": "dns", "protocol": "UDP", "port": 53, "targetPort": 53}]
+        await kube.patch(SERVICES, namespace, "dns", {"spec": {"ports": udp}})
+        assert await wait_for_ip(kube, namespace, "dns") == first
     assert not watch.violations, watch.violations

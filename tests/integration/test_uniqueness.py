@@ -495,3 +495,33 @@ async def a_holds_b_waits(kube: KubeClient, namespace: str) -> str:
     await kube.create(SERVICES, namespace, load_balancer("b"))
     await eventually(lambda: vip_state(kube, namespace, "b"), what="b waits")
     return ip
+
+
+async def test_the_checker_tells_a_duplicate_lbctl_could_have_seen_from_a_race(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane
+) -> None:
+    """Negative control of the race allowance: lbctl's Service cache trails by hand (it has
+    not seen api, another controller's Service that shows X, created after web was last
+    written) and lbctl shows X on web beside api.  No edit raced that write (api existed
+    and showed X before lbctl read anything), so it is a violation, not a race."""
+    client = KubeClient(await api_client_from(str(control_plane.kubeconfig)))
+    try:
+        settings = Settings(
+            pools=parse_vip_range('["10.77.12.1"]'), kubeconfig=str(control_plane.kubeconfig)
+        )
+        runtime = app.build(settings, client)
+        async with ShownAddresses(kube, namespace) as watch:
+            await kube.create(SERVICES, namespace, load_balancer("web"))
+            for informer in (runtime.services, runtime.vips, runtime.address_records):
+                await informer.relist()
+            api = load_balancer("api", loadBalancerClass="example.com/other")
+            await kube.create(SERVICES, namespace, api)
+            status = {"loadBalancer": {"ingress": [{"ip": "10.77.12.1"}]}}
+            await kube.patch(SERVICES, namespace, "api", {"status": status}, subresource="status")
+            await eventually(lambda: watch.events >= 3, what="the checker saw api show X")
+            await runtime.service_reconciler.reconcile(f"{namespace}/web")
+            assert shown_ip(await kube.get(SERVICES, namespace, "web")) == "10.77.12.1"
+            await eventually(lambda: watch.violations, what="the duplicate reported")
+        assert not watch.raced, watch.raced
+    finally:
+        await client.close()

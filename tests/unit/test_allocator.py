@@ -222,3 +222,33 @@ def test_an_address_another_controllers_service_shows_is_given_to_nobody(
     assert allocator.unblock(first, "other/lb")
     assert not allocator.unblock(first, "other/lb")
     assert allocator.allocate("ns/d").address == first
+
+
+def test_a_records_holders_ports_refuse_a_clashing_sharer_this_index_does_not_hold(
+    allocator: Allocator,
+) -> None:
+    """A record names the sharers of every instance; those of another instance hold nothing
+    in this index, but the ports the record gives them still refuse a clashing joiner (it was
+    offered the address, refused by the record, and offered it again twice a second)."""
+    x, web = ip("10.0.0.1"), frozenset({("TCP", 80)})
+    allocator.record(x, frozenset({"ns/web"}), "ns/blue", ports={"ns/web": web})
+    with pytest.raises(PortConflict, match="ns/web"):
+        allocator.assign("ns/api", x, share_key="ns/blue", ports=web)
+    moved = allocator.allocate("ns/api", share_key="ns/blue", ports=web, own_on_clash=True)
+    assert moved.address == ip("10.0.0.2")
+    dns = allocator.assign("ns/dns", x, share_key="ns/blue", ports=frozenset({("UDP", 53)}))
+    assert dns.address == x
+
+
+def test_an_address_shown_by_a_service_its_record_does_not_name_gets_no_new_holder(
+    allocator: Allocator,
+) -> None:
+    """A Service lbctl does not manage shows an address whose record names web (e.g. it
+    carries a copy of web's ``com.citrix.vip``): web keeps it, a new sharer of web's key is
+    not offered it (it would wait for ever to show it) and gets an address of its own."""
+    x, web = ip("10.0.0.1"), frozenset({("TCP", 80)})
+    allocator.record(x, frozenset({"ns/web"}), "ns/blue", ports={"ns/web": web})
+    allocator.block(x, "ns/copy")
+    assert allocator.assign("ns/web", x, share_key="ns/blue", ports=web).address == x
+    joined = allocator.allocate("ns/dns", share_key="ns/blue", ports=frozenset({("UDP", 53)}))
+    assert joined.address == ip("10.0.0.2")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, cast
 
+import pytest
+
 from lbctl.ipam.allocator import Allocator
 from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.events import EventRecorder
 from lbctl.model import IPAddress, ServiceView, VipView
 from lbctl.reconcile.addresses import AddressRecords
-from lbctl.reconcile.follow import Follow
+from lbctl.reconcile.follow import Follow, NoRoom
 from lbctl.reconcile.records import VipRecords
 
 CURRENT = ipaddress.ip_address("10.0.0.1")
@@ -31,9 +33,10 @@ class RecordSaysClash:
         return f"{address} is held by ns/web, which already uses port 80/TCP"
 
 
-async def test_a_clash_only_the_record_knows_keeps_the_address_and_says_so() -> None:
-    """The index (which does not know the other sharer's ports) offers the Service's own
-    address again: it keeps it, waits, and a Warning says why; nothing is written."""
+async def test_a_clash_only_the_record_knows_leaves_no_room_and_changes_nothing() -> None:
+    """The index offers the Service's own address again (only the record knows the other
+    sharer's ports): there is no room for it, which the caller turns into a wait; the ports
+    it holds the address with are unchanged and no claim is made."""
     allocator = Allocator(parse_vip_range('["10.0.0.0/30"]'))
     allocator.assign("ns/dns", CURRENT, share_key="ns/blue", ports=frozenset({("UDP", 53)}))
     events, waiting = Events(), set[str]()
@@ -51,13 +54,10 @@ async def test_a_clash_only_the_record_knows_keeps_the_address_and_says_so() -> 
         "spec": {"type": "LoadBalancer", "ports": [{"protocol": "TCP", "port": 80}]},
     }  # fmt: skip
     vip = VipView.from_raw({"metadata": {"namespace": "ns", "name": "dns"}, "spec": {}})
-    kept = await follow.ports(raw, ServiceView.from_raw(raw), vip, CURRENT, set())
-    assert kept == CURRENT
-    assert waiting == {"ns/dns"}
-    [(type_, reason, message)] = events.posted
-    assert (type_, reason) == ("Warning", "AllocationFailed")
-    assert "port 80/TCP" in message
-    assert "keeping 10.0.0.1" in message
+    with pytest.raises(NoRoom, match="port 80/TCP"):
+        await follow.ports(raw, ServiceView.from_raw(raw), vip, CURRENT, set())
+    assert not events.posted
     held = allocator.get("ns/dns")
     assert held is not None
     assert held.ports == {("UDP", 53)}
+    assert allocator.get("ns/dns#moving") is None
