@@ -156,6 +156,26 @@ async def test_a_sharer_whose_ports_now_clash_moves_to_an_address_where_they_fit
     assert not watch.violations, watch.violations
 
 
+WEB = ("web", ("TCP", 80))
+DNS = ("dns", ("UDP", 53))
+
+
+async def shared_then_stopped(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, pool: str,
+    *sharers: tuple[str, tuple[str, int]],
+) -> str:  # fmt: skip
+    """``sharers`` (name, port) created in this order, sharing one address under key blue,
+    then lbctl stopped; the address."""
+    running = await start_lbctl(pool)
+    shown: list[str] = []
+    for name, port in sharers:
+        await kube.create(SERVICES, namespace, shared(name, "blue", port))
+        shown.append(await wait_for_ip(kube, namespace, name))
+    assert len(set(shown)) == 1, shown
+    await running.stop()
+    return shown[0]
+
+
 async def test_a_sharer_whose_vip_is_lost_and_whose_ports_now_clash_moves_off(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl
 ) -> None:
@@ -164,12 +184,7 @@ async def test_a_sharer_whose_vip_is_lost_and_whose_ports_now_clash_moves_off(
     clashes with its ports; it moves to an address of its own (it showed the shared one
     beside web for ever, waiting for a sharer's address to free up)."""
     pool = '["10.77.9.48/29"]'
-    first_lbctl = await start_lbctl(pool)
-    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
-    first = await wait_for_ip(kube, namespace, "web")
-    await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
-    assert await wait_for_ip(kube, namespace, "dns") == first
-    await first_lbctl.stop()
+    first = await shared_then_stopped(kube, namespace, start_lbctl, pool, WEB, DNS)
     async with ShownAddresses(kube, namespace) as watch:
         await kube.delete(VIPS, namespace, "dns")
         ports = [{"name": "web", "protocol": "TCP", "port": 80, "targetPort": 80}]
@@ -211,14 +226,11 @@ async def test_a_requesting_sharer_whose_vip_is_lost_and_whose_ports_now_clash_l
     assert not watch.violations, watch.violations
 
 
-async def test_an_address_whose_showers_conflict_is_not_joined_until_they_no_longer_do(
-    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
-) -> None:
-    """web (TCP 80) and api (TCP 443, of class x) share an address under key blue; api is
-    edited to TCP 80 while class x's instance is down.  dns (UDP 53, blue) fits beside each
-    of them, but joining would show the address on a set that may not share it: dns waits
-    (a Warning says why) until x's instance moves api off, then joins."""
-    pool = '["10.77.9.56/29"]'
+async def web_and_classed_api(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, pool: str
+) -> str:
+    """web (class-less, TCP 80) and api (class x, TCP 443) sharing one address under key
+    blue, then class x's instance stopped; the address."""
     await start_lbctl(pool)
     classed = await start_lbctl(pool, load_balancer_class="lbctl.io/x")
     await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
@@ -228,6 +240,18 @@ async def test_an_address_whose_showers_conflict_is_not_joined_until_they_no_lon
     await kube.create(SERVICES, namespace, api)
     assert await wait_for_ip(kube, namespace, "api") == first
     await classed.stop()
+    return first
+
+
+async def test_an_address_whose_showers_conflict_is_not_joined_until_they_no_longer_do(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """web (TCP 80) and api (TCP 443, of class x) share an address under key blue; api is
+    edited to TCP 80 while class x's instance is down.  dns (UDP 53, blue) fits beside each
+    of them, but joining would show the address on a set that may not share it: dns waits
+    (a Warning says why) until x's instance moves api off, then joins."""
+    pool = '["10.77.9.56/29"]'
+    first = await web_and_classed_api(kube, namespace, start_lbctl, pool)
     async with ShownAddresses(kube, namespace) as watch:
         await kube.patch(SERVICES, namespace, "api", {"spec": {"ports": TCP_80}})
         await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
@@ -258,12 +282,7 @@ async def test_a_sharer_whose_key_changed_leaves_even_while_its_partner_has_no_v
     as a sharer from the address's record (web holds nothing in the index yet) and leave:
     it stayed, and web took the address back under blue beside it."""
     pool = '["10.77.10.0/29"]'
-    first_lbctl = await start_lbctl(pool)
-    await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
-    first = await wait_for_ip(kube, namespace, "dns")
-    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
-    assert await wait_for_ip(kube, namespace, "web") == first
-    await first_lbctl.stop()
+    first = await shared_then_stopped(kube, namespace, start_lbctl, pool, DNS, WEB)
     async with ShownAddresses(kube, namespace) as watch:
         await kube.delete(VIPS, namespace, "web")
         patch = {"metadata": {"annotations": {"lbctl.io/allow-shared-ip": "green"}}}
@@ -332,16 +351,7 @@ async def test_a_sharer_clashing_with_another_instances_sharer_waits_visibly(
     sharer dns (blue, TCP 443) is refused by those ports at once and waits with a Pending
     Vip saying why (it was offered X, refused by the record, and offered it again twice a
     second, for ever, without a Vip)."""
-    pool = '["10.77.17.0/29"]'
-    await start_lbctl(pool)
-    classed = await start_lbctl(pool, load_balancer_class="lbctl.io/x")
-    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
-    first = await wait_for_ip(kube, namespace, "web")
-    api = shared("api", "blue", ("TCP", 443))
-    api["spec"]["loadBalancerClass"] = "lbctl.io/x"
-    await kube.create(SERVICES, namespace, api)
-    assert await wait_for_ip(kube, namespace, "api") == first
-    await classed.stop()
+    await web_and_classed_api(kube, namespace, start_lbctl, '["10.77.17.0/29"]')
     await kube.delete(VIPS, namespace, "api")
     await kube.create(SERVICES, namespace, shared("dns", "blue", ("TCP", 443)))
 
