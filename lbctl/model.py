@@ -158,9 +158,11 @@ class ServiceView:
 
     @property
     def share_key(self) -> str | None:
-        """The sharing key, scoped to the namespace (sharing never crosses namespaces)."""
+        """The sharing key, scoped to the namespace (sharing never crosses namespaces); a
+        value in lbctl's reservation form (``#reserved:...``) is no key: those addresses are
+        claimed only by asking for them."""
         value = self.annotations.get(SHARED_IP_ANNOTATION, "").strip()
-        return f"{self.namespace}/{value}" if value else None
+        return f"{self.namespace}/{value}" if value and not value.startswith(RESERVED) else None
 
     @property
     def is_load_balancer(self) -> bool:

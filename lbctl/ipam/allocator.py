@@ -213,7 +213,9 @@ class Allocator:
             holders = ", ".join(sorted(named)) or "a VipAddress record"
             raise AddressInUse(address, holders, " (its record is being deleted)")
         others = [a for a in self.holders(address) if a.owner != owner]
-        recorded = named - {me} - {owner_key(a.owner) for a in others}
+        # A holder the record names is judged by this index's holders only (as the record
+        # admitted it; a record edited by hand must not lock out its own holders).
+        recorded = set() if me in named else named - {me} - {owner_key(a.owner) for a in others}
         if others and (share_key is None or any(a.share_key != share_key for a in others)):
             raise AddressInUse(address, others[0].owner)
         if recorded and (share_key is None or record is None or record[1] != share_key):

@@ -85,8 +85,8 @@ class AddressTracker:
             )  # fmt: skip
             for holder in after.holders:
                 self.by_holder.setdefault(holder.key, {})[after.address] = holder
-            if before is not None and any(h not in after.holders for h in before.holders):
-                self._on_release()  # a sharer left, or changed ports: a waiter may fit now
+            if before is not None and before.holder_keys - after.holder_keys:
+                self._on_release()  # a sharer left: a waiter may fit now
         elif (
             before is not None
             and before.address is not None

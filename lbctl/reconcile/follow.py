@@ -187,6 +187,8 @@ class Follow:
         ``NoRoom`` where none is (a Warning Event says why): it may not stay beside sharers
         it conflicts with."""
         request = request_of(service)
+        if isinstance(request, Request) and request.address is not None:
+            raise NoRoom(f"{why}, and it asks for {request.address}")
         pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
         placeholder = f"{service.key}{MOVING}"
         sharing = (service.share_key, service.ports)

@@ -227,7 +227,7 @@ class VipRecords:
         """Empty the address of a Vip that records one its Service may not hold (guarded by
         the resourceVersion it was read at): the Vip waits, Pending, like a new one."""
         if vip.address_text:
-            spec = {"ipaddress": "", "pool": ""}
+            spec = {"ipaddress": "", "pool": "", "secondaryIpaddress": None}
             patch = {"metadata": {"resourceVersion": vip.resource_version}, "spec": spec}
             await self._client.patch(VIPS, vip.namespace, vip.name, patch)
             log.info("vip address cleared", vip=vip.key, address=vip.address_text)

@@ -79,8 +79,7 @@ class ServiceReconciler:
         self.records = VipRecords(client, vips, allocator, on_release)
         self.addresses = addresses
         self.shown = ShownIndex(allocator, self.handles, on_release)
-        """Which Services show which address (fed by the Service informer); those lbctl does
-        not manage block theirs in the allocator."""
+        """Which Services show which address; unmanaged ones block theirs in the allocator."""
         self._sharers = Sharers(client, self.shown, addresses)
         self._second_family = SecondFamily(allocator, self.records, recorder)
         self.waiting: set[str] = set()
@@ -96,8 +95,7 @@ class ServiceReconciler:
             load_balancer_class=load_balancer_class,
         )  # fmt: skip
         self._superseded: dict[str, set[str]] = {}
-        """Service key → resourceVersions written by lbctl and already overwritten by its own
-        next write: an event for one of them is skipped, the final version's event follows."""
+        """Service key → versions lbctl wrote and overwrote itself: their events are skipped."""
 
     def handles(self, service: ServiceView) -> bool:
         return service.is_load_balancer and service.load_balancer_class == self._class
@@ -226,8 +224,10 @@ class ServiceReconciler:
             why = Unsatisfied("AllocationFailed", "PortConflict", f"{err}; waiting", True)
             await self._recorder.record(raw, "Warning", why.reason, why.message)
             self.waiting.add(service.key)
+            if await self._sharers.conflict(service, address, among_others=False) is None:
+                return address  # those it would conflict with left too (e.g. all re-keyed)
             await self.records.clear(vip)
-            self.records.release_primary(service.key)
+            self.records.release(service.key)  # both families
             return await self._record_pending(service, vip, why)
         if not await self._hold(raw, service, address, proven):
             return Requeue(RETRY_PENDING_AFTER)

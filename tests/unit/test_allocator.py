@@ -252,3 +252,14 @@ def test_an_address_shown_by_a_service_its_record_does_not_name_gets_no_new_hold
     assert allocator.assign("ns/web", x, share_key="ns/blue", ports=web).address == x
     joined = allocator.allocate("ns/dns", share_key="ns/blue", ports=frozenset({("UDP", 53)}))
     assert joined.address == ip("10.0.0.2")
+
+
+def test_a_holder_its_record_names_is_not_locked_out_by_a_hand_edited_record(
+    allocator: Allocator,
+) -> None:
+    """The record's sharing key edited by hand (red): web and dns, which it names, still
+    hold the address under their own key (they were refused, each 'held by' the other)."""
+    x, web, dns = ip("10.0.0.1"), frozenset({("TCP", 80)}), frozenset({("UDP", 53)})
+    allocator.record(x, frozenset({"ns/web", "ns/dns"}), "ns/red", ports={"ns/web": web})
+    assert allocator.assign("ns/web", x, share_key="ns/blue", ports=web).address == x
+    assert allocator.assign("ns/dns", x, share_key="ns/blue", ports=dns).address == x

@@ -47,3 +47,10 @@ def test_a_sharer_leaving_a_shown_address_gets_its_own_where_its_keys_address_cl
     refused = claim(allocator, showing(None, key="blue"), Request(DEFAULT_POOL, None))
     assert isinstance(refused, Unsatisfied)
     assert refused.condition == "PortConflict"
+
+
+def test_a_key_in_lbctls_reservation_form_is_no_sharing_key() -> None:
+    """``#reserved:<name>`` is how a claimed reservation's key reads: a Service that writes
+    it as its sharing key shares nothing (it took the reserved address without asking)."""
+    assert showing(None, key="#reserved:kept").share_key is None
+    assert showing(None, key="blue").share_key == "ns/blue"
