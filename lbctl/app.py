@@ -19,9 +19,11 @@ from lbctl.ipam.allocator import AddressInUse, Allocator
 from lbctl.kube.client import (
     ENDPOINT_SLICES,
     JSON,
+    NAMESPACES,
     NODES,
     SERVICES,
     VIP_ADDRESSES,
+    VIP_POOLS,
     VIPS,
     KubeClient,
     api_client_from,
@@ -39,7 +41,9 @@ from lbctl.reconcile.adc import AdcSync
 from lbctl.reconcile.addresses import AddressRecords, AddressTracker
 from lbctl.reconcile.backends import Backends
 from lbctl.reconcile.controller import Controller
-from lbctl.reconcile.service import Requeue, ServiceReconciler
+from lbctl.reconcile.pools import Pools, PoolStatusWriter
+from lbctl.reconcile.publish import Requeue
+from lbctl.reconcile.service import ServiceReconciler
 from lbctl.reconcile.vip import VipReconciler, VipTracker
 
 log = structlog.get_logger(__name__)
@@ -59,6 +63,10 @@ class Runtime:
     tracker: VipTracker
     address_records: Informer
     address_tracker: AddressTracker
+    pools: Pools
+    pool_objects: Informer
+    namespaces: Informer
+    pool_status: PoolStatusWriter
     nitro: NitroClient | None = None
     adc: AdcSync | None = None
     nodes: Informer | None = None
@@ -73,7 +81,10 @@ class Runtime:
 
     @property
     def informers(self) -> list[Informer]:
-        informers = (self.services, self.vips, self.address_records, self.nodes, self.slices)
+        informers = (
+            self.services, self.vips, self.address_records, self.pool_objects, self.namespaces,
+            self.nodes, self.slices,
+        )  # fmt: skip
         return [i for i in informers if i is not None]
 
 
@@ -93,6 +104,19 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     services = Informer(client, SERVICES, namespace=settings.namespace)
     vips = Informer(client, VIPS, namespace=settings.namespace)
     address_records = Informer(client, VIP_ADDRESSES)
+    pool_objects = Informer(client, VIP_POOLS)
+    namespaces = Informer(client, NAMESPACES)
+
+    def pools_changed() -> None:
+        for key, _ in services.items():
+            enqueue_service(key)
+        for key, _ in vips.items():
+            enqueue_vip(key)
+        for name, _ in pool_objects.items():
+            queue.add(f"VipPool:{name}")
+
+    pools = Pools(allocator, settings.pools, pool_objects, namespaces, pools_changed)
+    pool_status = PoolStatusWriter(client, pool_objects, pools)
     queue = WorkQueue()
     recorder = EventRecorder(client)
     adc = nodes = slices = None
@@ -124,6 +148,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         on_release=lambda: on_release(),
         backend=adc,
         addresses=addresses,
+        pools=pools,
     )
 
     def enqueue_service(key: str) -> None:
@@ -131,6 +156,10 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
 
     def enqueue_vip(key: str) -> None:
         queue.add(f"Vip:{key}")
+
+    def enqueue_pool(raw: JSON | None) -> None:
+        if raw is not None:
+            queue.add(f"VipPool:{raw['metadata']['name']}")
 
     def on_release() -> None:
         for key in list(service_reconciler.waiting):
@@ -146,6 +175,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         recorder=recorder,
         tracker=tracker,
         addresses=addresses,
+        pools=pools,
     )
 
     async def reconcile_vip(key: str) -> Requeue | None:
@@ -157,18 +187,30 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         if obj is not None:
             enqueue_service(object_key(obj))
 
+    async def reconcile_pool(name: str) -> Requeue | None:
+        await pool_status.reconcile(name)
+        return None
+
     vips.add_handler(tracker)
+    pool_objects.add_handler(pools.on_pool)
+    pool_objects.add_handler(lambda _, old, new: enqueue_pool(new or old))
+    namespaces.add_handler(pools.on_namespace)
     address_records.add_handler(address_tracker)
     services.add_handler(service_reconciler.shown)
     services.add_handler(on_service)
     controller = Controller(
         queue,
-        {"Service": service_reconciler.reconcile, "Vip": reconcile_vip},
+        {
+            "Service": service_reconciler.reconcile,
+            "Vip": reconcile_vip,
+            "VipPool": reconcile_pool,
+        },
         workers=settings.workers,
     )
     return Runtime(
         client, allocator, services, vips, queue, controller, service_reconciler, tracker,
-        address_records, address_tracker, nitro=nitro if adc is not None else None, adc=adc,
+        address_records, address_tracker, pools, pool_objects, namespaces, pool_status,
+        nitro=nitro if adc is not None else None, adc=adc,
         nodes=nodes, slices=slices,
     )  # fmt: skip
 
@@ -250,6 +292,8 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
         runtime.controller.enqueue("Service", key)
     for key, _ in runtime.vips.items():
         runtime.controller.enqueue("Vip", key)
+    for name, _ in runtime.pool_objects.items():
+        runtime.controller.enqueue("VipPool", name)
     runtime.leading.set()
     log.info(
         "reconciling",
@@ -257,16 +301,31 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
         vips=len(runtime.vips),
         workers=settings.workers,
     )
-    drift = None
+    background = [asyncio.create_task(pool_status_passes(runtime))]
     if runtime.adc is not None and settings.adc is not None:
-        drift = asyncio.create_task(drift_passes(runtime, runtime.adc, settings.adc.resync_period))
+        background.append(
+            asyncio.create_task(drift_passes(runtime, runtime.adc, settings.adc.resync_period))
+        )
     try:
         await runtime.controller.run()
     finally:
         runtime.leading.clear()
-        if drift is not None:
-            drift.cancel()
-            await stopped([drift])  # a drift pass deletes unused ADC servers: a write
+        for task in background:
+            task.cancel()
+        await stopped(background)  # a drift pass deletes unused ADC servers: a write
+
+
+POOL_STATUS_PERIOD = 2.0
+"""Seconds between checks of the VipPools' usage counts (one write per changed pool)."""
+
+
+async def pool_status_passes(runtime: Runtime) -> None:
+    """Keep each VipPool's counts current without a write per allocation: every
+    ``POOL_STATUS_PERIOD`` the pools whose status differs are reconciled."""
+    while True:
+        await asyncio.sleep(POOL_STATUS_PERIOD)
+        for name in runtime.pool_status.stale():
+            runtime.controller.enqueue("VipPool", name)
 
 
 async def read_adc(adc: AdcSync) -> set[str]:
@@ -307,6 +366,7 @@ async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | No
     try:
         for informer in runtime.informers:
             await informer.synced.wait()
+        runtime.pools.start()
         runtime.started.set()
         log.info("caches synced", services=len(runtime.services), vips=len(runtime.vips))
         election = settings.leader_election

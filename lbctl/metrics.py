@@ -103,28 +103,33 @@ class RuntimeCollector(Collector):
         yield relists
 
     def _ipam(self) -> Iterator[Metric]:
+        """Named as MetalLB's ``metallb_allocator_addresses_{in_use_,}total`` so alerts
+        carry over; label values are pool names from VIP_RANGE and VipPool objects only
+        (``pool=""``: addresses in use outside every pool)."""
         labels = ["pool", "family"]
         total = GaugeMetricFamily(
-            "lbctl_ipam_addresses_total", "Addresses in a pool.", labels=labels
+            "lbctl_ipam_addresses_total", "Addresses a pool can hand out.", labels=labels
         )
         in_use = GaugeMetricFamily(
-            "lbctl_ipam_addresses_in_use", "Addresses allocated.", labels=labels
+            "lbctl_ipam_addresses_in_use_total",
+            "Addresses in use, by pool (empty: outside every pool) and family.",
+            labels=labels,
         )
         for stats in self._runtime.allocator.stats():
             family = f"ipv{stats.version}"
             total.add_metric([stats.name, family], float(stats.total))
             in_use.add_metric([stats.name, family], float(stats.in_use))
+        for ip_version, count in self._runtime.allocator.in_use_outside().items():
+            in_use.add_metric(["", f"ipv{ip_version}"], float(count))
         yield total
         yield in_use
         failures = CounterMetricFamily(
             "lbctl_ipam_allocation_failures",
-            "Allocation attempts that found no address, by requested pool and reason.",
-            labels=["pool", "reason"],
+            "Allocation attempts that found no address, by reason (the Vip condition reason).",
+            labels=["reason"],
         )
-        for (pool, reason), count in sorted(
-            self._runtime.service_reconciler.allocation_failures.items()
-        ):
-            failures.add_metric([pool, reason], count)
+        for reason, count in sorted(self._runtime.service_reconciler.allocation_failures.items()):
+            failures.add_metric([reason], count)
         yield failures
 
     def _queue(self) -> Iterator[Metric]:

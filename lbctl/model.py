@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 LB_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
@@ -143,6 +144,11 @@ class ServiceView:
     ip_families: tuple[int, ...] = (4,)
     """IP versions from spec.ipFamilies, in order (the apiserver fills them in)."""
     ip_family_policy: str = SINGLE_STACK
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """metadata.labels, for pools' serviceSelector."""
+    conditions: tuple[Mapping[str, Any], ...] = ()
+    """status.conditions as read (other controllers' too: a write keeps them)."""
+    generation: int = 0
 
     @property
     def key(self) -> str:
@@ -210,6 +216,9 @@ class ServiceView:
             )
             or (4,),
             ip_family_policy=str(spec.get("ipFamilyPolicy") or SINGLE_STACK),
+            labels=meta.get("labels") or {},
+            conditions=tuple((obj.get("status") or {}).get("conditions") or ()),
+            generation=int(meta.get("generation") or 0),
         )
 
 
@@ -229,6 +238,8 @@ class VipView:
     ports: frozenset[Port]
     secondary_text: str | None = None
     load_balancer_class: str | None = None
+    pool: str | None = None
+    """spec.pool: for a Vip made by hand without an address, the pool to fill it from."""
 
     @property
     def secondary(self) -> IPAddress | None:
@@ -276,6 +287,7 @@ class VipView:
             sharing_key=spec.get("sharingKey") or None,
             ports=ports_from_text(spec.get("ports")),
             secondary_text=spec.get("secondaryIpaddress") or None,
+            pool=spec.get("pool") or None,
             load_balancer_class=annotations.get(CLASS_ANNOTATION) or None,
         )
 

@@ -11,7 +11,7 @@ import yaml
 from lbctl.kube.client import CRDS, JSON, KubeClient, Resource
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
-CRD_FILES = (MANIFESTS / "crds" / "vip.yaml", MANIFESTS / "crds" / "vipaddress.yaml")
+CRD_FILES = tuple(MANIFESTS / "crds" / f for f in ("vip.yaml", "vipaddress.yaml", "vippool.yaml"))
 
 
 def load_balancer_service(name: str, port: int = 80, **spec: object) -> JSON:
@@ -34,7 +34,7 @@ def load_documents(path: Path) -> list[JSON]:
 
 
 async def install_crds(client: KubeClient, timeout: float = 30.0) -> list[str]:
-    """Apply lbctl's CRDs (Vip, VipAddress) and wait for their Established condition; their
+    """Apply lbctl's CRDs (Vip, VipAddress, VipPool) and wait for their Established condition; their
     names."""
     names = []
     for crd in (doc for path in CRD_FILES for doc in load_documents(path)):

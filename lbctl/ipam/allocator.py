@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from lbctl.ipam.freelist import FreeList
@@ -90,14 +91,7 @@ class Allocator:
         self._reset(tuple(self._pools.values()))
 
     def _reset(self, pools: tuple[Pool, ...]) -> None:
-        self._pools = {pool.name: pool for pool in pools}
-        self._free: dict[tuple[str, int], FreeList] = {}
-        self._total: dict[tuple[str, int], int] = {}
-        for pool in pools:
-            for version in sorted({r.version for r in pool.ranges}):
-                ranges = [(r.first, r.last) for r in pool.ranges if r.version == version]
-                self._free[(pool.name, version)] = FreeList(ranges)
-                self._total[(pool.name, version)] = sum(b - a + 1 for a, b in ranges)
+        self._index_pools(pools)
         self._by_owner: dict[str, Allocation] = {}
         self._by_address: dict[IPAddress, dict[str, Allocation]] = {}
         self._shared: dict[str, set[IPAddress]] = {}
@@ -111,15 +105,55 @@ class Allocator:
         self._shown_elsewhere: dict[IPAddress, set[str]] = {}
         """Address → the Services lbctl does not manage that show it (``block``)."""
 
+    def _index_pools(self, pools: tuple[Pool, ...]) -> None:
+        """Free lists per (pool, family) and a sorted interval index for ``pool_of``; the
+        pools' intervals never overlap (``lbctl.ipam.poolset`` keeps overlapping ones out)."""
+        self._pools = {pool.name: pool for pool in pools}
+        self._free: dict[tuple[str, int], FreeList] = {}
+        self._total: dict[tuple[str, int], int] = {}
+        bounds: dict[int, list[tuple[int, int, str]]] = {4: [], 6: []}
+        for pool in pools:
+            for version in pool.versions:
+                intervals = pool.intervals(version)
+                self._free[(pool.name, version)] = FreeList(intervals)
+                self._total[(pool.name, version)] = sum(b - a + 1 for a, b in intervals)
+                bounds[version].extend((a, b, pool.name) for a, b in intervals)
+        self._bounds = {v: sorted(found) for v, found in bounds.items()}
+        self._firsts = {v: [a for a, _, _ in found] for v, found in self._bounds.items()}
+
+    def set_pools(self, pools: tuple[Pool, ...]) -> None:
+        """Replace the pools live: every allocation, record and shown address stays (one now
+        outside every pool is kept, with pool None), and the free lists hold the rest."""
+        self._index_pools(pools)
+        in_use = set(self._by_address) | set(self._records) | set(self._shown_elsewhere)
+        for address in in_use:
+            self._take(address)
+        for address, holders in self._by_address.items():
+            pool = self.pool_of(address)
+            for owner, allocation in list(holders.items()):
+                if allocation.pool != pool:
+                    moved = dataclasses.replace(allocation, pool=pool)
+                    holders[owner] = moved
+                    self._by_owner[owner] = moved
+
     @property
     def pool_names(self) -> list[str]:
         return list(self._pools)
 
+    def pool(self, name: str) -> Pool | None:
+        return self._pools.get(name)
+
+    @property
+    def pools(self) -> tuple[Pool, ...]:
+        return tuple(self._pools.values())
+
     def pool_of(self, address: IPAddress) -> str | None:
-        for pool in self._pools.values():
-            if pool.contains(address):
-                return pool.name
-        return None
+        firsts = self._firsts[address.version]
+        index = bisect_right(firsts, int(address)) - 1
+        if index < 0:
+            return None
+        _, last, name = self._bounds[address.version][index]
+        return name if int(address) <= last else None
 
     def get(self, owner: str) -> Allocation | None:
         return self._by_owner.get(owner)
@@ -233,28 +267,32 @@ class Allocator:
     def allocate(
         self,
         owner: str,
-        pool: str = DEFAULT_POOL,
+        pool: str | Sequence[str] = DEFAULT_POOL,
         version: int = 4,
         share_key: str | None = None,
         ports: frozenset[Port] = frozenset(),
         own_on_clash: bool = False,
     ) -> Allocation:
-        """Give ``owner`` the lowest free address of ``pool`` (its current one if it has one).
+        """Give ``owner`` the lowest free address of ``pool`` (its current one if it has one);
+        ``pool`` may be a sequence of pool names, tried in order (the first with room wins).
 
-        With ``share_key``, the owner joins the lowest address already shared under that key;
-        if every such address already uses one of its ports, that is a ``PortConflict`` (the
-        key means "share", so it never silently gets an address of its own), unless
-        ``own_on_clash``: then it gets a free address, shared under the key from then on
-        (for a sharer whose ports changed, which must leave the address it shows)."""
+        With ``share_key``, the owner joins the lowest address already shared under that key
+        in those pools; if every such address already uses one of its ports, that is a
+        ``PortConflict`` (the key means "share", so it never silently gets an address of its
+        own), unless ``own_on_clash``: then it gets a free address, shared under the key from
+        then on (for a sharer whose ports changed, which must leave the address it shows).
+        A disabled pool hands out nothing new (``PoolExhausted`` naming it)."""
         current = self._by_owner.get(owner)
         if current is not None:
             return current
-        if pool not in self._pools:
-            raise UnknownPool(f"no pool named {pool!r} (pools: {', '.join(self._pools)})")
+        names = (pool,) if isinstance(pool, str) else tuple(pool)
+        for name in names:
+            if name not in self._pools:
+                raise UnknownPool(f"no pool named {name!r} (pools: {', '.join(self._pools)})")
         if share_key is not None:
             refused: PortConflict | None = None
             for address in sorted(self._shared.get(share_key, ()), key=int):
-                if address.version != version or self.pool_of(address) != pool:
+                if address.version != version or self.pool_of(address) not in names:
                     continue
                 try:
                     self._check_join(owner, address, share_key, ports)
@@ -263,16 +301,19 @@ class Allocator:
                     continue
                 except AddressInUse:
                     continue  # e.g. its record is being deleted: closed to new sharers
-                return self._record(Allocation(owner, address, pool, None, share_key, ports))
+                allocation = Allocation(owner, address, self.pool_of(address), None, share_key)
+                return self._record(dataclasses.replace(allocation, ports=ports))
             if refused is not None and not own_on_clash:
                 raise refused
-        free = self._free.get((pool, version))
-        lowest = free.lowest() if free else None
-        if free is None or lowest is None:
-            raise PoolExhausted(f"pool {pool!r} has no free IPv{version} address")
-        free.take(lowest)
-        address = ipaddress.ip_address(lowest)
-        return self._record(Allocation(owner, address, pool, None, share_key, ports))
+        for name in names:
+            free = self._free.get((name, version))
+            lowest = free.lowest() if free is not None and not self._pools[name].disabled else None
+            if free is None or lowest is None:
+                continue
+            free.take(lowest)
+            address = ipaddress.ip_address(lowest)
+            return self._record(Allocation(owner, address, name, None, share_key, ports))
+        raise PoolExhausted(_exhausted(names, version, self._pools))
 
     def assign(
         self,
@@ -365,6 +406,14 @@ class Allocator:
             if not addresses:
                 del self._shared[share_key]
 
+    def in_use_outside(self) -> dict[int, int]:
+        """IP family → how many addresses in use lie outside every pool (kept, not moved)."""
+        counts = {4: 0, 6: 0}
+        for address in set(self._by_address) | set(self._records):
+            if self.pool_of(address) is None:
+                counts[address.version] += 1
+        return counts
+
     def stats(self) -> list[PoolStats]:
         return [
             PoolStats(
@@ -375,3 +424,11 @@ class Allocator:
             )
             for (pool, version), free in self._free.items()
         ]
+
+
+def _exhausted(names: tuple[str, ...], version: int, pools: Mapping[str, Pool]) -> str:
+    disabled = [n for n in names if pools[n].disabled]
+    detail = f" (disabled: {', '.join(disabled)})" if disabled else ""
+    if len(names) == 1:
+        return f"pool {names[0]!r} has no free IPv{version} address{detail}"
+    return f"pools {', '.join(names)} have no free IPv{version} address{detail}"

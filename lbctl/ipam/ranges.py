@@ -7,7 +7,8 @@ Accepted forms, IPv4 and IPv6 (the prototype's and NetScaler IPAM's, as a supers
 * named ranges plus an unnamed default:
   ``[{"Prod": ["10.1.2.0/24"]}, {"Dev": ["10.1.4.0/24"]}, ["10.1.6.0/24"]]``
 
-IPv4 CIDRs of /30 and larger lose their network and broadcast address.  Every problem is a
+IPv4 CIDRs of /30 and larger lose their network and broadcast address, IPv6 CIDRs of /126 and
+larger their subnet-router anycast address (the first, RFC 4291 2.6.1).  Every problem is a
 ``RangeError`` whose message names the offending element.
 """
 
@@ -16,7 +17,10 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from lbctl.ipam.selector import LabelSelector
 
 DEFAULT_POOL = "default"
 
@@ -46,11 +50,53 @@ class AddressRange:
 
 @dataclass(frozen=True)
 class Pool:
+    """A named set of address ranges and the policy for handing them out.
+
+    ``VIP_RANGE`` pools keep the prototype's behaviour: ``default`` is assigned automatically,
+    a named pool only to Services that ask for it.  ``VipPool`` objects set every field.
+    """
+
     name: str
     ranges: tuple[AddressRange, ...]
+    auto_assign: bool = True
+    """False: only Services that ask for the pool, or for an address in it, get one."""
+    avoid_buggy_ips: bool = False
+    """Never hand out an IPv4 address ending in .0 or .255 (MetalLB's avoidBuggyIPs)."""
+    priority: int | None = None
+    """Among pools a Service may use, lower first; pools without a priority come last."""
+    disabled: bool = False
+    """Drain: addresses in use stay, nothing new is handed out."""
+    namespace_selector: LabelSelector | None = None
+    service_selector: LabelSelector | None = None
+    origin: str = "VIP_RANGE"
+    """Where the pool is defined: ``VIP_RANGE`` or ``VipPool``."""
 
     def contains(self, address: IPAddress) -> bool:
-        return any(r.contains(address) for r in self.ranges)
+        return any(first <= int(address) <= last for first, last in self.intervals(address.version))
+
+    def intervals(self, version: int) -> list[tuple[int, int]]:
+        """The inclusive integer intervals of ``version`` that may be handed out."""
+        found = [(r.first, r.last) for r in self.ranges if r.version == version]
+        if not (self.avoid_buggy_ips and version == 4):
+            return found
+        usable = []
+        for first, last in found:
+            for block in range(first >> 8, (last >> 8) + 1):
+                low, high = max(first, (block << 8) + 1), min(last, (block << 8) + 254)
+                if low <= high:
+                    usable.append((low, high))
+        return usable
+
+    @property
+    def versions(self) -> list[int]:
+        return sorted({r.version for r in self.ranges})
+
+    def admits(self, namespace_labels: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+        """True when the pool's selectors match a Service with these labels in a namespace
+        with ``namespace_labels`` (no selector matches everything)."""
+        return (
+            self.namespace_selector is None or self.namespace_selector.matches(namespace_labels)
+        ) and (self.service_selector is None or self.service_selector.matches(labels))
 
 
 def _address(text: str, element: str) -> IPAddress:
@@ -98,6 +144,8 @@ def _parse_range(element: str) -> AddressRange:
         low, high = int(network.network_address), int(network.broadcast_address)
         if network.version == 4 and network.prefixlen <= 30:
             low, high = low + 1, high - 1
+        elif network.version == 6 and network.prefixlen <= 126:
+            low += 1  # the subnet-router anycast address (RFC 4291 2.6.1)
         return AddressRange(network.version, low, high, element)
     address = _address(text, element)
     return AddressRange(address.version, int(address), int(address), element)
@@ -159,7 +207,7 @@ def parse_vip_range(text: str) -> tuple[Pool, ...]:
                 f"VIP_RANGE: {element!r} is neither a range, a list of ranges nor "
                 f'a one-key object {{"name": [ranges]}}'
             )
-    pools = [Pool(name, tuple(ranges)) for name, ranges in named.items()]
+    pools = [Pool(name, tuple(ranges), auto_assign=False) for name, ranges in named.items()]
     if default:
         pools.insert(0, Pool(DEFAULT_POOL, tuple(default)))
     _reject_overlaps(pools)

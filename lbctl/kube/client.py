@@ -68,6 +68,7 @@ class Resource:
 SERVICES = Resource("", "v1", "services", "Service")
 VIPS = Resource("ipam.citrix.com", "v1", "vips", "Vip")
 VIP_ADDRESSES = Resource("ipam.citrix.com", "v1", "vipaddresses", "VipAddress", namespaced=False)
+VIP_POOLS = Resource("ipam.citrix.com", "v1", "vippools", "VipPool", namespaced=False)
 EVENTS = Resource("", "v1", "events", "Event")
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")

@@ -32,9 +32,7 @@ Handler = Callable[[str, JSON | None, JSON | None], None]
 
 UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
     "services": {
-        "metadata": ("generation",),
         "spec": ("clusterIP", "clusterIPs", "selector", "internalTrafficPolicy"),
-        "status": ("conditions",),
     },
     "vips": {
         "metadata": ("ownerReferences", "generation"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from lbctl.ipam.allocator import (
     AddressInUse,
@@ -17,6 +18,7 @@ from lbctl.ipam.allocator import (
     PortConflict,
     UnknownPool,
 )
+from lbctl.ipam.poolset import NoEligiblePool
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.model import RESERVED, AddressError, IPAddress, ServiceView, parse_address
 
@@ -24,10 +26,23 @@ IPAM_RANGE_ANNOTATION = "service.citrix.com/ipam-range"
 FRONTEND_IP_ANNOTATION = "service.citrix.com/frontend-ip"
 
 
+class PoolChoice(Protocol):
+    """Which pools a Service may use (``lbctl.reconcile.pools.Pools``)."""
+
+    def candidates(self, service: ServiceView, requested: str | None) -> tuple[str, ...]: ...
+
+    def admits(self, pool: str, service: ServiceView) -> bool: ...
+
+    def pool_of(self, address: IPAddress) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Request:
-    pool: str
+    pool: str | None
+    """The pool the Service names (``ipam-range``); None: any pool assigned automatically."""
     address: IPAddress | None
+    pools: tuple[str, ...] = (DEFAULT_POOL,)
+    """The pools to take an address from, in order: the requested address's pool first."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +64,20 @@ class Unsatisfied:
     """True when freeing an address may satisfy it (exhausted pool, requested address held)."""
 
 
-def request_of(service: ServiceView) -> Request | Unsatisfied:
-    """What the Service asks for, or why the request itself is unusable."""
-    pool = service.annotations.get(IPAM_RANGE_ANNOTATION, "").strip() or DEFAULT_POOL
+def request_of(service: ServiceView, choice: PoolChoice) -> Request | Unsatisfied:
+    """What the Service asks for, or why the request itself is unusable (a malformed or
+    contradictory request, or no pool that may serve it)."""
+    pool = service.annotations.get(IPAM_RANGE_ANNOTATION, "").strip() or None
     text = service.annotations.get(FRONTEND_IP_ANNOTATION) or service.load_balancer_ip
+    try:
+        pools = choice.candidates(service, pool)
+    except NoEligiblePool as err:
+        if not text:
+            message = f"{IPAM_RANGE_ANNOTATION}: {err}" if pool is not None else str(err)
+            return Unsatisfied("AllocationFailed", err.reason, message, True)
+        pools = ()
     if not text:
-        return Request(pool, None)
+        return Request(pool, None, pools)
     source = (
         FRONTEND_IP_ANNOTATION
         if FRONTEND_IP_ANNOTATION in service.annotations
@@ -70,7 +93,36 @@ def request_of(service: ServiceView) -> Request | Unsatisfied:
             f"(spec.ipFamilies) is IPv{service.families[0]}"
         )
         return Unsatisfied("AllocationFailed", "InvalidRequest", message, False)
-    return Request(pool, address)
+    return _address_request(service, choice, pool, address, source, pools)
+
+
+def _address_request(
+    service: ServiceView,
+    choice: PoolChoice,
+    pool: str | None,
+    address: IPAddress,
+    source: str,
+    pools: tuple[str, ...],
+) -> Request | Unsatisfied:
+    """An address request is served from the address's own pool, which must be the pool the
+    Service names (if any) and admit it; a request the pools cannot tell yet (the address
+    is in no pool) is judged by ``claim``."""
+    home = choice.pool_of(address)
+    if home is None:
+        return Request(pool, address, pools)
+    if pool is not None and pool != home:
+        message = (
+            f"{source} {address} is in pool {home!r} but {IPAM_RANGE_ANNOTATION} asks for "
+            f"pool {pool!r}; change one of them"
+        )
+        return Unsatisfied("AllocationFailed", "InvalidRequest", message, False)
+    if not choice.admits(home, service):
+        message = (
+            f"{source} {address} is in pool {home!r}, which does not admit this Service "
+            "(its namespaceSelector or serviceSelector does not match)"
+        )
+        return Unsatisfied("AllocationFailed", "PoolNotAdmitted", message, True)
+    return Request(pool, address, (home, *(p for p in pools if p != home)))
 
 
 def claim(
@@ -110,7 +162,7 @@ def claim(
     try:
         allocation = allocator.allocate(
             key,
-            request.pool,
+            request.pools,
             version=version,
             share_key=service.share_key,
             ports=service.ports,
@@ -120,9 +172,9 @@ def claim(
     except PortConflict as err:
         message = f"cannot share {err} (key {service.share_key!r})"
         return Unsatisfied("AllocationFailed", "PortConflict", message, True)
-    except UnknownPool as err:
+    except UnknownPool as err:  # the pools changed since the request was read
         message = f"{IPAM_RANGE_ANNOTATION}: {err}"
-        return Unsatisfied("AllocationFailed", "UnknownPool", message, False)
+        return Unsatisfied("AllocationFailed", "UnknownPool", message, True)
     except PoolExhausted as err:
         return Unsatisfied("AllocationFailed", "PoolExhausted", str(err), True)
 
@@ -150,13 +202,22 @@ def _keep_shown(
 def _claim_requested(
     allocator: Allocator, service: ServiceView, address: IPAddress
 ) -> Claimed | Unsatisfied:
-    if allocator.pool_of(address) is None:
+    home = allocator.pool_of(address)
+    if home is None:
         pools = ", ".join(allocator.pool_names)
         return Unsatisfied(
             "AllocationFailed",
             "AddressNotInPool",
-            f"requested address {address} is not in any VIP_RANGE pool ({pools})",
-            False,
+            f"requested address {address} is not in any pool ({pools})",
+            True,  # a pool may come to hold it
+        )
+    pool = allocator.pool(home)
+    if pool is not None and pool.disabled:
+        return Unsatisfied(
+            "AllocationFailed",
+            "PoolDisabled",
+            f"requested address {address} is in pool {home!r}, which is disabled",
+            True,
         )
     try:
         allocation = allocator.assign(

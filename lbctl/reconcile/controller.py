@@ -15,7 +15,7 @@ import structlog
 
 from lbctl.kube.supervise import stopped
 from lbctl.kube.workqueue import WorkQueue
-from lbctl.reconcile.service import Requeue
+from lbctl.reconcile.publish import Requeue
 
 log = structlog.get_logger(__name__)
 

@@ -25,16 +25,67 @@ from lbctl.reconcile.adc_step import ingress_entries
 from lbctl.reconcile.records import ALLOCATED, vip_status
 
 OUTSIDE_POOLS = "OutsidePools"
+ADDRESS_CONDITION = "lbctl.io/AddressAllocated"
+"""The Service condition saying whether its address request is satisfied and, if not, why
+(as Cilium's ``io.cilium/lb-ipam-request-satisfied``)."""
+
+
+def _conditions(
+    service: ServiceView, condition: tuple[str, str, str] | None, now: str
+) -> list[dict[str, Any]] | None:
+    """``status.conditions`` with lbctl's condition set to ``(status, reason, message)`` (None:
+    removed), every other controller's kept as read; None when nothing changes.  The list is
+    written whole (a merge patch), which the resourceVersion guard makes safe.
+    ``lastTransitionTime`` moves only when the status does (API conventions)."""
+    others = [dict(c) for c in service.conditions if c.get("type") != ADDRESS_CONDITION]
+    mine = next((c for c in service.conditions if c.get("type") == ADDRESS_CONDITION), None)
+    if condition is None:
+        return others if mine is not None else None
+    status, reason, message = condition
+    wanted = {
+        "type": ADDRESS_CONDITION,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": (
+            mine.get("lastTransitionTime", now)
+            if mine is not None and mine.get("status") == status
+            else now
+        ),
+    }
+    if service.generation:  # Services of today's apiserver have none (0 is dropped)
+        wanted["observedGeneration"] = service.generation
+    if mine is not None and dict(mine) == wanted:
+        return None
+    return [*others, wanted]
+
+
+def _status(
+    ingress: list[dict[str, Any]] | None, conditions: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    status: dict[str, Any] = {}
+    if ingress is not None:
+        status["loadBalancer"] = {"ingress": ingress or None}
+    if conditions is not None:
+        status["conditions"] = conditions
+    return {"status": status} if status else {}
 
 
 def _guarded(service: ServiceView, metadata: dict[str, Any], **rest: Any) -> dict[str, Any]:
     return {"metadata": {**metadata, "resourceVersion": service.resource_version}, **rest}
 
 
-def shown(service: ServiceView, addresses: list[IPAddress], mark: str) -> dict[str, Any] | None:
+def shown(
+    service: ServiceView,
+    addresses: list[IPAddress],
+    mark: str,
+    message: str = "",
+    now: str = "",
+) -> dict[str, Any] | None:
     """The body that makes the Service show ``addresses`` (primary first) as lbctl's: its
-    finalizer, ``com.citrix.vip``, lbctl's class mark and ``status.loadBalancer.ingress``,
-    in one write; None when all of it is in place."""
+    finalizer, ``com.citrix.vip``, lbctl's class mark, ``status.loadBalancer.ingress`` and
+    the ``AddressAllocated`` condition (True, ``message``), in one write; None when all of it
+    is in place.  ``now``: the RFC 3339 time for a condition that changes status."""
     texts = tuple(str(a) for a in addresses)
     metadata: dict[str, Any] = {}
     if not service.has_finalizer:
@@ -43,30 +94,37 @@ def shown(service: ServiceView, addresses: list[IPAddress], mark: str) -> dict[s
     changed = {k: v for k, v in annotations.items() if service.annotations.get(k) != v}
     if changed:
         metadata["annotations"] = changed
-    if not metadata and service.ingress_ips == texts:
+    conditions = _conditions(service, ("True", "Allocated", message), now)
+    ingress = None if service.ingress_ips == texts else ingress_entries(addresses, None)
+    if not metadata and ingress is None and conditions is None:
         return None
-    if service.ingress_ips == texts:
-        return _guarded(service, metadata)
-    ingress = {"loadBalancer": {"ingress": ingress_entries(addresses, None)}}
-    return _guarded(service, metadata, status=ingress)
+    return _guarded(service, metadata, **_status(ingress, conditions))
 
 
 def waiting(
-    service: ServiceView, mark: str, withdrawn: AbstractSet[IPAddress] = frozenset()
+    service: ServiceView,
+    mark: str,
+    withdrawn: AbstractSet[IPAddress] = frozenset(),
+    why: tuple[str, str] | None = None,
+    now: str = "",
 ) -> dict[str, Any] | None:
     """The body that marks a Service waiting for an address as lbctl's (finalizer and class
-    mark) and takes off what shows one of ``withdrawn`` (status and ``com.citrix.vip``);
-    None when nothing is to be written.  The finalizer list is replaced whole, hence the
-    guard."""
+    mark), takes off what shows one of ``withdrawn`` (status and ``com.citrix.vip``) and sets
+    the ``AddressAllocated`` condition False with ``why`` (reason, message); None when nothing
+    is to be written.  The finalizer list is replaced whole, hence the guard."""
     metadata: dict[str, Any] = {}
     if not service.has_finalizer:
         metadata["finalizers"] = [*service.finalizers, LB_FINALIZER]
         metadata["annotations"] = {CLASS_ANNOTATION: mark}
     if parse_shown(service.annotations.get(VIP_ANNOTATION)) in withdrawn:
         metadata.setdefault("annotations", {})[VIP_ANNOTATION] = None
-    if withdrawn & set(service.ingress_addresses()):
-        return _guarded(service, metadata, status={"loadBalancer": {"ingress": None}})
-    return _guarded(service, metadata) if metadata else None
+    conditions = None if why is None else _conditions(service, ("False", *why), now)
+    ingress: list[dict[str, Any]] | None = (
+        [] if withdrawn & set(service.ingress_addresses()) else None
+    )
+    if not metadata and ingress is None and conditions is None:
+        return None
+    return _guarded(service, metadata, **_status(ingress, conditions))
 
 
 def unshown(service: ServiceView, ours: set[IPAddress], mark: str) -> dict[str, Any] | None:
@@ -83,9 +141,11 @@ def unshown(service: ServiceView, ours: set[IPAddress], mark: str) -> dict[str, 
         metadata["annotations"] = annotations
     if service.has_finalizer:
         metadata["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
-    if ours & set(service.ingress_addresses()):
-        return _guarded(service, metadata, status={"loadBalancer": {"ingress": None}})
-    return _guarded(service, metadata) if metadata else None
+    ingress: list[dict[str, Any]] | None = [] if ours & set(service.ingress_addresses()) else None
+    conditions = _conditions(service, None, "")
+    if not metadata and ingress is None and conditions is None:
+        return None
+    return _guarded(service, metadata, **_status(ingress, conditions))
 
 
 def may_share(service: ServiceView, other: ServiceView) -> bool:
@@ -129,6 +189,6 @@ def allocated_status(address: IPAddress, pool: str | None) -> dict[str, Any]:
     """The Vip status of an address in use: Allocated from ``pool``, or OutsidePools when no
     pool contains it any more (kept while in use)."""
     if pool is None:
-        message = f"{address} is no longer in any VIP_RANGE pool; kept while in use"
+        message = f"{address} is no longer in any pool; kept while in use"
         return vip_status(ALLOCATED, OUTSIDE_POOLS, message, None)
     return vip_status(ALLOCATED, ALLOCATED, f"{address} from pool {pool}", pool)

@@ -18,13 +18,16 @@ from lbctl.ipam.allocator import AddressInUse, Allocation, AllocationError, Allo
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.events import EventRecorder
 from lbctl.model import REQUIRE_DUAL_STACK, IPAddress, ServiceView, VipView, secondary_owner
-from lbctl.reconcile.claims import Request, request_of
+from lbctl.reconcile.claims import PoolChoice, Request, request_of
 from lbctl.reconcile.records import VipRecords
 
 
 class SecondFamily:
-    def __init__(self, allocator: Allocator, records: VipRecords, recorder: EventRecorder) -> None:
+    def __init__(
+        self, allocator: Allocator, records: VipRecords, recorder: EventRecorder, pools: PoolChoice
+    ) -> None:
         self._allocator = allocator
+        self._pools = pools
         self._records = records
         self._recorder = recorder
 
@@ -51,8 +54,9 @@ class SecondFamily:
         if held is None and recorded is None:
             held = self._keep_shown(service, vip, version)
         if held is None:
-            request = request_of(service)
-            pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
+            request = request_of(service, self._pools)
+            home = self._allocator.pool_of(vip.address) if vip.address is not None else None
+            pool = request.pools if isinstance(request, Request) else (home or DEFAULT_POOL,)
             try:
                 held = self._allocator.allocate(owner, pool, version=version)
             except AllocationError as err:

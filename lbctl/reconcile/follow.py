@@ -18,7 +18,7 @@ from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.events import EventRecorder
 from lbctl.model import RESERVED, IPAddress, ServiceView, VipView
 from lbctl.reconcile.addresses import AddressRecords, Sharing
-from lbctl.reconcile.claims import Request, request_of
+from lbctl.reconcile.claims import IPAM_RANGE_ANNOTATION, PoolChoice, Request, request_of
 from lbctl.reconcile.records import VipRecords
 from lbctl.reconcile.vip import MOVING
 
@@ -44,8 +44,10 @@ class Follow:
         hold: Hold,
         waiting: set[str],
         addresses: AddressRecords,
+        pools: PoolChoice,
     ) -> None:
         self._allocator = allocator
+        self._pools = pools
         self._addresses = addresses
         self.records = records
         self._recorder = recorder
@@ -94,14 +96,19 @@ class Follow:
         left = await self._leave_sharing(raw, service, vip, current, proven)
         if left is not None:
             return left
-        request = request_of(service)
+        request = request_of(service, self._pools)
         wanted = request.address if isinstance(request, Request) else None
+        if isinstance(request, Request) and wanted is None:
+            return await self._follow_pool(raw, service, vip, current, proven, request)
         if wanted is None or wanted == current:
             return current
         holder = self._allocator.holder(wanted)
         problem = None
-        if self._allocator.pool_of(wanted) is None:
-            problem = f"requested address {wanted} is not in any VIP_RANGE pool"
+        pool = self._allocator.pool(self._allocator.pool_of(wanted) or "")
+        if pool is None or pool.disabled:
+            where = "is not in any pool" if pool is None else f"is in disabled pool {pool.name!r}"
+            problem = f"requested address {wanted} {where}"
+            self.waiting.add(service.key)  # woken when the pools change
         elif holder is not None and holder.owner != service.key:
             problem = f"requested address {wanted} is held by {holder.owner}"
             self.waiting.add(service.key)
@@ -186,15 +193,54 @@ class Follow:
         and ports fit (the old one is freed once the Service stops showing it).  Raises
         ``NoRoom`` where none is (a Warning Event says why): it may not stay beside sharers
         it conflicts with."""
-        request = request_of(service)
+        request = request_of(service, self._pools)
         if isinstance(request, Request) and request.address is not None:
             raise NoRoom(f"{why}, and it asks for {request.address}")
-        pool = request.pool if isinstance(request, Request) else DEFAULT_POOL
+        home = self._allocator.pool_of(current)
+        pools = request.pools if isinstance(request, Request) else (home or DEFAULT_POOL,)
+        return await self._relocate(raw, service, vip, current, proven, pools, why)
+
+    async def _follow_pool(
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView,
+        current: IPAddress,
+        proven: set[IPAddress],
+        request: Request,
+    ) -> IPAddress:
+        """A Service that names a pool other than its address's moves to it when it has room
+        (as a changed requested address does); otherwise it keeps its address, with a Warning,
+        and waits for room.  An address outside every pool is kept (it is not moved)."""
+        home = self._allocator.pool_of(current)
+        if request.pool is None or home is None or home == request.pool:
+            return current
+        why = f"{IPAM_RANGE_ANNOTATION} asks for pool {request.pool!r}"
+        try:
+            return await self._relocate(raw, service, vip, current, proven, request.pools, why)
+        except NoRoom as err:
+            self.waiting.add(service.key)
+            message = f"{err}; keeping {current} (pool {home!r})"
+            await self._recorder.record(raw, "Warning", "AllocationFailed", message)
+            return current
+
+    async def _relocate(
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        vip: VipView,
+        current: IPAddress,
+        proven: set[IPAddress],
+        pools: tuple[str, ...],
+        why: str,
+    ) -> IPAddress:
+        """Move to an address of ``pools`` where the Service's sharing key and ports fit;
+        ``NoRoom`` where none is."""
         placeholder = f"{service.key}{MOVING}"
         sharing = (service.share_key, service.ports)
         try:
             wanted = self._allocator.allocate(
-                placeholder, pool, current.version, service.share_key, service.ports,
+                placeholder, pools, current.version, service.share_key, service.ports,
                 own_on_clash=True,
             ).address  # fmt: skip
         except AllocationError as err:

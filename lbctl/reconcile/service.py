@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from lbctl.ipam.allocator import AddressInUse, Allocator
-from lbctl.kube.client import SERVICES, KubeClient
+from lbctl.kube.client import KubeClient
 from lbctl.kube.errors import Conflict, KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
@@ -29,26 +28,24 @@ from lbctl.model import IPAddress, ServiceView, VipView
 from lbctl.reconcile import desired
 from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken, Sharing
-from lbctl.reconcile.claims import Claimed, Request, Unsatisfied, claim, request_of
+from lbctl.reconcile.claims import (
+    Claimed,
+    PoolChoice,
+    Request,
+    Unsatisfied,
+    claim,
+    request_of,
+)
 from lbctl.reconcile.dualstack import SecondFamily
 from lbctl.reconcile.follow import Follow, NoRoom
+from lbctl.reconcile.publish import RECORD_RETRY, RETRY_PENDING_AFTER, Requeue, ServiceWrites
 from lbctl.reconcile.records import PENDING, VipRecords, vip_status
 from lbctl.reconcile.release import Release
 from lbctl.reconcile.sharers import Sharers
 from lbctl.reconcile.shown import ShownIndex
+from lbctl.reconcile.waiting import Waiting
 
 log = structlog.get_logger(__name__)
-
-RETRY_PENDING_AFTER = 60.0
-RECORD_RETRY = 0.5
-"""Seconds before retrying a Service whose address record was refused or not yet confirmed."""
-
-
-@dataclass(frozen=True)
-class Requeue:
-    """Reconcile again after ``seconds`` (not an error: e.g. waiting for a free address)."""
-
-    seconds: float
 
 
 class ServiceReconciler:
@@ -64,6 +61,7 @@ class ServiceReconciler:
         on_release: Callable[[], None] = lambda: None,
         backend: LoadBalancerBackend | None = None,
         addresses: AddressRecords,
+        pools: PoolChoice,
     ) -> None:
         self._adc = AdcStep(backend, client, recorder) if backend is not None else None
         self._client = client
@@ -81,14 +79,18 @@ class ServiceReconciler:
         self.shown = ShownIndex(allocator, self.handles, on_release)
         """Which Services show which address; unmanaged ones block theirs in the allocator."""
         self._sharers = Sharers(client, self.shown, addresses)
-        self._second_family = SecondFamily(allocator, self.records, recorder)
-        self.waiting: set[str] = set()
+        self.waiting = Waiting()
         """Services waiting for an address; requeued whenever one is released."""
-        self._follow = Follow(
-            allocator, self.records, recorder, self._hold, self.waiting, addresses
+        self._pools = pools
+        self._writes = ServiceWrites(
+            client, allocator, recorder, self._sharers, addresses, self.waiting, self._mark
         )
-        self.allocation_failures: Counter[tuple[str, str]] = Counter()
-        """(requested pool, reason) → failed attempts, for /metrics."""
+        self._second_family = SecondFamily(allocator, self.records, recorder, pools)
+        self._follow = Follow(
+            allocator, self.records, recorder, self._hold, self.waiting, addresses, pools
+        )
+        self.allocation_failures: Counter[str] = Counter()
+        """Vip condition reason → failed attempts, for /metrics (no label from user input)."""
         self._release = Release(
             client=client, vips=vips, allocator=allocator, recorder=recorder,
             records=self.records, addresses=addresses, adc=self._adc,
@@ -139,6 +141,7 @@ class ServiceReconciler:
             await self._recorder.record(
                 raw, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer"
             )
+        mark = self.waiting.mark()
         vip = self.records.current(service)
         if vip is None and self.records.name_taken(service):
             message = f"Vip {service.key} exists and belongs to something else; rename or delete it"
@@ -165,7 +168,7 @@ class ServiceReconciler:
         if outcome is None or isinstance(outcome, Requeue):
             return outcome
         address = outcome
-        self.waiting.discard(service.key)
+        self.waiting.settle(service.key, mark)
         addresses = [address]
         if vip is not None:
             second, waits = await self._second_family.ensure(raw, service, vip)
@@ -173,16 +176,14 @@ class ServiceReconciler:
                 addresses.append(second)
             if waits:
                 self.waiting.add(service.key)
-        published = await self._publish(raw, service, addresses, proven)
+        published = await self._writes.shown(raw, service, addresses, proven)
         if isinstance(published, Requeue):
             return published
         written = [str(published["metadata"]["resourceVersion"])] if published else []
-        if written:
-            shown = ", ".join(
-                f"{a} (pool {self._allocator.pool_of(a) or 'none'})" for a in addresses
-            )
+        fresh = set(addresses) - set(service.ingress_addresses())
+        if written and (fresh or not service.has_finalizer):
             await self._recorder.record(
-                raw, "Normal", "EnsuredLoadBalancer", f"Assigned IP {shown}"
+                raw, "Normal", "EnsuredLoadBalancer", self._writes.describe(addresses)
             )
             prune_later = None
         else:
@@ -294,7 +295,7 @@ class ServiceReconciler:
         self, service: ServiceView, vip: VipView | None, why: Unsatisfied
     ) -> Requeue | None:
         """Make the wait visible and durable: the finalizer, and a Vip saying Pending."""
-        written = await self._mark_waiting(service)
+        written = await self._writes.waiting(service, why)
         prune_later = await self.addresses.prune(
             service, [], self.shown.showing
         )  # e.g. a record edited by hand
@@ -312,7 +313,7 @@ class ServiceReconciler:
         self, raw: dict[str, Any], service: ServiceView
     ) -> IPAddress | Unsatisfied:
         """The address for a Service that has none yet, or why not (also posted as an Event)."""
-        request = request_of(service)
+        request = request_of(service, self._pools)
         if isinstance(request, Request):
             pending = self._allocator.get(service.key)
             if pending is not None and request.address not in (None, pending.address):
@@ -322,8 +323,7 @@ class ServiceReconciler:
             result = request
         if isinstance(result, Claimed):
             return result.address
-        pool = request.pool if isinstance(request, Request) else "-"
-        self.allocation_failures[(pool, result.condition)] += 1
+        self.allocation_failures[result.condition] += 1
         await self._recorder.record(raw, "Warning", result.reason, result.message)
         log.info("no address for service", service=service.key, reason=result.message)
         if result.waits_for_release:
@@ -347,54 +347,3 @@ class ServiceReconciler:
             self._superseded[key] = set(written[:-1])
         else:
             self._superseded.pop(key, None)
-
-    async def _mark_waiting(self, service: ServiceView) -> list[str]:
-        """Mark a Service that waits for an address as lbctl's; an address it still shows
-        that others show and may not share with it (its Vip was lost and a user's edit made
-        it conflict with them; they hold it) is taken off.  The version written."""
-        withdrawn = set()
-        for address in service.held_addresses():
-            if await self._sharers.conflict(service, address, among_others=False) is not None:
-                withdrawn.add(address)
-        body = desired.waiting(service, self._mark, withdrawn)
-        if body is None:
-            return []
-        if withdrawn:
-            log.warning("address withdrawn from a service that may not share it",
-                        service=service.key, addresses=sorted(map(str, withdrawn)))  # fmt: skip
-        updated = await self._client.patch(
-            SERVICES, service.namespace, service.name, body, subresource="status"
-        )
-        return [str(updated["metadata"]["resourceVersion"])]
-
-    async def _publish(
-        self,
-        raw: dict[str, Any],
-        service: ServiceView,
-        addresses: list[IPAddress],
-        proven: set[IPAddress],
-    ) -> dict[str, Any] | Requeue | None:
-        """Step 4: show the addresses on the Service in one write to its status subresource,
-        guarded by the resourceVersion the decision was made on.  The Service as written
-        (None when all was in place); a Requeue when a newly shown address has no confirmed
-        record yet, or other Services show it and may not share it (then it waits)."""
-        body = desired.shown(service, addresses, self._mark)
-        if body is None:
-            return None
-        shown = set(service.ingress_addresses())
-        for address in addresses:
-            conflict = None if address in shown else await self._sharers.conflict(service, address)
-            if conflict is not None:
-                message = f"{conflict}; waiting until it may be shown"
-                await self._recorder.record(raw, "Warning", "AddressInUse", message)
-                self.waiting.add(service.key)  # woken when one of them stops showing it
-                return Requeue(RETRY_PENDING_AFTER)
-            fresh = address not in service.held_addresses() and address not in proven
-            if fresh and not await self.addresses.confirm(service, address):
-                log.info("record not confirmed yet", service=service.key, address=str(address))
-                return Requeue(RECORD_RETRY)
-        updated = await self._client.patch(
-            SERVICES, service.namespace, service.name, body, subresource="status"
-        )
-        log.info("service status written", service=service.key, addresses=[*map(str, addresses)])
-        return dict(updated)

@@ -14,13 +14,14 @@ from collections.abc import Callable
 import structlog
 
 from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator
-from lbctl.ipam.ranges import DEFAULT_POOL
+from lbctl.ipam.poolset import NoEligiblePool
 from lbctl.kube.client import JSON, VIPS, KubeClient
 from lbctl.kube.errors import Conflict, KubeError, NotFound
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.model import VipView, secondary_owner
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken
+from lbctl.reconcile.pools import Pools
 from lbctl.vipaddress import Holder
 
 log = structlog.get_logger(__name__)
@@ -117,7 +118,9 @@ class VipReconciler:
         recorder: EventRecorder,
         tracker: VipTracker,
         addresses: AddressRecords,
+        pools: Pools,
     ) -> None:
+        self._pools = pools
         self._client = client
         self._addresses = addresses
         self._vips = vips
@@ -160,8 +163,9 @@ class VipReconciler:
     async def _fill(self, vip: VipView, event_obj: JSON) -> None:
         """Give an address-less Vip the lowest free address (the prototype's IPAM step)."""
         try:
-            allocation = self._allocator.allocate(vip.key, DEFAULT_POOL)
-        except AllocationError as err:
+            pools = self._pools.choose(vip.namespace, {}, vip.pool)
+            allocation = self._allocator.allocate(vip.key, pools)
+        except (AllocationError, NoEligiblePool) as err:
             self.waiting.add(vip.key)
             await self._recorder.record(event_obj, "Warning", "AllocationFailed", str(err))
             return

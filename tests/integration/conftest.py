@@ -28,6 +28,7 @@ from lbctl.kube.client import (
     NODES,
     SERVICES,
     VIP_ADDRESSES,
+    VIP_POOLS,
     VIPS,
     KubeClient,
     api_client_from,
@@ -111,6 +112,31 @@ async def second_namespace(kube: KubeClient) -> AsyncIterator[str]:
     await empty_namespace(kube, name)
     with contextlib.suppress(NotFound):
         await kube.delete(NAMESPACES, None, name)
+
+
+CreatePool = Callable[..., Awaitable[JSON]]
+
+
+@pytest.fixture
+async def vip_pools(kube: KubeClient) -> AsyncIterator[CreatePool]:
+    """Create cluster-scoped VipPools (``name``, ``addresses``, other spec fields as keyword
+    arguments); every one is deleted at the end of the test."""
+    created: list[str] = []
+
+    async def create(name: str, addresses: list[str], **spec: object) -> JSON:
+        body = {
+            "apiVersion": "ipam.citrix.com/v1",
+            "kind": "VipPool",
+            "metadata": {"name": name},
+            "spec": {"addresses": addresses, **spec},
+        }
+        created.append(name)
+        return await kube.create(VIP_POOLS, None, body)
+
+    yield create
+    for name in created:
+        with contextlib.suppress(NotFound):
+            await kube.delete(VIP_POOLS, None, name)
 
 
 @dataclass

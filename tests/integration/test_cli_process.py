@@ -98,7 +98,10 @@ async def test_the_cli_process_assigns_vips_and_stops_cleanly_on_sigterm(
             == 254
         )
         assert (
-            scraped[("lbctl_ipam_addresses_in_use", (("family", "ipv4"), ("pool", "default")))] == 1
+            scraped[
+                ("lbctl_ipam_addresses_in_use_total", (("family", "ipv4"), ("pool", "default")))
+            ]
+            == 1
         )
         assert scraped[("lbctl_leader", ())] == 1
         assert scraped[("workqueue_adds_total", (("name", "lbctl"),))] >= 1

@@ -50,11 +50,11 @@ async def test_dual_stack_service_gets_one_address_per_family_everywhere(
     await nodes(f"{namespace}-a", "10.10.0.1")
     first = await start_lbctl(vip_range=DUAL_RANGE, adc=simulator.settings())
     await kube.create(SERVICES, namespace, dual("both"))
-    assert await wait_for_ips(kube, namespace, "both", 2) == ["10.90.0.1", "fd00:90::"]
+    assert await wait_for_ips(kube, namespace, "both", 2) == ["10.90.0.1", "fd00:90::1"]
     vip = await kube.get(VIPS, namespace, "both")
     assert (vip["spec"]["ipaddress"], vip["spec"]["secondaryIpaddress"]) == (
         "10.90.0.1",
-        "fd00:90::",
+        "fd00:90::1",
     )
     service = await kube.get(SERVICES, namespace, "both")
     assert service["metadata"]["annotations"]["com.citrix.vip"] == "10.90.0.1"
@@ -63,11 +63,11 @@ async def test_dual_stack_service_gets_one_address_per_family_everywhere(
         lambda: {f"{base}_lbv", f"{base}_lbv6"} <= simulator.names("lbvserver"), what="two vservers"
     )
     by_name = {v["name"]: v["ipv46"] for v in simulator.sim.objects("lbvserver")}
-    assert (by_name[f"{base}_lbv"], by_name[f"{base}_lbv6"]) == ("10.90.0.1", "fd00:90::")
+    assert (by_name[f"{base}_lbv"], by_name[f"{base}_lbv6"]) == ("10.90.0.1", "fd00:90::1")
 
     # A single-stack IPv6 Service gets an IPv6 address, never an IPv4 one.
     await kube.create(SERVICES, namespace, dual("six", policy="SingleStack", families=["IPv6"]))
-    assert await wait_for_ips(kube, namespace, "six", 1) == ["fd00:90::1"]
+    assert await wait_for_ips(kube, namespace, "six", 1) == ["fd00:90::2"]
 
     # A restart keeps both addresses and writes nothing.
     await first.stop()
@@ -75,8 +75,8 @@ async def test_dual_stack_service_gets_one_address_per_family_everywhere(
     second = await start_lbctl(vip_range=DUAL_RANGE, adc=simulator.settings())
     await eventually(lambda: second.runtime.leading.is_set(), what="leading again")
     await kube.create(SERVICES, namespace, dual("third"))
-    assert await wait_for_ips(kube, namespace, "third", 2) == ["10.90.0.2", "fd00:90::2"]
-    assert await ingress_ips(kube, namespace, "both") == ["10.90.0.1", "fd00:90::"]
+    assert await wait_for_ips(kube, namespace, "third", 2) == ["10.90.0.2", "fd00:90::3"]
+    assert await ingress_ips(kube, namespace, "both") == ["10.90.0.1", "fd00:90::1"]
 
     # Going single-stack releases the second address (and its vserver).
     await kube.patch(
@@ -91,7 +91,7 @@ async def test_dual_stack_service_gets_one_address_per_family_everywhere(
     )
     vip = await kube.get(VIPS, namespace, "both")
     assert "secondaryIpaddress" not in vip["spec"]
-    assert second.runtime.allocator.holder(ipaddress.ip_address("fd00:90::")) is None
+    assert second.runtime.allocator.holder(ipaddress.ip_address("fd00:90::1")) is None
 
 
 async def test_without_a_second_family_require_warns_and_prefer_waits_for_one(

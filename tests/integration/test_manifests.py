@@ -15,10 +15,10 @@ from lbctl.config import Settings
 from lbctl.devenv.cluster import KINDS, apply_manifests, kustomization_documents
 from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.ipam.ranges import parse_vip_range
-from lbctl.kube.client import SERVICES, VIPS, KubeClient, api_client_from
+from lbctl.kube.client import SERVICES, VIP_POOLS, VIPS, KubeClient, api_client_from
 from lbctl.kube.errors import Forbidden
 from lbctl.kube.leader import LeaderElectionConfig
-from tests.integration.conftest import RunningSimulator, load_balancer, wait_for_ip
+from tests.integration.conftest import CreatePool, RunningSimulator, load_balancer, wait_for_ip
 from tests.waiting import cancel_and_wait, eventually
 
 SERVICE_ACCOUNT = "system:serviceaccount:lbctl-system:lbctl"
@@ -52,6 +52,7 @@ async def test_manifests_apply_and_their_rbac_is_sufficient_and_no_wider(
     control_plane: LocalControlPlane,
     simulator: RunningSimulator,
     nodes: Callable[..., Awaitable[None]],
+    vip_pools: CreatePool,
 ) -> None:
     """lbctl runs its whole flow (NetScaler included) under the ServiceAccount; every granted
     verb but the documented one is used, and anything else is forbidden."""
@@ -102,6 +103,14 @@ async def test_manifests_apply_and_their_rbac_is_sufficient_and_no_wider(
             lambda: runtime.allocator.recorded_for(ip_address(seed)) is None,
             what="the hand-made Vip's address record released",
         )
+        pool = f"rbac-{secrets.token_hex(3)}"
+        await vip_pools(pool, ["10.123.0.0/30"], autoAssign=False)
+
+        async def pool_status_written() -> bool:
+            status = (await kube.get(VIP_POOLS, None, pool)).get("status") or {}
+            return (status.get("ipv4") or {}).get("free") == 2
+
+        await eventually(pool_status_written, what="the VipPool's status written")
         await kube.delete(SERVICES, namespace, "rbac")
         await eventually(lambda: runtime.allocator.get(f"{namespace}/rbac") is None, what="freed")
         assert runtime.controller.failures == 0

@@ -66,7 +66,7 @@ async def test_named_range_and_bad_requests(
     )
     assert await wait_for_ip(kube, namespace, "prod") == "10.82.1.1"
     await warning(kube, namespace, "nope", "no pool named 'Staging'")
-    await warning(kube, namespace, "far", "192.0.2.1 is not in any VIP_RANGE pool")
+    await warning(kube, namespace, "far", "192.0.2.1 is not in any pool")
     await warning(kube, namespace, "junk", "'10.82.0.x' is not an IP address")
     for name in ("nope", "far", "junk"):
         assert shown_ip(await kube.get(SERVICES, namespace, name)) is None

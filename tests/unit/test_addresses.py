@@ -8,8 +8,14 @@ from typing import Any
 
 import pytest
 
+from lbctl.ipam.allocator import Allocator
+from lbctl.ipam.ranges import parse_vip_range
 from lbctl.model import AddressError, ServiceView, VipView, parse_address, parse_ip, parse_shown
 from lbctl.reconcile.claims import FRONTEND_IP_ANNOTATION, Request, Unsatisfied, request_of
+from lbctl.reconcile.pools import Pools
+
+RANGES = parse_vip_range('["10.0.0.0/24", "2001:db8::/120"]')
+POOLS = Pools(Allocator(RANGES), RANGES)
 
 
 def service(
@@ -78,7 +84,7 @@ def test_a_requested_address_with_a_zone_or_mapped_form_is_an_invalid_request(te
         (service({FRONTEND_IP_ANNOTATION: text}), FRONTEND_IP_ANNOTATION),
         (service(loadBalancerIP=text), "spec.loadBalancerIP"),
     ):
-        found = request_of(view)
+        found = request_of(view, POOLS)
         assert isinstance(found, Unsatisfied), source
         assert (found.reason, found.condition) == ("AllocationFailed", "InvalidRequest")
         assert found.message.startswith(f"{source} {text!r} ")
@@ -86,8 +92,8 @@ def test_a_requested_address_with_a_zone_or_mapped_form_is_an_invalid_request(te
 
 
 def test_a_request_in_another_spelling_is_the_same_canonical_address() -> None:
-    found = request_of(service({FRONTEND_IP_ANNOTATION: "2001:DB8::0:1"}))
-    assert found == Request("default", ipaddress.ip_address("2001:db8::1"))
+    found = request_of(service({FRONTEND_IP_ANNOTATION: "2001:DB8::0:1"}), POOLS)
+    assert found == Request(None, ipaddress.ip_address("2001:db8::1"), ("default",))
 
 
 def test_shown_addresses_with_a_zone_are_not_held() -> None:

@@ -8,7 +8,7 @@ from collections import Counter
 
 from lbctl.kube.workqueue import RateLimiter, WorkQueue
 from lbctl.reconcile.controller import Controller
-from lbctl.reconcile.service import Requeue
+from lbctl.reconcile.publish import Requeue
 from tests.waiting import cancel_and_wait, eventually
 
 

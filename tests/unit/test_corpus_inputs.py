@@ -136,7 +136,7 @@ def test_bad_vip_range_exits_2_naming_the_element(
     ("vip_range", "pools"),
     [
         pytest.param('["0.0.0.0/0"]', {"default": [(1, 2**32 - 2)]}, id="ipv4-slash-0"),
-        pytest.param('["8000::/1"]', {"default": [(2**127, 2**128 - 1)]}, id="ipv6-slash-1"),
+        pytest.param('["8000::/1"]', {"default": [(2**127 + 1, 2**128 - 1)]}, id="ipv6-slash-1"),
         pytest.param('[" 10.0.0.7 "]', {"default": [(0x0A000007, 0x0A000007)]}, id="padded"),
         pytest.param(
             '[{"1": ["10.0.0.0/31"]}]', {"1": [(0x0A000000, 0x0A000001)]}, id="numeric-pool-name"

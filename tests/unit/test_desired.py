@@ -25,6 +25,7 @@ def service(
     *, annotations: dict[str, str] | None = None, finalizers: tuple[str, ...] = (),
     ingress: tuple[str, ...] = (), ports: tuple[tuple[str, int], ...] = (("TCP", 80),),
     name: str = "web", cls: str | None = None, type_: str = "LoadBalancer",
+    conditions: list[dict[str, Any]] | None = None,
 ) -> ServiceView:  # fmt: skip
     raw: dict[str, Any] = {
         "metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}",
@@ -32,9 +33,18 @@ def service(
                      "finalizers": list(finalizers)},
         "spec": {"type": type_, "ports": [{"protocol": p, "port": n} for p, n in ports],
                  **({"loadBalancerClass": cls} if cls else {})},
-        "status": {"loadBalancer": {"ingress": [{"ip": i} for i in ingress]}},
+        "status": {"loadBalancer": {"ingress": [{"ip": i} for i in ingress]},
+                   "conditions": conditions or []},
     }  # fmt: skip
     return ServiceView.from_raw(raw)
+
+
+NOW = "2026-11-29T20:00:00Z"
+ALLOCATED = {
+    "type": desired.ADDRESS_CONDITION, "status": "True", "reason": "Allocated",
+    "message": "10.0.0.1 from pool default", "lastTransitionTime": NOW,
+}  # fmt: skip
+OTHERS = {"type": "example.com/Ready", "status": "True", "reason": "Fine", "message": ""}
 
 
 def vip(*, uid: str = "uid-web", cls: str | None = None, managed: bool = True) -> VipView:
@@ -45,24 +55,51 @@ def vip(*, uid: str = "uid-web", cls: str | None = None, managed: bool = True) -
 
 
 def test_a_new_address_is_shown_in_one_guarded_write_with_finalizer_and_marks() -> None:
-    body = desired.shown(service(finalizers=("other/keep",)), [A], "gold")
+    """Finalizer, annotations, ingress and the condition in one write; another controller's
+    condition is kept in the list (written whole, under the version guard)."""
+    before = service(finalizers=("other/keep",), conditions=[OTHERS])
+    body = desired.shown(before, [A], "gold", "10.0.0.1 from pool default", NOW)
     assert body == {
         "metadata": {
             "finalizers": ["other/keep", LB_FINALIZER],
             "annotations": {VIP_ANNOTATION: "10.0.0.1", CLASS_ANNOTATION: "gold"},
             "resourceVersion": "7",
         },
-        "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1", "ipMode": "Proxy"}]}},
+        "status": {
+            "loadBalancer": {"ingress": [{"ip": "10.0.0.1", "ipMode": "Proxy"}]},
+            "conditions": [OTHERS, ALLOCATED],
+        },
     }
 
 
 def test_nothing_is_written_when_the_service_shows_it_all_already() -> None:
     done = service(
         annotations={VIP_ANNOTATION: "10.0.0.1", CLASS_ANNOTATION: ""},
-        finalizers=(LB_FINALIZER,), ingress=("10.0.0.1",),
+        finalizers=(LB_FINALIZER,), ingress=("10.0.0.1",), conditions=[ALLOCATED],
     )  # fmt: skip
-    assert desired.shown(done, [A], "") is None
+    assert desired.shown(done, [A], "", str(ALLOCATED["message"]), "later") is None
     assert desired.waiting(done, "") is None
+
+
+def test_the_condition_keeps_its_transition_time_unless_its_status_changes() -> None:
+    done = service(
+        annotations={VIP_ANNOTATION: "10.0.0.1", CLASS_ANNOTATION: ""},
+        finalizers=(LB_FINALIZER,), ingress=("10.0.0.1",), conditions=[ALLOCATED],
+    )  # fmt: skip
+    moved = desired.shown(done, [A], "", "10.0.0.1 from pool other", "later")
+    assert moved is not None
+    (condition,) = moved["status"]["conditions"]
+    assert (condition["message"], condition["lastTransitionTime"]) == (
+        "10.0.0.1 from pool other", NOW,
+    )  # fmt: skip
+    pending = desired.waiting(done, "", why=("PoolExhausted", "no free address"), now="later")
+    assert pending is not None
+    (condition,) = pending["status"]["conditions"]
+    assert (condition["status"], condition["reason"], condition["lastTransitionTime"]) == (
+        "False", "PoolExhausted", "later",
+    )  # fmt: skip
+    released = desired.unshown(service(conditions=[OTHERS, ALLOCATED]), set(), "")
+    assert released == {"metadata": {"resourceVersion": "7"}, "status": {"conditions": [OTHERS]}}
 
 
 def test_unshown_clears_only_what_shows_lbctls_address() -> None:

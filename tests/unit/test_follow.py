@@ -13,6 +13,7 @@ from lbctl.kube.events import EventRecorder
 from lbctl.model import IPAddress, ServiceView, VipView
 from lbctl.reconcile.addresses import AddressRecords
 from lbctl.reconcile.follow import Follow, NoRoom
+from lbctl.reconcile.pools import Pools
 from lbctl.reconcile.records import VipRecords
 
 CURRENT = ipaddress.ip_address("10.0.0.1")
@@ -46,7 +47,7 @@ async def test_a_clash_only_the_record_knows_leaves_no_room_and_changes_nothing(
 
     follow = Follow(
         allocator, cast(VipRecords, None), cast(EventRecorder, events), hold, waiting,
-        cast(AddressRecords, RecordSaysClash()),
+        cast(AddressRecords, RecordSaysClash()), Pools(allocator, allocator.pools),
     )  # fmt: skip
     raw: dict[str, Any] = {
         "metadata": {"namespace": "ns", "name": "dns", "uid": "u",

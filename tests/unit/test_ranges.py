@@ -39,7 +39,12 @@ def addresses(text: str) -> dict[str, list[tuple[str, str]]]:
             id="nested-single",
         ),
         pytest.param(
-            '["2001:db8::/126"]', {"default": [("2001:db8::", "2001:db8::3")]}, id="ipv6-keeps-ends"
+            '["2001:db8::/126"]',
+            {"default": [("2001:db8::1", "2001:db8::3")]},
+            id="ipv6-skips-subnet-router-anycast",
+        ),
+        pytest.param(
+            '["2001:db8::/127"]', {"default": [("2001:db8::", "2001:db8::1")]}, id="ipv6-127-whole"
         ),
         pytest.param(
             '[{"Prod": ["10.1.2.0/24"]}, {"Dev": ["10.1.4.0/24", "10.1.5.0/24"]}, ["10.1.6.0/24"]]',

@@ -1,0 +1,223 @@
+"""The pools in effect, kept live: ``VIP_RANGE`` (re-read from its file when that changes) and
+``VipPool`` objects, which pools a Service may use, and what each ``VipPool``'s status says.
+
+Every change of the pools is applied to the allocator at once (addresses in use stay, even
+outside every pool) and wakes every Service and Vip, so waiting ones try again and the Vips of
+addresses now outside every pool say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from lbctl.ipam.allocator import Allocator
+from lbctl.ipam.poolset import (
+    DISABLED,
+    EXHAUSTED,
+    READY,
+    PoolSet,
+    combine,
+    parse_pool_object,
+)
+from lbctl.ipam.poolset import candidates as eligible
+from lbctl.ipam.ranges import Pool
+from lbctl.kube.client import JSON, VIP_POOLS, KubeClient
+from lbctl.kube.informer import Informer
+from lbctl.model import IPAddress, ServiceView
+
+log = structlog.get_logger(__name__)
+
+MAX_COUNT = 2**63 - 1
+"""Status counts are int64: an IPv6 pool's count saturates here."""
+
+
+class Pools:
+    """The pools in effect and the policy choices over them (see ``lbctl.ipam.poolset``)."""
+
+    def __init__(
+        self,
+        allocator: Allocator,
+        static: tuple[Pool, ...],
+        objects: Informer | None = None,
+        namespaces: Informer | None = None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._allocator = allocator
+        self._static = static
+        self._objects = objects
+        self._namespaces = namespaces
+        self._on_change = on_change
+        self._live = False
+        self.current = PoolSet(static)
+        allocator.set_pools(static)
+
+    def start(self) -> None:
+        """The caches are synced: apply the pools read so far; from now on every change
+        wakes Services and Vips (during the first list that would only repeat work)."""
+        self.refresh()
+        self._live = True
+
+    def refresh(self) -> None:
+        """Recompute the pools from ``VIP_RANGE`` and the cached objects; apply a change."""
+        objects = (
+            [parse_pool_object(raw) for _, raw in self._objects.items()] if self._objects else []
+        )
+        updated = combine(self._static, objects)
+        if updated == self.current:
+            return
+        before = {p.name for p in self.current.pools}
+        self.current = updated
+        self._allocator.set_pools(updated.pools)
+        log.info(
+            "pools changed",
+            pools=[p.name for p in updated.pools],
+            added=sorted({p.name for p in updated.pools} - before),
+            left_out={name: reason for name, (reason, _) in updated.left_out.items()},
+        )
+        if self._live:
+            self._on_change()
+
+    def set_static(self, pools: tuple[Pool, ...]) -> None:
+        """``VIP_RANGE`` changed (its file was edited)."""
+        self._static = pools
+        self.refresh()
+
+    def on_pool(self, kind: str, old: JSON | None, new: JSON | None) -> None:
+        """Informer handler for ``VipPool`` objects."""
+        if _spec(old) != _spec(new) or kind in ("ADDED", "DELETED"):
+            self.refresh()
+
+    def on_namespace(self, kind: str, old: JSON | None, new: JSON | None) -> None:
+        """Informer handler for Namespaces: a label change may admit waiting Services."""
+        selective = any(p.namespace_selector for p in self.current.pools)
+        if self._live and selective and _labels(old) != _labels(new):
+            self._on_change()
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        """The Namespace's labels; ``kubernetes.io/metadata.name`` at least, which the
+        apiserver sets on every Namespace (so a selector on it works before the cache has it)."""
+        raw = self._namespaces.get(namespace) if self._namespaces is not None else None
+        labels = dict(_labels(raw))
+        labels.setdefault("kubernetes.io/metadata.name", namespace)
+        return labels
+
+    def candidates(self, service: ServiceView, requested: str | None) -> tuple[str, ...]:
+        """The pools the Service may get an address from, in order; ``NoEligiblePool`` when
+        none (the message says why)."""
+        return self.choose(service.namespace, service.labels, requested)
+
+    def choose(
+        self, namespace: str, labels: Mapping[str, str], requested: str | None
+    ) -> tuple[str, ...]:
+        """``candidates`` for an object with ``labels`` in ``namespace`` (e.g. a Vip)."""
+        return eligible(
+            self.current.pools, requested, namespace, self.namespace_labels(namespace), labels
+        )
+
+    def pool_of(self, address: IPAddress) -> str | None:
+        return self._allocator.pool_of(address)
+
+    def admits(self, pool: str, service: ServiceView) -> bool:
+        found = self._allocator.pool(pool)
+        return found is not None and found.admits(
+            self.namespace_labels(service.namespace), service.labels
+        )
+
+    def status(self, name: str, current: Mapping[str, Any] | None, generation: int) -> JSON:
+        """The status a ``VipPool`` named ``name`` should have, keeping each condition's
+        ``lastTransitionTime`` unless its status changes (API conventions)."""
+        body: JSON = {"ipv4": None, "ipv6": None}
+        pool = next((p for p in self.current.pools if p.name == name), None)
+        if pool is None:
+            reason, message = self.current.left_out.get(name, ("Pending", "not read yet"))
+            conditions = [(READY, "False", reason, message)]
+        else:
+            free = 0
+            for stats in self._allocator.stats():
+                if stats.name == name:
+                    body[f"ipv{stats.version}"] = {
+                        "total": min(stats.total, MAX_COUNT),
+                        "inUse": min(stats.in_use, MAX_COUNT),
+                        "free": min(stats.free, MAX_COUNT),
+                    }
+                    free += stats.free
+            if pool.disabled:
+                ready = (READY, "False", DISABLED, "disabled: addresses in use stay, none is given")
+            else:
+                ready = (READY, "True", READY, "addresses are handed out")
+            full = (
+                (EXHAUSTED, "True", EXHAUSTED, "no free address")
+                if free == 0
+                else (EXHAUSTED, "False", "FreeAddresses", f"{min(free, MAX_COUNT)} free")
+            )
+            conditions = [ready, full]
+        previous = {c.get("type"): c for c in (current or {}).get("conditions") or []}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body["conditions"] = [
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "observedGeneration": generation,
+                "lastTransitionTime": (
+                    previous[kind].get("lastTransitionTime", now)
+                    if kind in previous and previous[kind].get("status") == status
+                    else now
+                ),
+            }
+            for kind, status, reason, message in conditions
+        ]
+        return body
+
+
+class PoolStatusWriter:
+    """Writes each ``VipPool``'s status when it differs from what it should be (one merge
+    patch of the status subresource; nothing when it is current)."""
+
+    def __init__(self, client: KubeClient, objects: Informer, pools: Pools) -> None:
+        self._client = client
+        self._objects = objects
+        self._pools = pools
+
+    def stale(self) -> list[str]:
+        """Names of the ``VipPool`` objects whose status is not what it should be."""
+        return [name for name, raw in self._objects.items() if self._wanted(raw) is not None]
+
+    def _wanted(self, raw: JSON) -> JSON | None:
+        meta = raw.get("metadata", {})
+        current = raw.get("status") or {}
+        wanted = self._pools.status(str(meta["name"]), current, int(meta.get("generation") or 0))
+        return None if _same(current, wanted) else wanted
+
+    async def reconcile(self, name: str) -> None:
+        raw = self._objects.get(name)
+        if raw is None:
+            return
+        wanted = self._wanted(raw)
+        if wanted is None:
+            return
+        await self._client.patch(VIP_POOLS, None, name, {"status": wanted}, subresource="status")
+
+
+def _same(current: Mapping[str, Any], wanted: JSON) -> bool:
+    def strip(status: Mapping[str, Any]) -> Any:
+        conditions = [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in status.get("conditions") or []
+        ]
+        return status.get("ipv4"), status.get("ipv6"), conditions
+
+    return bool(strip(current) == strip(wanted))
+
+
+def _spec(raw: JSON | None) -> Any:
+    return None if raw is None else (raw.get("spec"), raw["metadata"].get("creationTimestamp"))
+
+
+def _labels(raw: JSON | None) -> Mapping[str, str]:
+    return ((raw or {}).get("metadata") or {}).get("labels") or {}
