@@ -19,6 +19,7 @@ from lbctl.ipam.poolset import (
     DISABLED,
     EXHAUSTED,
     READY,
+    VIP_POOL,
     PoolSet,
     combine,
     parse_pool_object,
@@ -131,7 +132,9 @@ class Pools:
         """The status a ``VipPool`` named ``name`` should have, keeping each condition's
         ``lastTransitionTime`` unless its status changes (API conventions)."""
         body: JSON = {"ipv4": None, "ipv6": None}
-        pool = next((p for p in self.current.pools if p.name == name), None)
+        pool = next(
+            (p for p in self.current.pools if p.name == name and p.origin == VIP_POOL), None
+        )
         if pool is None:
             reason, message = self.current.left_out.get(name, ("Pending", "not read yet"))
             conditions = [(READY, "False", reason, message)]

@@ -1,0 +1,303 @@
+"""Pools as VipPool objects, changed live, on the real apiserver: what Services get, what the
+pools' status says, and that no address is ever shown twice while the pools change."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+
+from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIP_POOLS, VIPS, KubeClient
+from lbctl.kube.errors import Invalid
+from lbctl.reconcile.claims import IPAM_RANGE_ANNOTATION
+from lbctl.reconcile.desired import ADDRESS_CONDITION
+from tests.integration.conftest import CreatePool, StartLbctl, load_balancer, shown_ip, wait_for_ip
+from tests.integration.invariants import ShownAddresses
+from tests.integration.test_requests import annotated, warning
+from tests.waiting import eventually
+
+STATIC_ONLY = '[{"static": ["10.77.200.1"]}]'
+"""A VIP_RANGE with no pool assigned automatically: Services get addresses from objects."""
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+async def condition(kube: KubeClient, namespace: str, name: str) -> JSON | None:
+    service = await kube.get(SERVICES, namespace, name)
+    found = [
+        c for c in (service.get("status") or {}).get("conditions") or []
+        if c["type"] == ADDRESS_CONDITION
+    ]  # fmt: skip
+    return found[0] if found else None
+
+
+async def condition_is(
+    kube: KubeClient, namespace: str, name: str, status: str, reason: str
+) -> JSON:
+    async def probe() -> JSON | None:
+        found = await condition(kube, namespace, name)
+        return found if found and (found["status"], found["reason"]) == (status, reason) else None
+
+    return await eventually(probe, what=f"{name}'s condition {status}/{reason}")
+
+
+async def pool_status(kube: KubeClient, name: str) -> dict[str, Any]:
+    return dict((await kube.get(VIP_POOLS, None, name)).get("status") or {})
+
+
+async def pool_says(kube: KubeClient, name: str, **expected: Any) -> dict[str, Any]:
+    """Wait until the pool's status has ``ipv4`` counts and/or a Ready (status, reason)."""
+
+    async def probe() -> dict[str, Any] | None:
+        status = await pool_status(kube, name)
+        ready = {c["type"]: (c["status"], c["reason"]) for c in status.get("conditions") or []}
+        for family in ("ipv4", "ipv6"):
+            if family in expected and status.get(family) != expected[family]:
+                return None
+        if "ready" in expected and ready.get("Ready") != expected["ready"]:
+            return None
+        if "exhausted" in expected and ready.get("Exhausted", ("",))[0] != expected["exhausted"]:
+            return None
+        return status
+
+    return await eventually(probe, what=f"pool {name} status {expected}")
+
+
+async def vip_reason(kube: KubeClient, namespace: str, name: str, reason: str) -> None:
+    async def probe() -> bool:
+        vip = await kube.get(VIPS, namespace, name)
+        return bool(
+            ((vip.get("status") or {}).get("conditions") or [{}])[0].get("reason") == reason
+        )
+
+    await eventually(probe, what=f"Vip {name} says {reason}")
+
+
+def counts(total: int, in_use: int) -> dict[str, int]:
+    return {"total": total, "inUse": in_use, "free": total - in_use}
+
+
+async def test_a_pool_created_grown_shrunk_disabled_and_deleted_live(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
+) -> None:
+    """Every change applies without restart; addresses in use are never moved or shown twice,
+    and waiting Services are served as soon as there is room."""
+    await start_lbctl(STATIC_ONLY)
+    pool = unique("live")
+    async with ShownAddresses(kube, namespace) as watch:
+        await kube.create(SERVICES, namespace, load_balancer("web"))
+        pending = await condition_is(kube, namespace, "web", "False", "NoEligiblePool")
+        assert "no pool is assigned automatically" in pending["message"]
+
+        await vip_pools(pool, ["10.130.0.1-10.130.0.2"])
+        assert await wait_for_ip(kube, namespace, "web") == "10.130.0.1"
+        allocated = await condition_is(kube, namespace, "web", "True", "Allocated")
+        assert allocated["message"] == f"Assigned IP 10.130.0.1 (pool {pool})"
+        await pool_says(kube, pool, ipv4=counts(2, 1), ready=("True", "Ready"), exhausted="False")
+
+        await kube.create(SERVICES, namespace, load_balancer("api"))
+        assert await wait_for_ip(kube, namespace, "api") == "10.130.0.2"
+        await kube.create(SERVICES, namespace, load_balancer("late"))
+        await condition_is(kube, namespace, "late", "False", "PoolExhausted")
+        await pool_says(kube, pool, ipv4=counts(2, 2), exhausted="True")
+
+        grown = {"spec": {"addresses": ["10.130.0.1-10.130.0.2", "10.130.0.3"]}}
+        await kube.patch(VIP_POOLS, None, pool, grown)
+        assert await wait_for_ip(kube, namespace, "late", within=10) == "10.130.0.3"
+        await pool_says(kube, pool, ipv4=counts(3, 3))
+
+        await kube.patch(VIP_POOLS, None, pool, {"spec": {"addresses": ["10.130.0.3"]}})
+        for name in ("web", "api"):
+            await vip_reason(kube, namespace, name, "OutsidePools")
+        await pool_says(kube, pool, ipv4=counts(1, 1))
+        await kube.create(SERVICES, namespace, load_balancer("next"))
+        await condition_is(kube, namespace, "next", "False", "PoolExhausted")
+
+        await kube.patch(
+            VIP_POOLS,
+            None,
+            pool,
+            {"spec": {"addresses": ["10.130.0.3-10.130.0.4"], "disabled": True}},
+        )
+        await pool_says(kube, pool, ipv4=counts(2, 1), ready=("False", "Disabled"))
+        waiting = await condition_is(kube, namespace, "next", "False", "PoolExhausted")
+        assert "disabled" in waiting["message"]
+
+        await kube.delete(VIP_POOLS, None, pool)
+        await vip_reason(kube, namespace, "late", "OutsidePools")
+        await condition_is(kube, namespace, "next", "False", "NoEligiblePool")
+        for name, address in (("web", "10.130.0.1"), ("api", "10.130.0.2"), ("late", "10.130.0.3")):
+            assert shown_ip(await kube.get(SERVICES, namespace, name)) == address, name
+    assert not watch.violations, watch.violations
+
+
+async def test_selectors_priority_and_auto_assign_choose_the_pool(
+    kube: KubeClient,
+    namespace: str,
+    second_namespace: str,
+    start_lbctl: StartLbctl,
+    vip_pools: CreatePool,
+) -> None:
+    """Lower priority first, then pools without one; selectors by namespace and Service
+    labels; a pool without autoAssign only for Services that name it; a pool that does not
+    admit a Service is refused even when named, until a namespace label admits it."""
+    team = unique("team")
+    await kube.patch(NAMESPACES, None, namespace, {"metadata": {"labels": {"team": team}}})
+    await start_lbctl(STATIC_ONLY)
+    mine, anyone, db, manual = (unique(p) for p in ("mine", "any", "db", "manual"))
+    await vip_pools(
+        mine, ["10.131.0.1"], priority=1, namespaceSelector={"matchLabels": {"team": team}}
+    )
+    await vip_pools(anyone, ["10.131.1.1-10.131.1.5"])
+    await vip_pools(db, ["10.131.2.1"], priority=0, serviceSelector={
+        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["db"]}],
+    })  # fmt: skip
+    await vip_pools(manual, ["10.131.3.1"], autoAssign=False)
+
+    await kube.create(SERVICES, namespace, load_balancer("first"))
+    assert await wait_for_ip(kube, namespace, "first") == "10.131.0.1"
+    await kube.create(SERVICES, namespace, load_balancer("second"))
+    assert await wait_for_ip(kube, namespace, "second") == "10.131.1.1", "priority pool full"
+
+    database = load_balancer("database")
+    database["metadata"]["labels"] = {"tier": "db"}
+    await kube.create(SERVICES, second_namespace, database)
+    assert await wait_for_ip(kube, second_namespace, "database") == "10.131.2.1"
+    await kube.create(SERVICES, second_namespace, load_balancer("plain"))
+    assert await wait_for_ip(kube, second_namespace, "plain") == "10.131.1.2"
+
+    await kube.create(
+        SERVICES, second_namespace, annotated("asks", **{IPAM_RANGE_ANNOTATION: manual})
+    )
+    assert await wait_for_ip(kube, second_namespace, "asks") == "10.131.3.1"
+
+    await kube.create(
+        SERVICES, second_namespace, annotated("outsider", **{IPAM_RANGE_ANNOTATION: mine})
+    )
+    refused = await condition_is(kube, second_namespace, "outsider", "False", "NoEligiblePool")
+    assert "does not admit" in refused["message"]
+    await kube.delete(SERVICES, namespace, "first")
+    await kube.patch(NAMESPACES, None, second_namespace, {"metadata": {"labels": {"team": team}}})
+    assert await wait_for_ip(kube, second_namespace, "outsider", within=10) == "10.131.0.1"
+
+
+async def test_avoid_buggy_ips_skips_dot_0_and_dot_255_inside_a_dash_range(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
+) -> None:
+    await start_lbctl(STATIC_ONLY)
+    pool = unique("buggy")
+    await vip_pools(pool, ["10.132.0.254-10.132.1.1"], avoidBuggyIPs=True)
+    await pool_says(kube, pool, ipv4=counts(2, 0))
+    for name in ("one", "two", "three"):
+        await kube.create(SERVICES, namespace, load_balancer(name))
+    assert await wait_for_ip(kube, namespace, "one") == "10.132.0.254"
+    assert await wait_for_ip(kube, namespace, "two") == "10.132.1.1"
+    await condition_is(kube, namespace, "three", "False", "PoolExhausted")
+
+
+async def test_an_ipv6_pool_never_hands_out_the_subnet_router_anycast_address(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
+) -> None:
+    await start_lbctl(STATIC_ONLY)
+    pool = unique("six")
+    await vip_pools(pool, ["fd00:133::/126"])
+    await kube.create(SERVICES, namespace, load_balancer("six", ipFamilies=["IPv6"]))
+    assert await wait_for_ip(kube, namespace, "six") == "fd00:133::1"
+    status = await pool_says(kube, pool, ready=("True", "Ready"), ipv6=counts(3, 1))
+    assert status.get("ipv4") is None
+
+
+async def test_overlapping_clashing_and_invalid_pools_are_left_out_with_a_reason(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
+) -> None:
+    """The older pool wins an overlap, VIP_RANGE wins a name clash or an overlap; a range the
+    schema lets through but lbctl refuses is Invalid; none of them crashes anything, and a
+    pool left out comes into effect once what blocked it goes."""
+    await start_lbctl('[{"static": ["10.134.9.1"]}]')
+    old, new = unique("a-old"), unique("b-new")  # created in one second: the name decides
+    await vip_pools(old, ["10.134.0.0/30"], autoAssign=False)
+    await vip_pools(new, ["10.134.0.2-10.134.0.5"], autoAssign=False)
+    overlap = await pool_says(kube, new, ready=("False", "Overlap"))
+    assert old in overlap["conditions"][0]["message"]
+    await pool_says(kube, old, ready=("True", "Ready"))
+
+    await vip_pools("static", ["10.134.5.1"])
+    await pool_says(kube, "static", ready=("False", "NameConflict"))
+    covers_static = unique("covers")
+    await vip_pools(covers_static, ["10.134.9.0/24"])
+    await pool_says(kube, covers_static, ready=("False", "Overlap"))
+    reversed_range = unique("reversed")
+    await vip_pools(reversed_range, ["10.134.7.9-10.134.7.1"])
+    invalid = await pool_says(kube, reversed_range, ready=("False", "Invalid"))
+    assert "reversed" in invalid["conditions"][0]["message"]
+    with pytest.raises(Invalid, match="must be a CIDR"):
+        await vip_pools(unique("bad"), ["10.0.0.300"])
+
+    await kube.create(SERVICES, namespace, annotated("asks", **{IPAM_RANGE_ANNOTATION: new}))
+    await condition_is(kube, namespace, "asks", "False", "UnknownPool")
+    await kube.delete(VIP_POOLS, None, old)
+    await pool_says(kube, new, ready=("True", "Ready"))
+    assert await wait_for_ip(kube, namespace, "asks", within=10) == "10.134.0.2"
+
+
+async def test_contradictory_requests_are_refused_and_a_new_pool_request_moves_the_service(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    await start_lbctl('[{"prod": ["10.135.0.1"]}, {"dev": ["10.135.1.1-10.135.1.2"]}]')
+    both = annotated(
+        "both", **{IPAM_RANGE_ANNOTATION: "dev", "service.citrix.com/frontend-ip": "10.135.0.1"}
+    )
+    await kube.create(SERVICES, namespace, both)
+    refused = await warning(kube, namespace, "both", "asks for pool 'dev'")
+    assert "10.135.0.1 is in pool 'prod'" in refused["message"]
+    await condition_is(kube, namespace, "both", "False", "InvalidRequest")
+    await vip_reason(kube, namespace, "both", "InvalidRequest")
+
+    await kube.create(SERVICES, namespace, annotated("mover", **{IPAM_RANGE_ANNOTATION: "dev"}))
+    assert await wait_for_ip(kube, namespace, "mover") == "10.135.1.1"
+    await kube.patch(
+        SERVICES, namespace, "mover", {"metadata": {"annotations": {IPAM_RANGE_ANNOTATION: "prod"}}}
+    )
+    assert await wait_for_ip_change(kube, namespace, "mover", "10.135.1.1") == "10.135.0.1"
+
+    await kube.create(SERVICES, namespace, annotated("stuck", **{IPAM_RANGE_ANNOTATION: "dev"}))
+    first = await wait_for_ip(kube, namespace, "stuck")
+    assert first.startswith("10.135.1.")
+    await kube.patch(
+        SERVICES, namespace, "stuck", {"metadata": {"annotations": {IPAM_RANGE_ANNOTATION: "prod"}}}
+    )
+    kept = await warning(kube, namespace, "stuck", f"keeping {first}")
+    assert "asks for pool 'prod'" in kept["message"]
+    await kube.delete(SERVICES, namespace, "mover")
+    assert await wait_for_ip_change(kube, namespace, "stuck", first, within=10) == "10.135.0.1"
+
+
+async def test_a_requested_address_held_elsewhere_is_handed_over_when_freed(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """The Service keeps its old address while the one it asks for is held, and moves as
+    soon as the holder is deleted (not on its next edit or periodic retry)."""
+    await start_lbctl('["10.136.0.1-10.136.0.3"]')
+    await kube.create(SERVICES, namespace, load_balancer("holder"))
+    await kube.create(SERVICES, namespace, load_balancer("wants"))
+    assert await wait_for_ip(kube, namespace, "holder") == "10.136.0.1"
+    assert await wait_for_ip(kube, namespace, "wants") == "10.136.0.2"
+    await kube.patch(SERVICES, namespace, "wants", {"spec": {"loadBalancerIP": "10.136.0.1"}})
+    await warning(kube, namespace, "wants", "keeping 10.136.0.2")
+    await kube.delete(SERVICES, namespace, "holder")
+    assert (
+        await wait_for_ip_change(kube, namespace, "wants", "10.136.0.2", within=10) == "10.136.0.1"
+    )
+
+
+async def wait_for_ip_change(
+    kube: KubeClient, namespace: str, name: str, old: str, within: float = 20
+) -> str:
+    async def probe() -> str | None:
+        shown = shown_ip(await kube.get(SERVICES, namespace, name))
+        return shown if shown not in (None, old) else None
+
+    return await eventually(probe, within=within, what=f"{name} off {old}")
