@@ -246,6 +246,10 @@ class Allocator:
         if record is not None and record[2] and me not in named:
             holders = ", ".join(sorted(named)) or "a VipAddress record"
             raise AddressInUse(address, holders, " (its record is being deleted)")
+        if record is not None and me not in named and named - {me} and record[1] != share_key:
+            # The apiserver admits a new holder beside the named ones only under the record's
+            # key, whatever the holders' own keys say (e.g. the record's key edited by hand).
+            raise AddressInUse(address, ", ".join(sorted(named)), " under another sharing key")
         others = [a for a in self.holders(address) if a.owner != owner]
         # A holder the record names is judged by this index's holders only (as the record
         # admitted it; a record edited by hand must not lock out its own holders).
@@ -375,8 +379,9 @@ class Allocator:
     def set_share_key(
         self, owner: str, share_key: str | None, ports: frozenset[Port]
     ) -> Allocation:
-        """Re-key the allocation of ``owner``, which holds its address alone (its sharing
-        key changed): later sharers join it under ``share_key`` (None: nobody may)."""
+        """Re-key the allocation of ``owner`` (its sharing key changed), which holds its
+        address alone or beside sharers that all took the new key too (the caller checked the
+        apiserver): later sharers join it under ``share_key`` (None: nobody may)."""
         current = self._by_owner[owner]
         kept = ports if share_key is not None else frozenset()
         updated = self._record(dataclasses.replace(current, share_key=share_key, ports=kept))

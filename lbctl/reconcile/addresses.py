@@ -85,8 +85,8 @@ class AddressTracker:
             )  # fmt: skip
             for holder in after.holders:
                 self.by_holder.setdefault(holder.key, {})[after.address] = holder
-            if before is not None and before.holder_keys - after.holder_keys:
-                self._on_release()  # a sharer left: a waiter may fit now
+            if before is not None and _frees(before, after):
+                self._on_release()  # a sharer left or freed a port: a waiter may fit now
         elif (
             before is not None
             and before.address is not None
@@ -282,6 +282,27 @@ class AddressRecords:
         holder = Holder("Service", service.namespace, service.name, service.uid, ports, self._class)
         return await self.claim(address, holder, share_key)
 
+    async def restate(self, service: ServiceView, address: IPAddress, sharing: Sharing) -> bool:
+        """Rewrite the Service's entry in the record of ``address`` with ``sharing`` (key and
+        ports), and make that the record's key: for sharers that all took a new key together
+        (the caller checked that every other shower shares under it).  True when it wrote;
+        ``Conflict`` when the record changed meanwhile (retry)."""
+        record = self.cached(address)
+        if record is None or record.holder(service.uid) is None:
+            return False
+        share_key, ports = sharing[0], sharing[1] if sharing[0] else frozenset()
+        holder = Holder("Service", service.namespace, service.name, service.uid, ports, self._class)
+        if record.sharing_key == share_key and record.holder(service.uid) == holder:
+            return False
+        holders = [(holder if h.uid == service.uid else h).to_json() for h in record.holders]
+        patch = {
+            "metadata": {"resourceVersion": record.resource_version},
+            "spec": {"holders": holders, "sharingKey": share_key},
+        }
+        await self._client.patch(VIP_ADDRESSES, None, record.name, patch)
+        log.info("address record re-keyed", address=str(address), key=share_key)
+        return True
+
     async def confirm(self, service: ServiceView, address: IPAddress) -> bool:
         """Whether the apiserver's record of ``address`` names the Service right now: asked
         before showing an address that no write of this reconcile proved."""
@@ -373,3 +394,12 @@ class AddressRecords:
                 if uids and uids != {live(kind, key)}:
                     released += await self.release_gone(holder_namespace, name, resource)
         return released
+
+
+def _frees(before: AddressRecordView, after: AddressRecordView) -> bool:
+    """Whether a record's update let go of something a waiter may need: a holder, or a port
+    of a holder that stays (adding ports frees nothing, so it wakes nobody)."""
+    if before.holder_keys - after.holder_keys:
+        return True
+    ports = {h.key: h.ports for h in after.holders}
+    return any(h.ports - ports.get(h.key, frozenset()) for h in before.holders)

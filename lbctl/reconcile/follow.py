@@ -152,6 +152,15 @@ class Follow:
             await self.records.set_sharing(vip, sharing)
         return None
 
+    async def restate(self, service: ServiceView, vip: VipView, current: IPAddress) -> None:
+        """The Service stays on ``current`` under its new key and ports: those it seemed to
+        conflict with changed too (e.g. sharers re-keyed together), as a quorum read of the
+        other showers proved.  Record, index and Vip take the key and ports in place."""
+        sharing = (service.share_key, service.ports if service.share_key else frozenset())
+        await self._addresses.restate(service, current, sharing)
+        self._allocator.set_share_key(service.key, *sharing)
+        await self.records.set_sharing(vip, sharing)
+
     async def ports(
         self,
         raw: dict[str, Any],

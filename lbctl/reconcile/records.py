@@ -93,8 +93,8 @@ class VipRecords:
         await self._client.patch(VIPS, vip.namespace, vip.name, patch)
 
     async def set_sharing(self, vip: VipView, sharing: Sharing) -> None:
-        """Record a new sharing key (and the ports it shares) of a Service that holds its
-        address alone, guarded by the resourceVersion the Vip was read at."""
+        """Record a new sharing key (and the ports it shares) of a Service that keeps its
+        address, guarded by the resourceVersion the Vip was read at."""
         key, ports = sharing
         if vip.share_key == key and (vip.ports == ports or key is None):
             return

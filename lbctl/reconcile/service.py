@@ -222,11 +222,13 @@ class ServiceReconciler:
             address = await self._follow.request(raw, service, vip, address, proven)
             address = await self._follow.ports(raw, service, vip, address, proven)
         except NoRoom as err:
+            if await self._sharers.conflict(service, address, among_others=False) is None:
+                # Those it would conflict with changed too (e.g. sharers re-keyed together).
+                await self._follow.restate(service, vip, address)
+                return address
             why = Unsatisfied("AllocationFailed", "PortConflict", f"{err}; waiting", True)
             await self._recorder.record(raw, "Warning", why.reason, why.message)
             self.waiting.add(service.key)
-            if await self._sharers.conflict(service, address, among_others=False) is None:
-                return address  # those it would conflict with left too (e.g. all re-keyed)
             await self.records.clear(vip)
             self.records.release(service.key)  # both families
             return await self._record_pending(service, vip, why)

@@ -1,0 +1,36 @@
+"""Waiters are woken when an address record frees something they may need."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+
+from lbctl.ipam.allocator import Allocator
+from lbctl.ipam.ranges import parse_vip_range
+from lbctl.reconcile.addresses import AddressTracker
+from lbctl.vipaddress import Holder, address_record
+
+
+def test_a_record_holder_freeing_a_port_wakes_waiters() -> None:
+    """web (blue, TCP 80) holds X; a blue sharer needing TCP 80 waits.  web's record is
+    updated to TCP 8080: the waiter fits now and must be woken (not left to its 60 s retry);
+    adding a port frees nothing and wakes nobody."""
+    allocator = Allocator(parse_vip_range('["10.0.0.1"]'))
+    woken: list[int] = []
+    tracker = AddressTracker(allocator, lambda _key: None, lambda: woken.append(1))
+    x = ipaddress.ip_address("10.0.0.1")
+    web = Holder("Service", "ns", "web", "uid-web", frozenset({("TCP", 80)}), None)
+    old = address_record(x, web, "default", "ns/blue")
+    old["metadata"]["resourceVersion"] = "1"
+    tracker("ADDED", None, old)
+    new = copy.deepcopy(old)
+    new["metadata"]["resourceVersion"] = "2"
+    new["spec"]["holders"][0]["ports"] = ["TCP/8080"]
+    tracker("MODIFIED", old, new)
+    assert woken, "no waiter woken when web freed TCP 80"
+    woken.clear()
+    more = copy.deepcopy(new)
+    more["metadata"]["resourceVersion"] = "3"
+    more["spec"]["holders"][0]["ports"] = ["TCP/8080", "TCP/8443"]
+    tracker("MODIFIED", new, more)
+    assert not woken, "a port added frees nothing"
