@@ -240,6 +240,7 @@ class VipView:
     load_balancer_class: str | None = None
     pool: str | None = None
     """spec.pool: for a Vip made by hand without an address, the pool to fill it from."""
+    generation: int = 0
 
     @property
     def secondary(self) -> IPAddress | None:
@@ -288,6 +289,7 @@ class VipView:
             ports=ports_from_text(spec.get("ports")),
             secondary_text=spec.get("secondaryIpaddress") or None,
             pool=spec.get("pool") or None,
+            generation=int(meta.get("generation") or 0),
             load_balancer_class=annotations.get(CLASS_ANNOTATION) or None,
         )
 

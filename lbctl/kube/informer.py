@@ -35,7 +35,7 @@ UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
         "spec": ("clusterIP", "clusterIPs", "selector", "internalTrafficPolicy"),
     },
     "vips": {
-        "metadata": ("ownerReferences", "generation"),
+        "metadata": ("ownerReferences",),
         "spec": ("description",),
     },
     "nodes": {

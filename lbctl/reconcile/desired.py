@@ -22,7 +22,7 @@ from lbctl.model import (
     parse_shown,
 )
 from lbctl.reconcile.adc_step import ingress_entries
-from lbctl.reconcile.records import ALLOCATED, vip_status
+from lbctl.reconcile.vipstatus import ALLOCATED, vip_status
 
 OUTSIDE_POOLS = "OutsidePools"
 ADDRESS_CONDITION = "lbctl.io/AddressAllocated"

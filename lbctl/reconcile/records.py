@@ -8,7 +8,6 @@ address.
 from __future__ import annotations
 
 import contextlib
-import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -29,30 +28,9 @@ from lbctl.model import (
 )
 from lbctl.reconcile.addresses import Sharing
 from lbctl.reconcile.vip import MOVING
+from lbctl.reconcile.vipstatus import write_vip_status
 
 log = structlog.get_logger(__name__)
-
-ALLOCATED = "Allocated"
-PENDING = "Pending"
-
-
-def vip_status(state: str, reason: str, message: str, pool: str | None) -> dict[str, Any]:
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    allocated = state == ALLOCATED
-    return {
-        "state": state,
-        "message": message,
-        "conditions": [
-            {
-                "type": "Allocated",
-                "status": "True" if allocated else "False",
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": now,
-            }
-        ],
-        **({"pool": pool} if pool else {}),
-    }
 
 
 class VipRecords:
@@ -191,18 +169,8 @@ class VipRecords:
         return vip
 
     async def set_status(self, vip: VipView, status: dict[str, Any]) -> None:
-        """Patch the Vip's status when state, reason, message or pool differ."""
-
-        def essence(s: dict[str, Any]) -> tuple[Any, ...]:
-            conditions = s.get("conditions") or [{}]
-            return (s.get("state"), s.get("message"), s.get("pool"), conditions[0].get("reason"))
-
-        if essence(vip.status) == essence(status):
-            return
-        with contextlib.suppress(NotFound):
-            await self._client.patch(
-                VIPS, vip.namespace, vip.name, {"status": status}, subresource="status"
-            )
+        """Patch the Vip's status when it changed (``vipstatus``)."""
+        await write_vip_status(self._client, vip, status)
 
     async def _write_address(
         self, vip: VipView, address: IPAddress, sharing: Sharing | None = None

@@ -29,6 +29,7 @@ from lbctl.reconcile import desired
 from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken, Sharing
 from lbctl.reconcile.claims import (
+    IPAM_RANGE_ANNOTATION,
     Claimed,
     PoolChoice,
     Request,
@@ -39,10 +40,11 @@ from lbctl.reconcile.claims import (
 from lbctl.reconcile.dualstack import SecondFamily
 from lbctl.reconcile.follow import Follow, NoRoom
 from lbctl.reconcile.publish import RECORD_RETRY, RETRY_PENDING_AFTER, Requeue, ServiceWrites
-from lbctl.reconcile.records import PENDING, VipRecords, vip_status
+from lbctl.reconcile.records import VipRecords
 from lbctl.reconcile.release import Release
 from lbctl.reconcile.sharers import Sharers
 from lbctl.reconcile.shown import ShownIndex
+from lbctl.reconcile.vipstatus import PENDING, vip_status
 from lbctl.reconcile.waiting import Waiting
 
 log = structlog.get_logger(__name__)
@@ -301,7 +303,8 @@ class ServiceReconciler:
         prune_later = await self.addresses.prune(
             service, [], self.shown.showing
         )  # e.g. a record edited by hand
-        status = vip_status(PENDING, why.condition, why.message, None)
+        asked = service.annotations.get(IPAM_RANGE_ANNOTATION, "").strip() or None
+        status = vip_status(PENDING, why.condition, why.message, asked)
         if vip is None:
             await self.records.create(service, None, status)
         else:

@@ -22,6 +22,13 @@ from lbctl.kube.informer import Informer
 from lbctl.model import VipView, secondary_owner
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken
 from lbctl.reconcile.pools import Pools
+from lbctl.reconcile.vipstatus import (
+    ALLOCATED,
+    PENDING,
+    RESERVED,
+    vip_status,
+    write_vip_status,
+)
 from lbctl.vipaddress import Holder
 
 log = structlog.get_logger(__name__)
@@ -140,25 +147,34 @@ class VipReconciler:
         event_obj = {**raw, "kind": "Vip", "apiVersion": VIPS.api_version}
         if key in self._tracker.conflicts:
             holder = self._tracker.conflicts[key]
-            await self._recorder.record(
-                event_obj,
-                "Warning",
-                "AddressInUse",
-                f"{vip.address_text} is already held by {holder}; this Vip is not in effect",
-            )
+            message = f"{vip.address_text} is already held by {holder}; this Vip is not in effect"
+            await self._recorder.record(event_obj, "Warning", "AddressInUse", message)
+            await self._status(vip, PENDING, "AddressInUse", message)
             return
         if vip.address_text and vip.address is None:
-            await self._recorder.record(
-                event_obj,
-                "Warning",
-                "InvalidAddress",
-                f"spec.ipaddress {vip.address_text!r} is not an IP address",
-            )
+            message = f"spec.ipaddress {vip.address_text!r} is not an IP address"
+            await self._recorder.record(event_obj, "Warning", "InvalidAddress", message)
+            await self._status(vip, PENDING, "InvalidAddress", message)
             return
-        if vip.address is not None or vip.deleting or vip.managed:
+        if vip.managed or vip.deleting:
             self.waiting.discard(key)
             return
+        if vip.address is not None:
+            self.waiting.discard(key)
+            pool = self._allocator.pool_of(vip.address)
+            where = f"pool {pool}" if pool else "outside every pool"
+            if vip.is_reservation:
+                await self._status(vip, RESERVED, RESERVED, f"{vip.address} reserved ({where})")
+            else:
+                await self._status(vip, ALLOCATED, ALLOCATED, f"{vip.address} ({where})")
+            return
         await self._fill(vip, event_obj)
+
+    async def _status(self, vip: VipView, state: str, reason: str, message: str) -> None:
+        """The status of a Vip made by hand, so ``kubectl get vips`` shows its state and pool
+        like a Service's Vip (a Pending one names the pool it asks for)."""
+        pool = self._allocator.pool_of(vip.address) if vip.address is not None else vip.pool
+        await write_vip_status(self._client, vip, vip_status(state, reason, message, pool))
 
     async def _fill(self, vip: VipView, event_obj: JSON) -> None:
         """Give an address-less Vip the lowest free address (the prototype's IPAM step)."""
@@ -168,6 +184,8 @@ class VipReconciler:
         except (AllocationError, NoEligiblePool) as err:
             self.waiting.add(vip.key)
             await self._recorder.record(event_obj, "Warning", "AllocationFailed", str(err))
+            reason = getattr(err, "reason", type(err).__name__)
+            await self._status(vip, PENDING, reason, str(err))
             return
         self._allocator.bind_token(vip.key, vip.uid)
         holder = Holder("Vip", vip.namespace, vip.name, vip.uid)

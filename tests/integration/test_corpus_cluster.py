@@ -12,8 +12,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from lbctl.kube.client import EVENTS, SERVICES, VIPS, KubeClient
-from lbctl.kube.errors import NotFound
+from lbctl.kube.errors import Invalid, NotFound
 from tests.integration.conftest import (
     RunningSimulator,
     StartLbctl,
@@ -318,9 +320,9 @@ async def test_vips_edited_into_nonsense(
         for n in ("good", "victim", "holder", "mover", "dropped")
     }
 
-    # A Vip made by hand with a garbage address: an Event on the Vip, nothing allocated.
-    await kube.create(VIPS, namespace, hand_vip("garbage", "not-an-ip"))
-    await warned(kube, namespace, "garbage", "InvalidAddress", "'not-an-ip' is not an IP address")
+    # A Vip made by hand with a garbage address: the CRD refuses it, naming the field.
+    with pytest.raises(Invalid, match=r"spec\.ipaddress.*must be empty or one IPv4 or IPv6"):
+        await kube.create(VIPS, namespace, hand_vip("garbage", "not-an-ip"))
     # A Vip made by hand claiming a Service's address: refused on the Vip, Service unmoved.
     await kube.create(VIPS, namespace, hand_vip("squatter", ips["holder"]))
     await warned(kube, namespace, "squatter", "AddressInUse", f"{ips['holder']} is already held")
@@ -339,8 +341,11 @@ async def test_vips_edited_into_nonsense(
     await warned(kube, namespace, "taken", "VipNameConflict", "belongs to something else")
     assert shown_ip(await kube.get(SERVICES, namespace, "taken")) is None
 
-    # A live Service's Vip edited to garbage: lbctl writes the held address back.
-    await kube.patch(VIPS, namespace, "victim", {"spec": {"ipaddress": "not-an-ip"}})
+    # A live Service's Vip edited to garbage: the CRD refuses the edit; emptied, lbctl
+    # writes the held address back.
+    with pytest.raises(Invalid, match=r"spec\.ipaddress"):
+        await kube.patch(VIPS, namespace, "victim", {"spec": {"ipaddress": "not-an-ip"}})
+    await kube.patch(VIPS, namespace, "victim", {"spec": {"ipaddress": ""}})
 
     async def repaired() -> bool:
         return await vip_address(kube, namespace, "victim") == ips["victim"]

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIP_POOLS, VIPS, KubeClient
-from lbctl.kube.errors import Invalid
+from lbctl.kube.errors import Invalid, NotFound
+from lbctl.model import VipView
 from lbctl.reconcile.claims import IPAM_RANGE_ANNOTATION
 from lbctl.reconcile.desired import ADDRESS_CONDITION
+from lbctl.reconcile.vipstatus import ALLOCATED, PENDING, vip_status, write_vip_status
 from tests.integration.conftest import CreatePool, StartLbctl, load_balancer, shown_ip, wait_for_ip
 from tests.integration.invariants import ShownAddresses
 from tests.integration.test_requests import annotated, warning
@@ -301,3 +303,93 @@ async def wait_for_ip_change(
         return shown if shown not in (None, old) else None
 
     return await eventually(probe, within=within, what=f"{name} off {old}")
+
+
+def table_rows(table: JSON, name: str) -> dict[str, Any]:
+    """The row of object ``name`` in a server-side Table, by column name."""
+    columns = [c["name"] for c in table["columnDefinitions"]]
+    for row in table["rows"]:
+        if row["object"]["metadata"]["name"] == name:
+            return dict(zip(columns, row["cells"], strict=True))
+    raise AssertionError(
+        f"{name} not in {[r['object']['metadata']['name'] for r in table['rows']]}"
+    )
+
+
+async def test_kubectl_get_shows_pool_usage_and_hand_made_vips_state_and_pool(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
+) -> None:
+    """What ``kubectl get vippools`` / ``kubectl get vips`` print (the server's Table)."""
+    await start_lbctl('[{"gold": ["10.137.0.1"]}, ["10.137.1.0/30"]]')
+    pool = unique("seen")
+    await vip_pools(pool, ["10.137.2.1-10.137.2.4"], priority=3)
+    await pool_says(kube, pool, ipv4=counts(4, 0), ready=("True", "Ready"))
+    row = table_rows(await kube.table(VIP_POOLS), pool)
+    assert (row["Ready"], row["IPv4 Free"], row["IPv4 In Use"], row["Priority"]) == (
+        "True", 4, 0, 3,
+    )  # fmt: skip
+
+    def hand_vip(name: str, **spec: str) -> JSON:
+        return {"apiVersion": "ipam.citrix.com/v1", "kind": "Vip",
+                "metadata": {"name": name}, "spec": spec}  # fmt: skip
+
+    await kube.create(VIPS, namespace, hand_vip("reserved", ipaddress="10.137.1.2"))
+    await kube.create(VIPS, namespace, hand_vip("filled", ipaddress="", pool="gold"))
+    await eventually(
+        lambda: vip_state_is(kube, namespace, "filled", "Reserved", "gold"),
+        what="filled Reserved gold",
+    )
+    await kube.create(VIPS, namespace, hand_vip("starved", ipaddress="", pool="gold"))
+    await kube.create(SERVICES, namespace, annotated("asks", **{IPAM_RANGE_ANNOTATION: "gold"}))
+    await eventually(
+        lambda: vip_state_is(kube, namespace, "reserved", "Reserved", "default"),
+        what="reserved Reserved default",
+    )
+    await eventually(
+        lambda: vip_state_is(kube, namespace, "starved", "Pending", "gold"),
+        what="starved Pending gold",
+    )
+    await eventually(
+        lambda: vip_state_is(kube, namespace, "asks", "Pending", "gold"), what="asks Pending gold"
+    )
+    table = await kube.table(VIPS, namespace)
+    assert {n: (table_rows(table, n)["State"], table_rows(table, n)["Pool"]) for n in (
+        "reserved", "filled", "starved", "asks")} == {
+        "reserved": ("Reserved", "default"), "filled": ("Reserved", "gold"),
+        "starved": ("Pending", "gold"), "asks": ("Pending", "gold"),
+    }  # fmt: skip
+
+
+async def vip_state_is(kube: KubeClient, namespace: str, name: str, state: str, pool: str) -> bool:
+    try:
+        status = (await kube.get(VIPS, namespace, name)).get("status") or {}
+    except NotFound:
+        return False
+    return bool((status.get("state"), status.get("pool")) == (state, pool))
+
+
+async def test_a_vip_condition_moves_its_transition_time_only_when_its_status_changes(
+    kube: KubeClient, namespace: str
+) -> None:
+    """API conventions, on the real apiserver: a new message keeps ``lastTransitionTime``, a
+    new status moves it, and ``observedGeneration`` names the spec's generation."""
+    body = {"apiVersion": "ipam.citrix.com/v1", "kind": "Vip", "metadata": {"name": "c"},
+            "spec": {"ipaddress": ""}}  # fmt: skip
+    await kube.create(VIPS, namespace, body)
+
+    async def view() -> VipView:
+        return VipView.from_raw(await kube.get(VIPS, namespace, "c"))
+
+    stale = vip_status(PENDING, "PoolExhausted", "first", None)
+    stale["conditions"][0]["lastTransitionTime"] = "2020-01-01T00:00:00Z"
+    await write_vip_status(kube, await view(), stale)
+    await write_vip_status(kube, await view(), vip_status(PENDING, "PoolExhausted", "second", None))
+    (condition,) = (await view()).status["conditions"]
+    assert (condition["message"], condition["lastTransitionTime"]) == (
+        "second", "2020-01-01T00:00:00Z",
+    )  # fmt: skip
+    assert condition["observedGeneration"] == (await view()).generation == 1
+    await write_vip_status(kube, await view(), vip_status(ALLOCATED, "Allocated", "third", "x"))
+    (condition,) = (await view()).status["conditions"]
+    assert condition["status"] == "True"
+    assert condition["lastTransitionTime"] != "2020-01-01T00:00:00Z"
