@@ -41,7 +41,7 @@ from lbctl.reconcile.adc import AdcSync
 from lbctl.reconcile.addresses import AddressRecords, AddressTracker
 from lbctl.reconcile.backends import Backends
 from lbctl.reconcile.controller import Controller
-from lbctl.reconcile.pools import Pools, PoolStatusWriter
+from lbctl.reconcile.pools import Pools, PoolStatusWriter, follow_vip_range_file
 from lbctl.reconcile.publish import Requeue
 from lbctl.reconcile.service import ServiceReconciler
 from lbctl.reconcile.vip import VipReconciler, VipTracker
@@ -363,6 +363,9 @@ async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | No
         asyncio.create_task(supervised(f"informer {i.resource.plural}", i.run))
         for i in runtime.informers
     ]
+    if settings.vip_range_file:
+        path = settings.vip_range_file
+        informers.append(asyncio.create_task(follow_vip_range_file(path, runtime.pools)))
     try:
         for informer in runtime.informers:
             await informer.synced.wait()

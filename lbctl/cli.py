@@ -63,7 +63,8 @@ def leader_election_from(args: argparse.Namespace) -> LeaderElectionConfig | Non
 def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lbctl",
-        description="Give type: LoadBalancer Services a VIP from VIP_RANGE, recorded in a Vip.",
+        description="Give type: LoadBalancer Services a VIP from VIP_RANGE and VipPool objects, "
+        "recorded in a Vip.",
         epilog="Other commands: 'lbctl status [flags]' (pools and allocations in the cluster), "
         "'lbctl demo' (local demo), 'lbctl controlplane build|up'.",
     )
@@ -75,12 +76,14 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--vip-range",
         default=_env("VIP_RANGE"),
-        help="address pools as JSON, e.g. '[\"10.99.98.0/24\"]' (env VIP_RANGE; required)",
+        help="address pools as JSON, e.g. '[\"10.99.98.0/24\"]' (env VIP_RANGE; none: pools "
+        "come from VipPool objects only)",
     )
     parser.add_argument(
         "--vip-range-file",
         default=_env("VIP_RANGE_FILE"),
-        help="read VIP_RANGE from this file, e.g. a mounted ConfigMap key (env VIP_RANGE_FILE)",
+        help="read VIP_RANGE from this file, e.g. a mounted ConfigMap key, and again whenever "
+        "it changes (env VIP_RANGE_FILE)",
     )
     parser.add_argument(
         "--workers",
@@ -286,10 +289,8 @@ def settings_from(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
             args.vip_range = Path(args.vip_range_file).read_text()
         except OSError as err:
             parser.error(f"--vip-range-file {args.vip_range_file!r}: {err.strerror}")
-    if not args.vip_range:
-        parser.error("VIP_RANGE is not set: pass --vip-range or --vip-range-file, or set VIP_RANGE")
     try:
-        pools = parse_vip_range(args.vip_range)
+        pools = parse_vip_range(args.vip_range or "")
     except RangeError as err:
         parser.error(str(err))
     if args.workers < 1:
@@ -307,6 +308,7 @@ def settings_from(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
         leader_election=election,
         namespace=args.namespace,
         pools=pools,
+        vip_range_file=args.vip_range_file,
         kubeconfig=args.kubeconfig,
         workers=args.workers,
         load_balancer_class=args.load_balancer_class,

@@ -30,6 +30,9 @@ class AdcSettings:
 @dataclass(frozen=True)
 class Settings:
     pools: tuple[Pool, ...]
+    """The ``VIP_RANGE`` pools at start (VipPool objects add to them live)."""
+    vip_range_file: str | None = None
+    """Re-read for ``VIP_RANGE`` whenever its content changes (a mounted ConfigMap)."""
     kubeconfig: str | None = None
     """None means the in-cluster service account."""
     workers: int = 4

@@ -123,6 +123,12 @@ class RuntimeCollector(Collector):
             in_use.add_metric(["", f"ipv{ip_version}"], float(count))
         yield total
         yield in_use
+        stale = GaugeMetricFamily(
+            "lbctl_vip_range_file_stale",
+            "1 while the VIP_RANGE file holds a value lbctl refuses (the pools before it stay).",
+        )
+        stale.add_metric([], float(self._runtime.pools.vip_range_error is not None))
+        yield stale
         failures = CounterMetricFamily(
             "lbctl_ipam_allocation_failures",
             "Allocation attempts that found no address, by reason (the Vip condition reason).",

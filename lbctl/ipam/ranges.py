@@ -175,15 +175,18 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
 
 
 def parse_vip_range(text: str) -> tuple[Pool, ...]:
-    """Parse the whole ``VIP_RANGE`` value into pools; the unnamed one is ``default``."""
+    """Parse the whole ``VIP_RANGE`` value into pools; the unnamed one is ``default``.  An
+    empty value or ``[]`` defines no pools (VipPool objects then define them all)."""
+    if not text.strip():
+        return ()
     try:
         document = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise RangeError(f"VIP_RANGE is not valid JSON ({err.msg} at char {err.pos})") from None
     except RecursionError:
         raise RangeError("VIP_RANGE is nested too deeply to be a list of ranges") from None
-    if not isinstance(document, list) or not document:
-        raise RangeError(f"VIP_RANGE must be a non-empty JSON list, got {text.strip()!r}")
+    if not isinstance(document, list):
+        raise RangeError(f"VIP_RANGE must be a JSON list, got {text.strip()!r}")
     named: dict[str, list[AddressRange]] = {}
     default: list[AddressRange] = []
     for element in document:

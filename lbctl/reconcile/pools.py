@@ -8,8 +8,10 @@ addresses now outside every pool say so.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -25,7 +27,7 @@ from lbctl.ipam.poolset import (
     parse_pool_object,
 )
 from lbctl.ipam.poolset import candidates as eligible
-from lbctl.ipam.ranges import Pool
+from lbctl.ipam.ranges import Pool, RangeError, parse_vip_range
 from lbctl.kube.client import JSON, VIP_POOLS, KubeClient
 from lbctl.kube.informer import Informer
 from lbctl.model import IPAddress, ServiceView
@@ -53,6 +55,8 @@ class Pools:
         self._namespaces = namespaces
         self._on_change = on_change
         self._live = False
+        self.vip_range_error: str | None = None
+        """Why the ``VIP_RANGE`` file's current content is not in effect (None: it is)."""
         self.current = PoolSet(static)
         allocator.set_pools(static)
 
@@ -176,6 +180,44 @@ class Pools:
             for kind, status, reason, message in conditions
         ]
         return body
+
+
+VIP_RANGE_FILE_PERIOD = 5.0
+"""Seconds between reads of ``VIP_RANGE_FILE`` (the kubelet updates a mounted ConfigMap
+within about a minute; it swaps a symlink, so the content is compared, not the mtime)."""
+
+
+async def follow_vip_range_file(
+    path: str, pools: Pools, period: float = VIP_RANGE_FILE_PERIOD
+) -> None:
+    """Apply every change of the ``VIP_RANGE`` file until cancelled.  A value that does not
+    parse is logged with the offending element and ignored: the pools in effect stay."""
+    last = _read(path)
+    while True:
+        await asyncio.sleep(period)
+        text = _read(path)
+        if text is None or text == last:
+            continue
+        last = text
+        try:
+            parsed = parse_vip_range(text)
+        except RangeError as err:
+            pools.vip_range_error = str(err)
+            log.error("VIP_RANGE_FILE changed to a value lbctl refuses; keeping the pools in "
+                      "effect", path=path, error=str(err))  # fmt: skip
+            continue
+        pools.vip_range_error = None
+        log.info("VIP_RANGE_FILE changed", path=path, pools=[p.name for p in parsed])
+        pools.set_static(parsed)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError as err:
+        log.warning("cannot read VIP_RANGE_FILE; keeping the pools in effect",
+                    path=path, error=err.strerror)  # fmt: skip
+        return None
 
 
 class PoolStatusWriter:

@@ -4,6 +4,7 @@ pools' status says, and that no address is ever shown twice while the pools chan
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -393,3 +394,34 @@ async def test_a_vip_condition_moves_its_transition_time_only_when_its_status_ch
     (condition,) = (await view()).status["conditions"]
     assert condition["status"] == "True"
     assert condition["lastTransitionTime"] != "2020-01-01T00:00:00Z"
+
+
+async def test_vip_range_file_edits_apply_live_and_a_bad_edit_keeps_the_pools(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, tmp_path: Path
+) -> None:
+    """A /29 grown to a /28 in the file serves the waiting Service without a restart; a value
+    lbctl refuses is ignored (the pools in effect stay), and the next good one applies."""
+    config = tmp_path / "VIP_RANGE"
+    config.write_text('["10.139.0.0/29"]')
+    running = await start_lbctl(config.read_text(), vip_range_file=str(config))
+    pools = running.runtime.pools
+    for index in range(7):
+        await kube.create(SERVICES, namespace, load_balancer(f"s{index}"))
+    for index in range(6):
+        await wait_for_ip(kube, namespace, f"s{index}")
+    await condition_is(kube, namespace, "s6", "False", "PoolExhausted")
+    replace(config, '["10.139.0.0/29", "10.139.0.9 - 10.139.0.0"]')
+    error = await eventually(lambda: pools.vip_range_error, what="the bad edit read")
+    assert "'10.139.0.9 - 10.139.0.0' is reversed" in error
+    assert [p.name for p in running.runtime.allocator.pools] == ["default"]
+    assert await condition(kube, namespace, "s6") is not None
+    replace(config, '["10.139.0.0/28"]')
+    assert await wait_for_ip(kube, namespace, "s6", within=15) == "10.139.0.7"
+    assert pools.vip_range_error is None
+
+
+def replace(path: Path, text: str) -> None:
+    """Swap the file's content in one rename, as the kubelet updates a mounted ConfigMap."""
+    staged = path.with_suffix(".new")
+    staged.write_text(text)
+    staged.replace(path)

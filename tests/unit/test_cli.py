@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from lbctl.cli import settings_from
+
 
 def lbctl(*args: str, vip_range: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "VIP_RANGE"}
@@ -58,11 +60,16 @@ def test_vip_range_can_come_from_a_file(tmp_path: Path) -> None:
     assert "given twice" in both.stderr
 
 
-def test_missing_vip_range_exits_2() -> None:
-    """No pools at all is a configuration error, not an idle controller."""
-    result = lbctl("--kubeconfig", "/nonexistent")
-    assert result.returncode == 2
-    assert "VIP_RANGE is not set" in result.stderr
+def test_without_vip_range_pools_come_from_vippool_objects_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No VIP_RANGE is no error: VipPool objects define the pools (as MetalLB's do)."""
+    for name in ("VIP_RANGE", "VIP_RANGE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    settings, _ = settings_from(["--kubeconfig", "/nonexistent"])
+    assert settings.pools == ()
+    blank, _ = settings_from(["--vip-range", "  "])
+    assert blank.pools == ()
 
 
 def test_vip_range_flag_is_checked_like_the_variable() -> None:

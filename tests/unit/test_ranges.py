@@ -66,8 +66,7 @@ def test_accepted_forms(text: str, expected: dict[str, list[tuple[str, str]]]) -
     ("text", "message"),
     [
         pytest.param("[10.0.0.0/24", "not valid JSON", id="bad-json"),
-        pytest.param("[]", "non-empty JSON list", id="empty-list"),
-        pytest.param('{"a": 1}', "non-empty JSON list", id="not-a-list"),
+        pytest.param('{"a": 1}', "must be a JSON list", id="not-a-list"),
         pytest.param('["10.0.0.300/24"]', "'10.0.0.300/24' is not a valid CIDR", id="bad-cidr"),
         pytest.param('["10.0.0.1/24"]', "'10.0.0.1/24' is not a valid CIDR", id="host-bits-set"),
         pytest.param('["10.0.0.x"]', "'10.0.0.x' is not a valid IP address", id="bad-address"),
@@ -103,3 +102,9 @@ def test_rejected_forms_name_the_offending_element(text: str, message: str) -> N
     with pytest.raises(RangeError, match=None) as caught:
         parse_vip_range(text)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["", "  \n", "[]"])
+def test_an_empty_vip_range_defines_no_pools(text: str) -> None:
+    """VipPool objects then define every pool."""
+    assert parse_vip_range(text) == ()
