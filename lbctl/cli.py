@@ -332,19 +332,6 @@ def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
     asyncio.run(runner())
 
 
-async def _status(settings: Settings) -> str:
-    from lbctl import status
-    from lbctl.kube.client import KubeClient, api_client_from
-
-    client = KubeClient(await api_client_from(settings.kubeconfig))
-    try:
-        return await status.render(
-            client, settings.pools, settings.namespace, settings.load_balancer_class
-        )
-    finally:
-        await client.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["demo"]:
@@ -356,9 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return commands.main(argv[1:])
     if argv[:1] == ["status"]:
-        settings, _ = settings_from(argv[1:])
-        print(asyncio.run(_status(settings)))
-        return 0
+        from lbctl import status
+
+        return status.main(argv[1:])
     if argv[:1] == ["run"]:
         argv = argv[1:]
     settings, args = settings_from(argv)

@@ -1,17 +1,38 @@
-"""``lbctl status``: pools and allocations as the cluster records them, as two tables.
+"""``lbctl status``: pools and allocations as the cluster records them (tables, JSON or YAML).
 
-It rebuilds the allocator from the Vips and the ``VipAddress`` records exactly as the
-controller does at start-up, so what it prints is what a (re)starting lbctl would believe: an
-address recorded for anyone (another instance, a Vip deleted by hand) is in use.
+The pools are read from the cluster: the ``VIP_RANGE`` of lbctl's ConfigMap (or one given)
+combined with the ``VipPool`` objects as the controller combines them.  It rebuilds the
+allocator from the Vips and the ``VipAddress`` records exactly as the controller does at
+start-up, so what it prints is what a (re)starting lbctl would believe: an address recorded
+for anyone (another instance, a Vip deleted by hand) is in use.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import yaml
+
 from lbctl.ipam.allocator import Allocator
-from lbctl.ipam.ranges import Pool
-from lbctl.kube.client import JSON, SERVICES, VIP_ADDRESSES, VIPS, KubeClient
+from lbctl.ipam.poolset import VIP_POOL, combine, parse_pool_object
+from lbctl.ipam.ranges import Pool, RangeError, parse_vip_range
+from lbctl.kube.client import (
+    CONFIG_MAPS,
+    JSON,
+    SERVICES,
+    VIP_ADDRESSES,
+    VIP_POOLS,
+    VIPS,
+    KubeClient,
+    api_client_from,
+)
+from lbctl.kube.errors import KubeError, NotFound
 from lbctl.kube.informer import by_age, object_key
 from lbctl.model import ServiceView, VipView
 from lbctl.reconcile.addresses import AddressTracker
@@ -95,26 +116,117 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-async def render(
+async def report(
     client: KubeClient,
-    pools: tuple[Pool, ...],
+    static: tuple[Pool, ...],
     namespace: str | None,
     load_balancer_class: str | None = None,
-) -> str:
+) -> JSON:
+    """``{"pools": [...], "allocations": [...]}``: per pool and family its origin, counts and
+    whether it is in effect (with the reason when not); one entry per allocation."""
+    objects, _ = await client.list(VIP_POOLS, None)
+    pool_set = combine(static, [parse_pool_object(raw) for raw in objects])
     vips, _ = await client.list(VIPS, namespace)
     services, _ = await client.list(SERVICES, namespace)
     records, _ = await client.list(VIP_ADDRESSES, None)
     rows, allocator = rows_and_allocator(
-        pools, vips, services, records, namespace, load_balancer_class
+        pool_set.pools, vips, services, records, namespace, load_balancer_class
     )
-    pool_rows = [
-        [s.name, f"IPv{s.version}", str(s.total), str(s.in_use), str(s.free)]
+    origin = {p.name: p.origin for p in pool_set.pools}
+    pools: list[JSON] = [
+        {"name": s.name, "origin": origin[s.name], "family": f"IPv{s.version}",
+         "total": s.total, "inUse": s.in_use, "free": s.free, "state": "Ready"}
         for s in allocator.stats()
-    ]
+    ]  # fmt: skip
+    pools += [
+        {"name": name, "origin": VIP_POOL, "family": "-", "total": 0, "inUse": 0, "free": 0,
+         "state": reason, "message": message}
+        for name, (reason, message) in sorted(pool_set.left_out.items())
+    ]  # fmt: skip
+    return {
+        "pools": pools,
+        "allocations": [
+            {"address": r.vip, "holder": r.service, "pool": r.pool, "state": r.state} for r in rows
+        ],
+    }
+
+
+def render(found: JSON) -> str:
+    """The report as two tables, as ``kubectl get`` prints."""
+    pool_rows = [
+        [p["name"], p["origin"], p["family"], str(p["total"]), str(p["inUse"]), str(p["free"]),
+         p["state"]]
+        for p in found["pools"]
+    ]  # fmt: skip
+    headers = ["POOL", "FROM", "FAMILY", "TOTAL", "IN USE", "FREE", "STATE"]
+    allocations = [[a["address"], a["holder"], a["pool"], a["state"]] for a in found["allocations"]]
     return (
-        table(["POOL", "FAMILY", "TOTAL", "IN USE", "FREE"], pool_rows)
-        + "\n\n"
-        + table(
-            ["VIP", "SERVICE", "POOL", "STATE"], [[r.vip, r.service, r.pool, r.state] for r in rows]
-        )
+        table(headers, pool_rows) + "\n\n" + table(["VIP", "SERVICE", "POOL", "STATE"], allocations)
     )
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lbctl status",
+        description="Show lbctl's pools (VIP_RANGE and VipPool objects) and every allocation "
+        "as the cluster records them.",
+    )
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"),
+                        help="kubeconfig file (env KUBECONFIG); default: in-cluster")  # fmt: skip
+    parser.add_argument("--namespace", help="only allocations in this namespace")
+    parser.add_argument(
+        "--load-balancer-class", help="the class of the lbctl instance to look at (default: none)"
+    )
+    parser.add_argument(
+        "--vip-range",
+        default=os.environ.get("VIP_RANGE"),
+        help="the VIP_RANGE lbctl runs with (env VIP_RANGE); default: the VIP_RANGE key of "
+        "the ConfigMap given by --config",
+    )
+    parser.add_argument(
+        "--config",
+        default="lbctl-system/lbctl-config",
+        help="namespace/name of lbctl's ConfigMap (default: lbctl-system/lbctl-config)",
+    )
+    parser.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    return parser
+
+
+async def _vip_range(client: KubeClient, given: str | None, config: str) -> str:
+    if given is not None:
+        return given
+    namespace, _, name = config.partition("/")
+    try:
+        found = await client.get(CONFIG_MAPS, namespace, name)
+    except NotFound:
+        return ""  # no ConfigMap: VipPool objects only
+    return str((found.get("data") or {}).get("VIP_RANGE") or "")
+
+
+async def _run(args: argparse.Namespace) -> str:
+    client = KubeClient(await api_client_from(args.kubeconfig))
+    try:
+        static = parse_vip_range(await _vip_range(client, args.vip_range, args.config))
+        found = await report(client, static, args.namespace, args.load_balancer_class)
+    finally:
+        await client.close()
+    if args.output == "json":
+        return json.dumps(found, indent=2)
+    if args.output == "yaml":
+        return yaml.safe_dump(found, sort_keys=False).rstrip()
+    return render(found)
+
+
+def main(argv: Sequence[str]) -> int:
+    """Exit 0 with the report on stdout; 2 for bad flags or a VIP_RANGE lbctl refuses; 1 when
+    the cluster cannot be read (the error on stderr)."""
+    args = parser().parse_args(argv)
+    try:
+        print(asyncio.run(_run(args)))
+    except RangeError as err:
+        print(f"lbctl status: {err}", file=sys.stderr)
+        return 2
+    except (KubeError, OSError) as err:
+        print(f"lbctl status: {err}", file=sys.stderr)
+        return 1
+    return 0

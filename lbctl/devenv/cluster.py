@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from lbctl.kube.client import CRDS, JSON, KubeClient, Resource
+from lbctl.kube.client import CONFIG_MAPS, CRDS, JSON, KubeClient, Resource
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 CRD_FILES = tuple(MANIFESTS / "crds" / f for f in ("vip.yaml", "vipaddress.yaml", "vippool.yaml"))
@@ -56,7 +56,7 @@ KINDS = {
     "CustomResourceDefinition": CRDS,
     "Namespace": Resource("", "v1", "namespaces", "Namespace", namespaced=False),
     "ServiceAccount": Resource("", "v1", "serviceaccounts", "ServiceAccount"),
-    "ConfigMap": Resource("", "v1", "configmaps", "ConfigMap"),
+    "ConfigMap": CONFIG_MAPS,
     "Secret": Resource("", "v1", "secrets", "Secret"),
     "Deployment": Resource("apps", "v1", "deployments", "Deployment"),
     "ClusterRole": Resource(

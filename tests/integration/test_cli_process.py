@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import aiohttp
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
@@ -19,6 +21,7 @@ from lbctl.kube.client import SERVICES, VIP_ADDRESSES, VIPS, KubeClient
 from lbctl.vipaddress import Holder, address_record
 from tests.integration.conftest import (
     SIM_PASSWORD,
+    CreatePool,
     RunningSimulator,
     StartLbctl,
     load_balancer,
@@ -155,7 +158,47 @@ async def test_status_prints_pools_and_allocations(
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, stderr.decode()
     lines = [line.split() for line in stdout.decode().splitlines() if line.strip()]
-    assert ["default", "IPv4", "6", "3", "3"] in lines
+    assert ["default", "VIP_RANGE", "IPv4", "6", "3", "3", "Ready"] in lines
     assert ["10.81.0.1", f"{namespace}/web", "default", "Allocated"] in lines
     assert ["10.81.0.6", "-", "default", "Reserved"] in lines
     assert ["10.81.0.3", f"{namespace}/gold-web", "default", "Recorded", "(no", "Vip)"] in lines
+
+
+async def test_status_reads_vippools_from_the_cluster_and_prints_json_or_yaml(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane,
+    start_lbctl: StartLbctl, vip_pools: CreatePool,
+) -> None:  # fmt: skip
+    """Without VIP_RANGE or lbctl's ConfigMap, the pools are the VipPool objects; a pool left
+    out says why; -o json and -o yaml give the same report; --help is the command's own."""
+    await start_lbctl(vip_range="[]")
+    pool, shadowed = f"status-{namespace[-6:]}", f"z-status-{namespace[-6:]}"
+    await vip_pools(pool, ["10.81.1.0/30"])
+    await vip_pools(shadowed, ["10.81.1.1"])
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    assert await wait_for_ip(kube, namespace, "web") == "10.81.1.1"
+
+    async def status(*flags: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "VIP_RANGE"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lbctl", "status", "--kubeconfig",
+            str(control_plane.kubeconfig), "--namespace", namespace,
+            "--config", f"{namespace}/none", *flags,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, stderr.decode()
+        return stdout.decode()
+
+    found = json.loads(await status("-o", "json"))
+    ours = [p for p in found["pools"] if p["name"] == pool]
+    assert ours == [{"name": pool, "origin": "VipPool", "family": "IPv4", "total": 2,
+                     "inUse": 1, "free": 1, "state": "Ready"}]  # fmt: skip
+    (left_out,) = [p for p in found["pools"] if p["name"] == shadowed]
+    assert left_out["state"] == "Overlap"
+    assert found["allocations"] == [
+        {"address": "10.81.1.1", "holder": f"{namespace}/web", "pool": pool, "state": "Allocated"}
+    ]
+    assert yaml.safe_load(await status("-o", "yaml")) == found
+    usage = await status("--help")
+    assert usage.startswith("usage: lbctl status")
+    assert "-o {table,json,yaml}" in usage
