@@ -3,6 +3,7 @@ from the records it produced reproduces its state exactly."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 from hypothesis import given, settings
@@ -130,3 +131,67 @@ def test_a_pool_change_never_moves_or_duplicates_an_address(
         assert fresh.address not in kept, "an address in use handed out again"
         assert changed.pool_of(fresh.address) == pool
         kept.add(fresh.address)
+
+
+POOL_SETS = [
+    POOLS,
+    CHANGED_POOLS,
+    (),
+    tuple(
+        dataclasses.replace(p, avoid_buggy_ips=True, disabled=p.name == "small")
+        for p in parse_vip_range('[{"small": ["10.9.0.1 - 10.9.0.4"]}, ["10.8.0.254 - 10.8.1.3"]]')
+    ),
+    parse_vip_range('[{"small": ["10.8.0.0/29"]}, ["10.9.0.0/29", "2001:db8::/125"]]'),
+]
+"""Pool sets applied live: shrunk, emptied, disabled with avoidBuggyIPs, blocks swapped."""
+
+live_operation = st.one_of(
+    operation, st.tuples(st.just("pools"), st.integers(0, len(POOL_SETS) - 1))
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(live_operation, max_size=50))
+def test_live_pool_changes_keep_every_address_and_match_a_rebuild(
+    ops: list[tuple[object, ...]],
+) -> None:
+    """Pools replaced between any operations: nothing held moves or is handed out twice, a
+    disabled pool hands out nothing, .0/.255 never come from an avoidBuggyIPs pool, the counts
+    are exact, and the index equals one built afresh from the same pools and holders."""
+    allocator = Allocator(POOLS)
+    pools = POOLS
+    for op in ops:
+        before = snapshot(allocator)
+        if op[0] == "pools":
+            pools = POOL_SETS[int(str(op[1]))]
+            allocator.set_pools(pools)
+        else:
+            apply_op(allocator, op)
+        after = snapshot(allocator)
+        for owner, (address, _) in before.items():
+            if owner in after and not (op[0] == "assign" and op[1] == owner):
+                assert after[owner][0] == address, "an address in use moved"
+        for owner, (address, pool) in after.items():
+            parsed = ipaddress.ip_address(address)
+            assert allocator.pool_of(parsed) == pool
+            if owner not in before and op[0] == "allocate" and pool is not None:
+                found = allocator.pool(pool)
+                assert found is not None
+                assert not found.disabled, "a disabled pool handed out an address"
+                if found.avoid_buggy_ips and parsed.version == 4:
+                    assert int(parsed) % 256 not in (0, 255)
+        for address in {a for a, _ in after.values()}:
+            sharers = allocator.holders(ipaddress.ip_address(address))
+            if len(sharers) > 1:
+                keys = {a.share_key for a in sharers}
+                assert len(keys) == 1, "sharers with different keys"
+                assert None not in keys, "an address held twice"
+        in_use = sum(s.in_use for s in allocator.stats())
+        assert in_use == len({address for address, pool in after.values() if pool is not None})
+    fresh = Allocator(pools)
+    for owner in sorted(snapshot(allocator)):
+        current = allocator.get(owner)
+        assert current is not None
+        fresh.assign(owner, current.address, share_key=current.share_key, ports=current.ports)
+    assert snapshot(fresh) == snapshot(allocator)
+    assert fresh.stats() == allocator.stats()
