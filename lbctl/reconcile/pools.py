@@ -22,6 +22,7 @@ from lbctl.ipam.poolset import (
     EXHAUSTED,
     READY,
     VIP_POOL,
+    NoEligiblePool,
     PoolSet,
     combine,
     parse_pool_object,
@@ -34,6 +35,8 @@ from lbctl.model import IPAddress, ServiceView
 
 log = structlog.get_logger(__name__)
 
+CHOICES_KEPT = 10_000
+"""Remembered pool choices (distinct label sets), forgotten all at once beyond this."""
 MAX_COUNT = 2**63 - 1
 """Status counts are int64: an IPv6 pool's count saturates here."""
 
@@ -55,6 +58,9 @@ class Pools:
         self._namespaces = namespaces
         self._on_change = on_change
         self._live = False
+        self._chosen: dict[tuple[Any, ...], tuple[str, ...] | NoEligiblePool] = {}
+        """(namespace, its labels, the object's labels, requested pool) → the answer, until
+        the pools change: 100 pools take ~30 µs to filter and order per Service."""
         self.vip_range_error: str | None = None
         """Why the ``VIP_RANGE`` file's current content is not in effect (None: it is)."""
         self.current = PoolSet(static)
@@ -76,6 +82,7 @@ class Pools:
             return
         before = {p.name for p in self.current.pools}
         self.current = updated
+        self._chosen.clear()
         self._allocator.set_pools(updated.pools)
         log.info(
             "pools changed",
@@ -119,9 +126,25 @@ class Pools:
         self, namespace: str, labels: Mapping[str, str], requested: str | None
     ) -> tuple[str, ...]:
         """``candidates`` for an object with ``labels`` in ``namespace`` (e.g. a Vip)."""
-        return eligible(
-            self.current.pools, requested, namespace, self.namespace_labels(namespace), labels
+        namespace_labels = self.namespace_labels(namespace)
+        key = (
+            namespace,
+            tuple(sorted(namespace_labels.items())),
+            tuple(sorted(labels.items())),
+            requested,
         )
+        found = self._chosen.get(key)
+        if found is None:
+            try:
+                found = eligible(self.current.pools, requested, namespace, namespace_labels, labels)
+            except NoEligiblePool as err:
+                found = err
+            if len(self._chosen) > CHOICES_KEPT:
+                self._chosen.clear()
+            self._chosen[key] = found
+        if isinstance(found, NoEligiblePool):
+            raise NoEligiblePool(str(found), found.reason)
+        return found
 
     def pool_of(self, address: IPAddress) -> str | None:
         return self._allocator.pool_of(address)
