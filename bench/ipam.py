@@ -15,6 +15,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lbctl.ipam.allocator import Allocator
@@ -54,7 +55,7 @@ def fill(allocator: Allocator, version: int, rng: random.Random, holes: bool) ->
             allocator.release(f"ns/s{i}")
 
 
-def time_allocations(allocator: Allocator, version: int) -> list[float]:
+def time_allocations(allocate: Callable[[str], object]) -> list[float]:
     """Per-allocation times, with the cyclic garbage collector paused as ``timeit`` does: a
     full collection over the 100,000 allocations just made takes tens of milliseconds and
     would land on whichever sample happens to trigger it."""
@@ -64,7 +65,7 @@ def time_allocations(allocator: Allocator, version: int) -> list[float]:
     try:
         for i in range(SAMPLES):
             started = time.perf_counter()
-            allocator.allocate(f"ns/new{i}", version=version)
+            allocate(f"ns/new{i}")
             timings.append(time.perf_counter() - started)
     finally:
         gc.enable()
@@ -80,7 +81,7 @@ def measure(label: str, vip_range: str, version: int, holes: bool) -> dict[str, 
     pools = parse_vip_range(vip_range)
     allocator = Allocator(pools)
     fill(allocator, version, rng, holes)
-    timings = time_allocations(allocator, version)
+    timings = time_allocations(lambda owner: allocator.allocate(owner, version=version))
 
     records = []
     for i in range(IN_USE):
@@ -142,16 +143,7 @@ def measure_pools() -> tuple[dict[str, float | str], float]:
 
     for i in range(IN_USE):
         allocate(f"ns/s{i}")
-    timings = []
-    gc.collect()
-    gc.disable()
-    try:
-        for i in range(SAMPLES):
-            started = time.perf_counter()
-            allocate(f"ns/new{i}")
-            timings.append(time.perf_counter() - started)
-    finally:
-        gc.enable()
+    timings = time_allocations(allocate)
     records = [(f"ns/s{i}", a.address) for i in range(IN_USE) if (a := allocator.get(f"ns/s{i}"))]
     rebuilt = Allocator(pools)
     started = time.perf_counter()

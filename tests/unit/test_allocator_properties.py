@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lbctl.ipam.allocator import AddressInUse, AllocationError, Allocator
-from lbctl.ipam.ranges import parse_vip_range
+from lbctl.ipam.ranges import Pool, parse_vip_range
 
 POOLS = parse_vip_range('[{"small": ["10.9.0.1 - 10.9.0.4"]}, ["10.8.0.0/29", "2001:db8::/125"]]')
 OWNERS = [f"ns/s{i}" for i in range(8)]
@@ -49,6 +49,17 @@ def snapshot(allocator: Allocator) -> dict[str, tuple[str, str | None]]:
     }
 
 
+def rebuild(allocator: Allocator, pools: tuple[Pool, ...]) -> Allocator:
+    """An index built afresh from ``pools`` and the holders ``allocator`` has, as a restart
+    rebuilds it from the records."""
+    rebuilt = Allocator(pools)
+    for owner in sorted(snapshot(allocator)):
+        held = allocator.get(owner)
+        assert held is not None
+        rebuilt.assign(owner, held.address, share_key=held.share_key, ports=held.ports)
+    return rebuilt
+
+
 @settings(max_examples=300)
 @given(st.lists(operation, max_size=40))
 def test_invariants_hold_and_rebuild_reproduces_the_state(ops: list[tuple[object, ...]]) -> None:
@@ -70,11 +81,7 @@ def test_invariants_hold_and_rebuild_reproduces_the_state(ops: list[tuple[object
         in_use = sum(s.in_use for s in allocator.stats())
         assert in_use == len({address for address, pool in state.values() if pool is not None})
 
-    rebuilt = Allocator(POOLS)
-    for owner in sorted(snapshot(allocator)):
-        held = allocator.get(owner)
-        assert held is not None
-        rebuilt.assign(owner, held.address, share_key=held.share_key, ports=held.ports)
+    rebuilt = rebuild(allocator, POOLS)
     assert snapshot(rebuilt) == snapshot(allocator)
     assert rebuilt.stats() == allocator.stats()
     for pool, version in (("default", 4), ("default", 6), ("small", 4)):
@@ -188,10 +195,6 @@ def test_live_pool_changes_keep_every_address_and_match_a_rebuild(
                 assert None not in keys, "an address held twice"
         in_use = sum(s.in_use for s in allocator.stats())
         assert in_use == len({address for address, pool in after.values() if pool is not None})
-    fresh = Allocator(pools)
-    for owner in sorted(snapshot(allocator)):
-        current = allocator.get(owner)
-        assert current is not None
-        fresh.assign(owner, current.address, share_key=current.share_key, ports=current.ports)
+    fresh = rebuild(allocator, pools)
     assert snapshot(fresh) == snapshot(allocator)
     assert fresh.stats() == allocator.stats()
