@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
+from lbctl.nitro.breaker import CircuitBreaker
 from lbctl.nitro.errors import (
     SESSION_ERRORS,
     BulkFailed,
@@ -74,8 +75,11 @@ class NitroClient:
         observer: Observer | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         session_timeout: int | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._credentials = credentials
+        self.breaker = breaker or CircuitBreaker()
+        """Fails requests at once while the NetScaler does not answer."""
         self._session_timeout = session_timeout
         self._stateless_until = 0.0
         self.stateless_periods = 0
@@ -310,6 +314,7 @@ class NitroClient:
             elif auth and self._stateless():
                 send_headers["X-NITRO-USER"] = self._credentials.username
                 send_headers["X-NITRO-PASS"] = self._credentials.password
+            self.breaker.check(operation)  # fails fast while the NetScaler does not answer
             started = time.monotonic()
             self.requests[(resource, method)] += 1
             try:
@@ -322,11 +327,16 @@ class NitroClient:
                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
             except httpx.HTTPError as err:
+                self.breaker.failure()
                 self._observe(resource, method, "unreachable", started)
                 retryable = idempotent or isinstance(err, httpx.ConnectError)
                 if not retryable or attempt >= self._retries:
                     raise Unavailable(operation, f"{type(err).__name__}: {err}") from None
+            except BaseException:
+                self.breaker.abandon()  # cancelled: neither an answer nor a failure
+                raise
             else:
+                self.breaker.success()
                 status = response.status_code
                 outcome = "ok" if status < 300 else "error"
                 self._observe(resource, method, outcome, started)
