@@ -36,12 +36,15 @@ from lbctl.kube.supervise import retrying, stopped, supervised
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.model import ServiceView, secondary_owner
 from lbctl.nitro.client import Credentials, NitroClient
-from lbctl.nitro.errors import NitroError
+from lbctl.passes import drift_passes, pool_status_passes, read_adc
 from lbctl.reconcile.adc import AdcSync
+from lbctl.reconcile.adc_step import AdcStep
+from lbctl.reconcile.adc_worker import ADC_KIND, AdcReconciler
 from lbctl.reconcile.addresses import AddressRecords, AddressTracker
 from lbctl.reconcile.backends import Backends
 from lbctl.reconcile.controller import Controller
-from lbctl.reconcile.pools import Pools, PoolStatusWriter, follow_vip_range_file
+from lbctl.reconcile.pools import Pools, follow_vip_range_file
+from lbctl.reconcile.poolstatus import PoolStatusWriter
 from lbctl.reconcile.publish import Requeue
 from lbctl.reconcile.service import ServiceReconciler
 from lbctl.reconcile.vip import VipReconciler, VipTracker
@@ -69,6 +72,9 @@ class Runtime:
     pool_status: PoolStatusWriter
     nitro: NitroClient | None = None
     adc: AdcSync | None = None
+    adc_queue: WorkQueue | None = None
+    adc_controller: Controller | None = None
+    """Programs the NetScaler on workers of its own (``adc_worker``)."""
     nodes: Informer | None = None
     slices: Informer | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -80,12 +86,25 @@ class Runtime:
         return self.started.is_set()
 
     @property
+    def controllers(self) -> list[Controller]:
+        return [c for c in (self.controller, self.adc_controller) if c is not None]
+
+    def abort(self) -> None:
+        """Leadership lost: cancel every in-flight reconcile, IPAM's and the ADC's."""
+        for controller in self.controllers:
+            controller.abort()
+
+    @property
     def informers(self) -> list[Informer]:
         informers = (
             self.services, self.vips, self.address_records, self.pool_objects, self.namespaces,
             self.nodes, self.slices,
         )  # fmt: skip
         return [i for i in informers if i is not None]
+
+
+def _generation(raw: JSON) -> object:
+    return raw["metadata"].get("generation")
 
 
 def nitro_client(settings: AdcSettings) -> NitroClient:
@@ -116,8 +135,10 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
             queue.add(f"VipPool:{name}")
 
     pools = Pools(allocator, settings.pools, pool_objects, namespaces, pools_changed)
-    pool_status = PoolStatusWriter(client, pool_objects, pools)
+    pool_status = PoolStatusWriter(client, pool_objects, allocator)
     queue = WorkQueue()
+    adc_queue = WorkQueue()
+    """The NetScaler's own queue: its keys never wait behind IPAM's, nor IPAM's behind its."""
     recorder = EventRecorder(client)
     adc = nodes = slices = None
     if settings.adc is not None:
@@ -127,9 +148,9 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
 
         def all_services() -> None:
             for key, _ in services.items():
-                enqueue_service(key)
+                enqueue_adc(key)
 
-        backends = Backends(nodes, slices, all_services, lambda key: enqueue_service(key))
+        backends = Backends(nodes, slices, all_services, lambda key: enqueue_adc(key))
         owner = Owner(settings.adc.prefix, settings.namespace, settings.load_balancer_class)
         adc = AdcSync(nitro, owner, backends.nodes, backends.endpoints)
     address_tracker = AddressTracker(
@@ -149,6 +170,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         backend=adc,
         addresses=addresses,
         pools=pools,
+        on_shown=lambda key: enqueue_adc(key),
     )
 
     def enqueue_service(key: str) -> None:
@@ -157,9 +179,14 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     def enqueue_vip(key: str) -> None:
         queue.add(f"Vip:{key}")
 
-    def enqueue_pool(raw: JSON | None) -> None:
-        if raw is not None:
-            queue.add(f"VipPool:{raw['metadata']['name']}")
+    def enqueue_adc(key: str) -> None:
+        if adc is not None:
+            adc_queue.add(f"{ADC_KIND}:{key}")
+
+    def enqueue_pool(old: JSON | None, new: JSON | None) -> None:
+        """A new or changed spec; not a status write (another instance's, or this one's)."""
+        if new is not None and (old is None or _generation(old) != _generation(new)):
+            queue.add(f"VipPool:{new['metadata']['name']}")
 
     def on_release() -> None:
         for key in list(service_reconciler.waiting):
@@ -186,6 +213,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         obj = new if new is not None else old
         if obj is not None:
             enqueue_service(object_key(obj))
+            enqueue_adc(object_key(obj))
 
     async def reconcile_pool(name: str) -> Requeue | None:
         await pool_status.reconcile(name)
@@ -193,7 +221,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
 
     vips.add_handler(tracker)
     pool_objects.add_handler(pools.on_pool)
-    pool_objects.add_handler(lambda _, old, new: enqueue_pool(new or old))
+    pool_objects.add_handler(lambda _, old, new: enqueue_pool(old, new))
     namespaces.add_handler(pools.on_namespace)
     address_records.add_handler(address_tracker)
     services.add_handler(service_reconciler.shown)
@@ -207,10 +235,18 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         },
         workers=settings.workers,
     )
+    adc_controller = None
+    if adc is not None:
+        step = AdcStep(adc, client, recorder)
+        adc_reconciler = AdcReconciler(services, step, allocator, service_reconciler.handles)
+        adc_controller = Controller(
+            adc_queue, {ADC_KIND: adc_reconciler.reconcile}, workers=settings.workers
+        )
     return Runtime(
         client, allocator, services, vips, queue, controller, service_reconciler, tracker,
         address_records, address_tracker, pools, pool_objects, namespaces, pool_status,
-        nitro=nitro if adc is not None else None, adc=adc,
+        nitro=nitro if adc is not None else None, adc=adc, adc_queue=adc_queue,
+        adc_controller=adc_controller,
         nodes=nodes, slices=slices,
     )  # fmt: skip
 
@@ -280,7 +316,8 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
     Every term starts afresh: the queue is reopened (a lost term shut it down) before every
     key is enqueued, and the allocator re-reads the Vips from the server.
     """
-    runtime.controller.reopen()
+    for controller in runtime.controllers:
+        controller.reopen()
     if settings.leader_election is not None:
         await rebuild_index(runtime, settings.namespace)
     reserve_shown_addresses(runtime)
@@ -290,6 +327,9 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
         owners = await read_adc(runtime.adc)
     for key in {k for k, _ in runtime.services.items()} | owners:
         runtime.controller.enqueue("Service", key)
+    if runtime.adc_controller is not None:
+        for key, _ in runtime.services.items():
+            runtime.adc_controller.enqueue(ADC_KIND, key)
     for key, _ in runtime.vips.items():
         runtime.controller.enqueue("Vip", key)
     for name, _ in runtime.pool_objects.items():
@@ -307,47 +347,12 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
             asyncio.create_task(drift_passes(runtime, runtime.adc, settings.adc.resync_period))
         )
     try:
-        await runtime.controller.run()
+        await asyncio.gather(*(controller.run() for controller in runtime.controllers))
     finally:
         runtime.leading.clear()
         for task in background:
             task.cancel()
         await stopped(background)  # a drift pass deletes unused ADC servers: a write
-
-
-POOL_STATUS_PERIOD = 2.0
-"""Seconds between checks of the VipPools' usage counts (one write per changed pool)."""
-
-
-async def pool_status_passes(runtime: Runtime) -> None:
-    """Keep each VipPool's counts current without a write per allocation: every
-    ``POOL_STATUS_PERIOD`` the pools whose status differs are reconciled."""
-    while True:
-        await asyncio.sleep(POOL_STATUS_PERIOD)
-        for name in runtime.pool_status.stale():
-            runtime.controller.enqueue("VipPool", name)
-
-
-async def read_adc(adc: AdcSync) -> set[str]:
-    """Read lbctl's ADC objects; the Services owning some (an unreachable ADC: none yet)."""
-    try:
-        return await adc.refresh()
-    except NitroError as err:
-        log.warning("cannot read the NetScaler; will retry", error=str(err))
-        return set()
-
-
-async def drift_passes(runtime: Runtime, adc: AdcSync, period: float) -> None:
-    """Every ``period``: re-read the ADC and reconcile every Service and every owner found,
-    which recreates what was removed by hand, corrects what was changed and deletes the
-    objects of Services that no longer exist."""
-    while True:
-        await asyncio.sleep(period)
-        owners = await read_adc(adc)
-        keys = {k for k, _ in runtime.services.items()} | owners
-        log.info("ADC drift pass", services=len(keys), owners=len(owners))
-        for key in keys:
-            runtime.controller.enqueue("Service", key)
 
 
 async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | None = None) -> None:
@@ -377,7 +382,7 @@ async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | No
             await lead(runtime, settings)
         else:
             elector = LeaderElector(client, election)
-            await elector.run(lambda: lead(runtime, settings), on_lost=runtime.controller.abort)
+            await elector.run(lambda: lead(runtime, settings), on_lost=runtime.abort)
     finally:
         for task in informers:
             task.cancel()

@@ -18,8 +18,10 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from lbctl.app import Runtime
+    from lbctl.kube.workqueue import QueueObserver, WorkQueue
 
 QUEUE = "lbctl"
+ADC_QUEUE = "lbctl-adc"
 
 
 def _lbctl_version() -> str:
@@ -38,12 +40,22 @@ class QueueTimings:
             "workqueue_queue_duration_seconds",
             "How long a key waits in the queue before it is processed.",
             ["name"], buckets=buckets, registry=registry,
-        ).labels(QUEUE)  # fmt: skip
+        )  # fmt: skip
         self._worked = Histogram(
             "workqueue_work_duration_seconds",
             "How long processing a key takes.",
             ["name"], buckets=buckets, registry=registry,
-        ).labels(QUEUE)  # fmt: skip
+        )  # fmt: skip
+
+    def of(self, name: str) -> QueueObserver:
+        """The observer of the queue called ``name``."""
+        return _QueueTiming(self._queued.labels(name), self._worked.labels(name))
+
+
+class _QueueTiming:
+    def __init__(self, queued: Histogram, worked: Histogram) -> None:
+        self._queued = queued
+        self._worked = worked
 
     def queued_for(self, seconds: float) -> None:
         self._queued.observe(seconds)
@@ -71,8 +83,9 @@ class RuntimeCollector(Collector):
             "Reconciles by controller and result.",
             labels=["controller", "result"],
         )
-        for (kind, outcome), count in sorted(rt.controller.outcomes.items()):
-            reconciles.add_metric([kind, outcome], count)
+        for controller in rt.controllers:
+            for (kind, outcome), count in sorted(controller.outcomes.items()):
+                reconciles.add_metric([kind, outcome], count)
         yield reconciles
         requests = CounterMetricFamily(
             "lbctl_apiserver_requests", "apiserver requests by verb and status code.",
@@ -139,28 +152,39 @@ class RuntimeCollector(Collector):
         yield failures
 
     def _queue(self) -> Iterator[Metric]:
-        queue = self._runtime.queue
         depth = GaugeMetricFamily("workqueue_depth", "Keys waiting.", labels=["name"])
-        depth.add_metric([QUEUE], len(queue))
         adds = CounterMetricFamily("workqueue_adds", "Keys added.", labels=["name"])
-        adds.add_metric([QUEUE], queue.adds)
         retries = CounterMetricFamily("workqueue_retries", "Rate-limited re-adds.", labels=["name"])
-        retries.add_metric([QUEUE], queue.retries)
+        for name, queue in queues(self._runtime):
+            depth.add_metric([name], len(queue))
+            adds.add_metric([name], queue.adds)
+            retries.add_metric([name], queue.retries)
         yield depth
         yield adds
         yield retries
+
+
+def queues(runtime: Runtime) -> list[tuple[str, WorkQueue]]:
+    """The work queues by their metric name: IPAM's (``lbctl``) and the NetScaler's."""
+    found = [(QUEUE, runtime.queue)]
+    if runtime.adc_controller is not None and runtime.adc_queue is not None:
+        found.append((ADC_QUEUE, runtime.adc_queue))
+    return found
 
 
 def registry_for(runtime: Runtime) -> CollectorRegistry:
     """A fresh registry wired to ``runtime`` (also hooks the queue and reconcile timings)."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(RuntimeCollector(runtime))
-    runtime.queue.observer = QueueTimings(registry)
+    timings = QueueTimings(registry)
+    for name, queue in queues(runtime):
+        queue.observer = timings.of(name)
     durations = Histogram(
         "lbctl_reconcile_duration_seconds", "Reconcile time by controller.", ["controller"],
         registry=registry,
     )  # fmt: skip
-    runtime.controller.observe_duration = lambda kind, s: durations.labels(kind).observe(s)
+    for controller in runtime.controllers:
+        controller.observe_duration = lambda kind, s: durations.labels(kind).observe(s)
     if runtime.nitro is not None:
         nitro = Histogram(
             "lbctl_nitro_request_duration_seconds",

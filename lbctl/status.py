@@ -132,10 +132,11 @@ async def report(
     rows, allocator = rows_and_allocator(
         pool_set.pools, vips, services, records, namespace, load_balancer_class
     )
-    origin = {p.name: p.origin for p in pool_set.pools}
+    by_name = {p.name: p for p in pool_set.pools}
     pools: list[JSON] = [
-        {"name": s.name, "origin": origin[s.name], "family": f"IPv{s.version}",
-         "total": s.total, "inUse": s.in_use, "free": s.free, "state": "Ready"}
+        {"name": s.name, "origin": by_name[s.name].origin, "family": f"IPv{s.version}",
+         "total": s.total, "inUse": s.in_use, "free": s.free,
+         "state": "Disabled" if by_name[s.name].disabled else "Ready"}
         for s in allocator.stats()
     ]  # fmt: skip
     pools += [

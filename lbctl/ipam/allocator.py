@@ -411,6 +411,26 @@ class Allocator:
             if not addresses:
                 del self._shared[share_key]
 
+    def usage(self, pools: Sequence[Pool]) -> dict[tuple[str, int], tuple[int, int]]:
+        """(pool, family) → (total, in use) for ``pools`` (in effect here or not), counting
+        only what every lbctl instance knows alike: the addresses with a durable record and
+        those other controllers' Services show (not this process's allocations in flight)."""
+        used: dict[int, list[int]] = {4: [], 6: []}
+        for address in set(self._records) | set(self._shown_elsewhere):
+            used[address.version].append(int(address))
+        for found in used.values():
+            found.sort()
+        counts: dict[tuple[str, int], tuple[int, int]] = {}
+        for pool in pools:
+            for version in pool.versions:
+                total = in_use = 0
+                for first, last in pool.intervals(version):
+                    total += last - first + 1
+                    found = used[version]
+                    in_use += bisect_right(found, last) - bisect_right(found, first - 1)
+                counts[(pool.name, version)] = (total, in_use)
+        return counts
+
     def in_use_outside(self) -> dict[int, int]:
         """IP family → how many addresses in use lie outside every pool (kept, not moved)."""
         counts = {4: 0, 6: 0}

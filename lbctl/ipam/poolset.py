@@ -51,6 +51,11 @@ class PoolSet:
     """Object name → (reason, message) for an object whose pool is not in effect."""
 
 
+AVOID_BUGGY_LIMIT = 2**20
+"""IPv4 addresses a pool with ``avoidBuggyIPs`` may hold: each /24 becomes an interval of its
+own, and pools are re-indexed on every change (a /8 takes ~0.2 s, a /0 would take minutes)."""
+
+
 class NoEligiblePool(ValueError):
     """No pool may serve the Service; the message says why in the user's terms, ``reason``
     is the Vip condition reason (``UnknownPool`` or ``NoEligiblePool``)."""
@@ -86,12 +91,19 @@ def _pool(name: str, spec: Mapping[str, Any]) -> Pool:
             raise RangeError(f"spec.addresses: {item!r} is not a string")
         ranges.append(parse_range(item))
     _reject_self_overlap(ranges)
+    avoid_buggy = bool(spec.get("avoidBuggyIPs", False))
+    size = sum(r.size for r in ranges if r.version == 4)
+    if avoid_buggy and size > AVOID_BUGGY_LIMIT:
+        raise RangeError(
+            f"spec.avoidBuggyIPs: the IPv4 blocks hold {size:,} addresses; at most "
+            f"{AVOID_BUGGY_LIMIT:,} (a /12) can skip .0 and .255"
+        )
     priority = spec.get("priority")
     return Pool(
         name,
         tuple(ranges),
         auto_assign=bool(spec.get("autoAssign", True)),
-        avoid_buggy_ips=bool(spec.get("avoidBuggyIPs", False)),
+        avoid_buggy_ips=avoid_buggy,
         priority=int(priority) if isinstance(priority, int) else None,
         disabled=bool(spec.get("disabled", False)),
         namespace_selector=_selector(spec, "namespaceSelector"),

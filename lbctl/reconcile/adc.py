@@ -50,6 +50,8 @@ class AdcOutcome:
     """A problem with the whole Service (bad annotation): reported, not retried."""
     retry: str | None = None
     """Why the Service must be tried again (ADC unreachable, a port failed)."""
+    unreachable: bool = False
+    """The ADC did not answer (or refused lbctl's credentials): nothing is known per port."""
     writes: int = 0
 
 
@@ -146,6 +148,7 @@ class AdcSync:
             listing = await self._current()
         except NitroError as err:
             outcome.retry = f"cannot read the ADC: {err}"
+            outcome.unreachable = isinstance(err, Unavailable | AuthFailed)
             return outcome
         ops = diff(plan.objects, listing.of(owner))
         failed: set[str] = set()
@@ -169,6 +172,7 @@ class AdcSync:
                     self._listing = None  # the ADC is not what the listing says: read it again
                 if isinstance(error, Unavailable | AuthFailed):
                     outcome.retry = str(error)
+                    outcome.unreachable = True
                     return outcome
                 label = plan.ports.get(op.key, "*")
                 failed.add(label)

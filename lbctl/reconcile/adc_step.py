@@ -8,6 +8,7 @@ makes the work queue retry the Service with backoff.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -16,6 +17,7 @@ from lbctl.kube.client import SERVICES, KubeClient
 from lbctl.kube.events import EventRecorder
 from lbctl.model import IPAddress, ServiceView
 from lbctl.reconcile.adc import AdcOutcome
+from lbctl.reconcile.conditions import ADC_CONDITION, conditions
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +36,29 @@ class LoadBalancerBackend(Protocol):
     def may_own(self, owner: str) -> bool:
         """Whether the last read of the ADC showed objects of ``owner``."""
         ...
+
+
+ADC_UNREACHABLE = "lbctl.io/ADCUnreachable"
+"""``ports[].error`` of every port while the NetScaler does not answer."""
+
+
+def _condition(outcome: AdcOutcome) -> tuple[str, str, str]:
+    """The ``NetScalerConfigured`` condition (status, reason, message) an outcome means."""
+    if outcome.unreachable:
+        return "False", "Unreachable", outcome.retry or "the NetScaler does not answer"
+    if outcome.port_errors:
+        label, (reason, message) = sorted(outcome.port_errors.items())[0]
+        short = reason.rsplit("/", 1)[-1]
+        return "False", short, f"port {label}: {message}"
+    if outcome.retry is not None:
+        return "False", "Refused", outcome.retry
+    if outcome.problem is not None:
+        return "False", "InvalidAnnotation", outcome.problem
+    return "True", "Configured", "the NetScaler holds the configuration"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ingress_entries(
@@ -55,16 +80,26 @@ class AdcStep:
     async def ensure(
         self, raw: dict[str, Any], service: ServiceView, addresses: list[IPAddress]
     ) -> list[str]:
-        """Program the ADC (after IPAM and status: an ADC outage never holds those back);
-        ``raw`` is the Service as last read or written (its ``ports[].error`` is kept up to
-        date in a write guarded by that version)."""
+        """Program the ADC for a Service that shows ``addresses`` and say what happened on the
+        Service: ``ports[].error`` per port and the ``NetScalerConfigured`` condition, in one
+        write guarded by the version ``raw`` was read at; ``EnsuredLoadBalancer`` once the ADC
+        holds the configuration (again, after a failure: then the Event says from what).
+        Raises :class:`AdcNotReady` while it does not.  The versions written."""
         outcome = await self._backend.ensure(raw, [str(a) for a in addresses])
         if outcome.problem is not None:
             await self._recorder.record(raw, "Warning", "InvalidAnnotation", outcome.problem)
         for label, (_, message) in sorted(outcome.port_errors.items()):
             await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
             log.warning("port not configured on the ADC", service=service.key, port=label)
-        written = await self._publish_port_errors(raw, service, addresses, outcome)
+        condition = _condition(outcome)
+        before = next((c for c in service.conditions if c.get("type") == ADC_CONDITION), None)
+        written = await self._publish(raw, service, addresses, outcome, condition)
+        if condition[0] == "True" and (before is None or before.get("status") != "True"):
+            shown = ", ".join(map(str, addresses))
+            message = f"Configured on the NetScaler for {shown}"
+            if before is not None:
+                message += f" (recovered from {before.get('reason')}: {before.get('message')})"
+            await self._recorder.record(raw, "Normal", "EnsuredLoadBalancer", message)
         if outcome.retry is not None:
             if not outcome.port_errors:
                 message = f"NetScaler not configured yet: {outcome.retry}"
@@ -72,18 +107,18 @@ class AdcStep:
             raise AdcNotReady(outcome.retry)
         return written
 
-    async def _publish_port_errors(
+    async def _publish(
         self,
         raw: dict[str, Any],
         service: ServiceView,
         addresses: list[IPAddress],
         outcome: AdcOutcome,
+        condition: tuple[str, str, str],
     ) -> list[str]:
-        """Keep ``status.loadBalancer.ingress[].ports`` saying which ports failed on the ADC."""
-        if outcome.retry is not None and not outcome.port_errors:
-            return []  # unreachable ADC: nothing new to say per port
+        """Keep ``status.loadBalancer.ingress[].ports`` saying which ports the ADC does not
+        serve (every port while it is unreachable) and the condition current."""
         ports = None
-        if outcome.port_errors:
+        if outcome.port_errors or outcome.unreachable:
             ports = []
             for port in (raw.get("spec") or {}).get("ports") or []:
                 protocol = str(port.get("protocol") or "TCP")
@@ -91,11 +126,18 @@ class AdcStep:
                 error = outcome.port_errors.get(f"{port['port']}-{protocol.lower()}")
                 if error is not None:
                     entry["error"] = error[0]
+                elif outcome.unreachable:
+                    entry["error"] = ADC_UNREACHABLE
                 ports.append(entry)
         ingress = ((raw.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}]
-        if ingress[0].get("ports") == ports:
+        listed = conditions(service, condition, _now(), ADC_CONDITION)
+        if ingress[0].get("ports") == ports and listed is None:
             return []
-        status = {"loadBalancer": {"ingress": ingress_entries(addresses, ports)}}
+        status: dict[str, Any] = {}
+        if ingress[0].get("ports") != ports:
+            status["loadBalancer"] = {"ingress": ingress_entries(addresses, ports)}
+        if listed is not None:
+            status["conditions"] = listed
         # Guarded by the version read: the Service may have been replaced meanwhile (deleted
         # and created again under its name), and the new one must not get this status.
         guard = {"resourceVersion": raw["metadata"]["resourceVersion"]}

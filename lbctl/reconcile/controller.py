@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from lbctl.kube.errors import Conflict
 from lbctl.kube.supervise import stopped
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.reconcile.publish import Requeue
@@ -30,7 +31,7 @@ class Controller:
         self.reconciles = 0
         self.failures = 0
         self.outcomes: Counter[tuple[str, str]] = Counter()
-        """(kind, success | requeue | error) → count, for /metrics."""
+        """(kind, success | requeue | conflict | error) → count, for /metrics."""
         self.observe_duration: Callable[[str, float], None] | None = None
         self._active: list[asyncio.Task[None]] = []
 
@@ -89,6 +90,13 @@ class Controller:
         try:
             result = await self._reconcilers[kind](key)
             outcome = "requeue" if result is not None else "success"
+        except Conflict as err:
+            # Optimistic concurrency at work (another writer, or a stale cache): read again
+            # and retry, with the key's backoff; no failure.
+            outcome = "conflict"
+            log.info("write conflict, will retry", error=str(err))
+            self._queue.add_rate_limited(item)
+            return
         except Exception as err:
             self.failures += 1
             log.warning(

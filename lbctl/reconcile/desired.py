@@ -22,42 +22,10 @@ from lbctl.model import (
     parse_shown,
 )
 from lbctl.reconcile.adc_step import ingress_entries
+from lbctl.reconcile.conditions import ADC_CONDITION, ADDRESS_CONDITION, conditions
 from lbctl.reconcile.vipstatus import ALLOCATED, vip_status
 
 OUTSIDE_POOLS = "OutsidePools"
-ADDRESS_CONDITION = "lbctl.io/AddressAllocated"
-"""The Service condition saying whether its address request is satisfied and, if not, why
-(as Cilium's ``io.cilium/lb-ipam-request-satisfied``)."""
-
-
-def _conditions(
-    service: ServiceView, condition: tuple[str, str, str] | None, now: str
-) -> list[dict[str, Any]] | None:
-    """``status.conditions`` with lbctl's condition set to ``(status, reason, message)`` (None:
-    removed), every other controller's kept as read; None when nothing changes.  The list is
-    written whole (a merge patch), which the resourceVersion guard makes safe.
-    ``lastTransitionTime`` moves only when the status does (API conventions)."""
-    others = [dict(c) for c in service.conditions if c.get("type") != ADDRESS_CONDITION]
-    mine = next((c for c in service.conditions if c.get("type") == ADDRESS_CONDITION), None)
-    if condition is None:
-        return others if mine is not None else None
-    status, reason, message = condition
-    wanted = {
-        "type": ADDRESS_CONDITION,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": (
-            mine.get("lastTransitionTime", now)
-            if mine is not None and mine.get("status") == status
-            else now
-        ),
-    }
-    if service.generation:  # Services of today's apiserver have none (0 is dropped)
-        wanted["observedGeneration"] = service.generation
-    if mine is not None and dict(mine) == wanted:
-        return None
-    return [*others, wanted]
 
 
 def _status(
@@ -94,11 +62,11 @@ def shown(
     changed = {k: v for k, v in annotations.items() if service.annotations.get(k) != v}
     if changed:
         metadata["annotations"] = changed
-    conditions = _conditions(service, ("True", "Allocated", message), now)
+    listed = conditions(service, ("True", "Allocated", message), now)
     ingress = None if service.ingress_ips == texts else ingress_entries(addresses, None)
-    if not metadata and ingress is None and conditions is None:
+    if not metadata and ingress is None and listed is None:
         return None
-    return _guarded(service, metadata, **_status(ingress, conditions))
+    return _guarded(service, metadata, **_status(ingress, listed))
 
 
 def waiting(
@@ -118,13 +86,13 @@ def waiting(
         metadata["annotations"] = {CLASS_ANNOTATION: mark}
     if parse_shown(service.annotations.get(VIP_ANNOTATION)) in withdrawn:
         metadata.setdefault("annotations", {})[VIP_ANNOTATION] = None
-    conditions = None if why is None else _conditions(service, ("False", *why), now)
+    listed = None if why is None else conditions(service, ("False", *why), now)
     ingress: list[dict[str, Any]] | None = (
         [] if withdrawn & set(service.ingress_addresses()) else None
     )
-    if not metadata and ingress is None and conditions is None:
+    if not metadata and ingress is None and listed is None:
         return None
-    return _guarded(service, metadata, **_status(ingress, conditions))
+    return _guarded(service, metadata, **_status(ingress, listed))
 
 
 def unshown(service: ServiceView, ours: set[IPAddress], mark: str) -> dict[str, Any] | None:
@@ -142,10 +110,12 @@ def unshown(service: ServiceView, ours: set[IPAddress], mark: str) -> dict[str, 
     if service.has_finalizer:
         metadata["finalizers"] = [f for f in service.finalizers if f != LB_FINALIZER]
     ingress: list[dict[str, Any]] | None = [] if ours & set(service.ingress_addresses()) else None
-    conditions = _conditions(service, None, "")
-    if not metadata and ingress is None and conditions is None:
+    kept = service.conditions
+    cleared = [c for c in kept if c.get("type") not in (ADDRESS_CONDITION, ADC_CONDITION)]
+    written = [dict(c) for c in cleared] if len(cleared) != len(kept) else None
+    if not metadata and ingress is None and written is None:
         return None
-    return _guarded(service, metadata, **_status(ingress, conditions))
+    return _guarded(service, metadata, **_status(ingress, written))
 
 
 def may_share(service: ServiceView, other: ServiceView) -> bool:

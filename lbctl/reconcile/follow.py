@@ -18,7 +18,14 @@ from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.events import EventRecorder
 from lbctl.model import RESERVED, IPAddress, ServiceView, VipView
 from lbctl.reconcile.addresses import AddressRecords, Sharing
-from lbctl.reconcile.claims import IPAM_RANGE_ANNOTATION, PoolChoice, Request, request_of
+from lbctl.reconcile.claims import (
+    FRONTEND_IP_ANNOTATION,
+    IPAM_RANGE_ANNOTATION,
+    PoolChoice,
+    Request,
+    Unsatisfied,
+    request_of,
+)
 from lbctl.reconcile.records import VipRecords
 from lbctl.reconcile.vip import MOVING
 
@@ -97,10 +104,15 @@ class Follow:
         if left is not None:
             return left
         request = request_of(service, self._pools)
-        wanted = request.address if isinstance(request, Request) else None
-        if isinstance(request, Request) and wanted is None:
+        if isinstance(request, Unsatisfied):
+            if _asks(service):  # a pool or an address it may not have: say so, keep its own
+                message = f"{request.message}; keeping {current}"
+                await self._recorder.record(raw, "Warning", request.reason, message)
+            return current
+        wanted = request.address
+        if wanted is None:
             return await self._follow_pool(raw, service, vip, current, proven, request)
-        if wanted is None or wanted == current:
+        if wanted == current:
             return current
         holder = self._allocator.holder(wanted)
         problem = None
@@ -218,11 +230,17 @@ class Follow:
         proven: set[IPAddress],
         request: Request,
     ) -> IPAddress:
-        """A Service that names a pool other than its address's moves to it when it has room
-        (as a changed requested address does); otherwise it keeps its address, with a Warning,
-        and waits for room.  An address outside every pool is kept (it is not moved)."""
+        """A Service whose ``ipam-range`` changed to a pool other than its address's (its Vip
+        records the pool it was given) moves to it when it has room, as a changed requested
+        address does; otherwise it keeps its address, with a Warning, and waits for room.  An
+        address outside every pool, or left in another pool by an edit of the pools, is kept
+        (it is not moved)."""
         home = self._allocator.pool_of(current)
         if request.pool is None or home is None or home == request.pool:
+            return current
+        if vip.pool == request.pool:
+            # Allocated for this very request: the pools were edited since (e.g. a block of
+            # the pool given to another one).  An address in use is never moved for that.
             return current
         why = f"{IPAM_RANGE_ANNOTATION} asks for pool {request.pool!r}"
         try:
@@ -266,3 +284,13 @@ class Follow:
         message = f"{why}: moved from {current} to {wanted}"
         await self._recorder.record(raw, "Normal", "AddressMoved", message)
         return wanted
+
+
+def _asks(service: ServiceView) -> bool:
+    """Whether the Service asks for a pool or an address (rather than any address)."""
+    annotations = service.annotations
+    return bool(
+        annotations.get(IPAM_RANGE_ANNOTATION, "").strip()
+        or annotations.get(FRONTEND_IP_ANNOTATION)
+        or service.load_balancer_ip
+    )

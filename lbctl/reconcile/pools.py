@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,6 @@ import structlog
 
 from lbctl.ipam.allocator import Allocator
 from lbctl.ipam.poolset import (
-    DISABLED,
-    EXHAUSTED,
-    READY,
-    VIP_POOL,
     NoEligiblePool,
     PoolSet,
     combine,
@@ -29,7 +24,7 @@ from lbctl.ipam.poolset import (
 )
 from lbctl.ipam.poolset import candidates as eligible
 from lbctl.ipam.ranges import Pool, RangeError, parse_vip_range
-from lbctl.kube.client import JSON, VIP_POOLS, KubeClient
+from lbctl.kube.client import JSON
 from lbctl.kube.informer import Informer
 from lbctl.model import IPAddress, ServiceView
 
@@ -37,8 +32,6 @@ log = structlog.get_logger(__name__)
 
 CHOICES_KEPT = 10_000
 """Remembered pool choices (distinct label sets), forgotten all at once beyond this."""
-MAX_COUNT = 2**63 - 1
-"""Status counts are int64: an IPv6 pool's count saturates here."""
 
 
 class Pools:
@@ -93,6 +86,11 @@ class Pools:
         if self._live:
             self._on_change()
 
+    @property
+    def static(self) -> tuple[Pool, ...]:
+        """The ``VIP_RANGE`` pools."""
+        return self._static
+
     def set_static(self, pools: tuple[Pool, ...]) -> None:
         """``VIP_RANGE`` changed (its file was edited)."""
         self._static = pools
@@ -134,6 +132,12 @@ class Pools:
             requested,
         )
         found = self._chosen.get(key)
+        left_out = self.current.left_out.get(requested) if requested is not None else None
+        if found is None and left_out is not None:
+            reason, why = left_out
+            found = NoEligiblePool(
+                f"pool {requested!r} is not in effect ({reason}: {why})", "PoolNotInEffect"
+            )
         if found is None:
             try:
                 found = eligible(self.current.pools, requested, namespace, namespace_labels, labels)
@@ -155,55 +159,6 @@ class Pools:
             self.namespace_labels(service.namespace), service.labels
         )
 
-    def status(self, name: str, current: Mapping[str, Any] | None, generation: int) -> JSON:
-        """The status a ``VipPool`` named ``name`` should have, keeping each condition's
-        ``lastTransitionTime`` unless its status changes (API conventions)."""
-        body: JSON = {"ipv4": None, "ipv6": None}
-        pool = next(
-            (p for p in self.current.pools if p.name == name and p.origin == VIP_POOL), None
-        )
-        if pool is None:
-            reason, message = self.current.left_out.get(name, ("Pending", "not read yet"))
-            conditions = [(READY, "False", reason, message)]
-        else:
-            free = 0
-            for stats in self._allocator.stats():
-                if stats.name == name:
-                    body[f"ipv{stats.version}"] = {
-                        "total": min(stats.total, MAX_COUNT),
-                        "inUse": min(stats.in_use, MAX_COUNT),
-                        "free": min(stats.free, MAX_COUNT),
-                    }
-                    free += stats.free
-            if pool.disabled:
-                ready = (READY, "False", DISABLED, "disabled: addresses in use stay, none is given")
-            else:
-                ready = (READY, "True", READY, "addresses are handed out")
-            full = (
-                (EXHAUSTED, "True", EXHAUSTED, "no free address")
-                if free == 0
-                else (EXHAUSTED, "False", "FreeAddresses", f"{min(free, MAX_COUNT)} free")
-            )
-            conditions = [ready, full]
-        previous = {c.get("type"): c for c in (current or {}).get("conditions") or []}
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body["conditions"] = [
-            {
-                "type": kind,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "observedGeneration": generation,
-                "lastTransitionTime": (
-                    previous[kind].get("lastTransitionTime", now)
-                    if kind in previous and previous[kind].get("status") == status
-                    else now
-                ),
-            }
-            for kind, status, reason, message in conditions
-        ]
-        return body
-
 
 VIP_RANGE_FILE_PERIOD = 5.0
 """Seconds between reads of ``VIP_RANGE_FILE`` (the kubelet updates a mounted ConfigMap
@@ -213,74 +168,44 @@ within about a minute; it swaps a symlink, so the content is compared, not the m
 async def follow_vip_range_file(
     path: str, pools: Pools, period: float = VIP_RANGE_FILE_PERIOD
 ) -> None:
-    """Apply every change of the ``VIP_RANGE`` file until cancelled.  A value that does not
-    parse is logged with the offending element and ignored: the pools in effect stay."""
-    last = _read(path)
+    """Apply every change of the ``VIP_RANGE`` file until cancelled, from the first read on
+    (an edit made while lbctl started is not missed).  A value that does not parse is logged
+    with the offending element and ignored: the pools in effect stay; so does a file that
+    cannot be read (logged once until it can be again)."""
+    last: str | None = None
+    unreadable = False
     while True:
+        text = _read(path, warn=not unreadable)
+        unreadable = text is None
+        if text is not None and text != last:
+            last = text
+            _apply(path, text, pools)
         await asyncio.sleep(period)
-        text = _read(path)
-        if text is None or text == last:
-            continue
-        last = text
-        try:
-            parsed = parse_vip_range(text)
-        except RangeError as err:
-            pools.vip_range_error = str(err)
-            log.error("VIP_RANGE_FILE changed to a value lbctl refuses; keeping the pools in "
-                      "effect", path=path, error=str(err))  # fmt: skip
-            continue
-        pools.vip_range_error = None
-        log.info("VIP_RANGE_FILE changed", path=path, pools=[p.name for p in parsed])
-        pools.set_static(parsed)
 
 
-def _read(path: str) -> str | None:
+def _read(path: str, warn: bool) -> str | None:
+    """The file's text (a small local file: read on the event loop), or None."""
     try:
         return Path(path).read_text()
     except OSError as err:
-        log.warning("cannot read VIP_RANGE_FILE; keeping the pools in effect",
-                    path=path, error=err.strerror)  # fmt: skip
+        if warn:
+            log.warning("cannot read VIP_RANGE_FILE; keeping the pools in effect",
+                        path=path, error=err.strerror)  # fmt: skip
         return None
 
 
-class PoolStatusWriter:
-    """Writes each ``VipPool``'s status when it differs from what it should be (one merge
-    patch of the status subresource; nothing when it is current)."""
-
-    def __init__(self, client: KubeClient, objects: Informer, pools: Pools) -> None:
-        self._client = client
-        self._objects = objects
-        self._pools = pools
-
-    def stale(self) -> list[str]:
-        """Names of the ``VipPool`` objects whose status is not what it should be."""
-        return [name for name, raw in self._objects.items() if self._wanted(raw) is not None]
-
-    def _wanted(self, raw: JSON) -> JSON | None:
-        meta = raw.get("metadata", {})
-        current = raw.get("status") or {}
-        wanted = self._pools.status(str(meta["name"]), current, int(meta.get("generation") or 0))
-        return None if _same(current, wanted) else wanted
-
-    async def reconcile(self, name: str) -> None:
-        raw = self._objects.get(name)
-        if raw is None:
-            return
-        wanted = self._wanted(raw)
-        if wanted is None:
-            return
-        await self._client.patch(VIP_POOLS, None, name, {"status": wanted}, subresource="status")
-
-
-def _same(current: Mapping[str, Any], wanted: JSON) -> bool:
-    def strip(status: Mapping[str, Any]) -> Any:
-        conditions = [
-            {k: v for k, v in c.items() if k != "lastTransitionTime"}
-            for c in status.get("conditions") or []
-        ]
-        return status.get("ipv4"), status.get("ipv6"), conditions
-
-    return bool(strip(current) == strip(wanted))
+def _apply(path: str, text: str, pools: Pools) -> None:
+    try:
+        parsed = parse_vip_range(text)
+    except RangeError as err:
+        pools.vip_range_error = str(err)
+        log.error("VIP_RANGE_FILE holds a value lbctl refuses; keeping the pools in effect",
+                  path=path, error=str(err))  # fmt: skip
+        return
+    pools.vip_range_error = None
+    if parsed != pools.static:
+        log.info("VIP_RANGE_FILE changed", path=path, pools=[p.name for p in parsed])
+        pools.set_static(parsed)
 
 
 def _spec(raw: JSON | None) -> Any:

@@ -64,7 +64,10 @@ class ServiceReconciler:
         backend: LoadBalancerBackend | None = None,
         addresses: AddressRecords,
         pools: PoolChoice,
+        on_shown: Callable[[str], None] = lambda _: None,
     ) -> None:
+        """``on_shown``: called with the key of a Service that shows its addresses, for the
+        ADC's own queue (``adc_worker``)."""
         self._adc = AdcStep(backend, client, recorder) if backend is not None else None
         self._client = client
         self._services = services
@@ -84,6 +87,7 @@ class ServiceReconciler:
         self.waiting = Waiting()
         """Services waiting for an address; requeued whenever one is released."""
         self._pools = pools
+        self._on_shown = on_shown
         self._writes = ServiceWrites(
             client, allocator, recorder, self._sharers, addresses, self.waiting, self._mark
         )
@@ -183,18 +187,18 @@ class ServiceReconciler:
             return published
         written = [str(published["metadata"]["resourceVersion"])] if published else []
         fresh = set(addresses) - set(service.ingress_addresses())
-        if written and (fresh or not service.has_finalizer):
-            await self._recorder.record(
-                raw, "Normal", "EnsuredLoadBalancer", self._writes.describe(addresses)
-            )
+        if written:
+            if (fresh or not service.has_finalizer) and self._adc is None:
+                # With a NetScaler, the ADC worker says so once the NetScaler holds it.
+                await self._recorder.record(
+                    raw, "Normal", "EnsuredLoadBalancer", self._writes.describe(addresses)
+                )
             prune_later = None
         else:
             prune_later = await self.addresses.prune(service, addresses, self.shown.showing)
-        try:
-            if self._adc is not None:
-                written += await self._adc.ensure(published or raw, service, addresses)
-        finally:
-            self._remember(service.key, written)
+        self._remember(service.key, written)
+        if self._adc is not None:
+            self._on_shown(service.key)  # the ADC's own queue takes it from here
         return Requeue(prune_later + 0.5) if prune_later is not None else None
 
     async def _keep(

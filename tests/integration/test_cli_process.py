@@ -174,6 +174,8 @@ async def test_status_reads_vippools_from_the_cluster_and_prints_json_or_yaml(
     pool, shadowed = f"status-{namespace[-6:]}", f"z-status-{namespace[-6:]}"
     await vip_pools(pool, ["10.81.1.0/30"])
     await vip_pools(shadowed, ["10.81.1.1"])
+    drained = f"drained-{namespace[-6:]}"
+    await vip_pools(drained, ["10.81.2.1"], disabled=True)
     await kube.create(SERVICES, namespace, load_balancer("web"))
     assert await wait_for_ip(kube, namespace, "web") == "10.81.1.1"
 
@@ -193,6 +195,8 @@ async def test_status_reads_vippools_from_the_cluster_and_prints_json_or_yaml(
     ours = [p for p in found["pools"] if p["name"] == pool]
     assert ours == [{"name": pool, "origin": "VipPool", "family": "IPv4", "total": 2,
                      "inUse": 1, "free": 1, "state": "Ready"}]  # fmt: skip
+    (draining,) = [p for p in found["pools"] if p["name"] == drained]
+    assert draining["state"] == "Disabled"
     (left_out,) = [p for p in found["pools"] if p["name"] == shadowed]
     assert left_out["state"] == "Overlap"
     assert found["allocations"] == [

@@ -13,9 +13,16 @@ from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIP_POOLS, VIPS, KubeC
 from lbctl.kube.errors import Invalid, NotFound
 from lbctl.model import VipView
 from lbctl.reconcile.claims import IPAM_RANGE_ANNOTATION
-from lbctl.reconcile.desired import ADDRESS_CONDITION
+from lbctl.reconcile.conditions import ADDRESS_CONDITION
 from lbctl.reconcile.vipstatus import ALLOCATED, PENDING, vip_status, write_vip_status
-from tests.integration.conftest import CreatePool, StartLbctl, load_balancer, shown_ip, wait_for_ip
+from tests.integration.conftest import (
+    CreatePool,
+    RunningLbctl,
+    StartLbctl,
+    load_balancer,
+    shown_ip,
+    wait_for_ip,
+)
 from tests.integration.invariants import ShownAddresses
 from tests.integration.test_requests import annotated, warning
 from tests.waiting import eventually
@@ -216,9 +223,11 @@ async def test_an_ipv6_pool_never_hands_out_the_subnet_router_anycast_address(
 async def test_overlapping_clashing_and_invalid_pools_are_left_out_with_a_reason(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
 ) -> None:
-    """The older pool wins an overlap, VIP_RANGE wins a name clash or an overlap; a range the
-    schema lets through but lbctl refuses is Invalid; none of them crashes anything, and a
-    pool left out comes into effect once what blocked it goes."""
+    """The older pool wins an overlap (its status says so); a VIP_RANGE pool wins a name clash
+    or an overlap in this instance (a Service asking for the object is told why; the object's
+    status, the same for every instance, judges objects only); a range the schema lets
+    through but lbctl refuses is Invalid, and the schema refuses what it can; none of them
+    crashes anything, and a pool left out comes into effect once what blocked it goes."""
     await start_lbctl('[{"static": ["10.134.9.1"]}]')
     old, new = unique("a-old"), unique("b-new")  # created in one second: the name decides
     await vip_pools(old, ["10.134.0.0/30"], autoAssign=False)
@@ -227,23 +236,86 @@ async def test_overlapping_clashing_and_invalid_pools_are_left_out_with_a_reason
     assert old in overlap["conditions"][0]["message"]
     await pool_says(kube, old, ready=("True", "Ready"))
 
-    await vip_pools("static", ["10.134.5.1"])
-    await pool_says(kube, "static", ready=("False", "NameConflict"))
     covers_static = unique("covers")
-    await vip_pools(covers_static, ["10.134.9.0/24"])
-    await pool_says(kube, covers_static, ready=("False", "Overlap"))
+    await vip_pools(covers_static, ["10.134.9.0/30"], autoAssign=False)
+    await pool_says(kube, covers_static, ready=("True", "Ready"))
+    await kube.create(
+        SERVICES, namespace, annotated("shadowed", **{IPAM_RANGE_ANNOTATION: covers_static})
+    )
+    told = await condition_is(kube, namespace, "shadowed", "False", "PoolNotInEffect")
+    assert "overlap VIP_RANGE pool 'static'" in told["message"]
     reversed_range = unique("reversed")
     await vip_pools(reversed_range, ["10.134.7.9-10.134.7.1"])
     invalid = await pool_says(kube, reversed_range, ready=("False", "Invalid"))
     assert "reversed" in invalid["conditions"][0]["message"]
-    with pytest.raises(Invalid, match="must be a CIDR"):
-        await vip_pools(unique("bad"), ["10.0.0.300"])
+    for bad in ("10.0.0.300", "10.134.8.1/24", "10.134.8.1-fd00::1"):
+        with pytest.raises(Invalid, match="must be a CIDR with no host bits set"):
+            await vip_pools(unique("bad"), [bad])
 
     await kube.create(SERVICES, namespace, annotated("asks", **{IPAM_RANGE_ANNOTATION: new}))
-    await condition_is(kube, namespace, "asks", "False", "UnknownPool")
+    refused = await condition_is(kube, namespace, "asks", "False", "PoolNotInEffect")
+    assert f"overlap older pool '{old}'" in refused["message"]
     await kube.delete(VIP_POOLS, None, old)
     await pool_says(kube, new, ready=("True", "Ready"))
     assert await wait_for_ip(kube, namespace, "asks", within=10) == "10.134.0.2"
+
+
+async def test_two_instances_with_different_vip_ranges_agree_on_a_pools_status(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
+) -> None:
+    """Two instances (one per class), each with its own VIP_RANGE, one of which overlaps the
+    pool: the pool's status does not depend on which one writes it, so they do not overwrite
+    each other in turn (they did, ~125 patches a second each)."""
+    first = await start_lbctl('["10.141.0.0/24"]')
+    second = await start_lbctl('["10.142.0.0/24"]', load_balancer_class="example.com/internal")
+    pool = unique("both")
+    await vip_pools(pool, ["10.141.0.0/28", "10.141.1.0/30"], priority=1)
+    await kube.create(
+        SERVICES, namespace, load_balancer("b", loadBalancerClass="example.com/internal")
+    )
+    assert await wait_for_ip(kube, namespace, "b") == "10.141.0.1"
+    await pool_says(kube, pool, ready=("True", "Ready"), ipv4=counts(16, 1))
+
+    def writes() -> int:
+        return sum(r.runtime.client.calls[("vippools/status", "patch")] for r in (first, second))
+
+    settled = writes()
+    marker = unique("marker")  # another pool's status written proves a pass went by
+    await vip_pools(marker, ["10.141.2.1"])
+    await pool_says(kube, marker, ready=("True", "Ready"))
+    for running in (first, second):
+
+        def settled_in(r: RunningLbctl = running) -> bool:
+            return not r.runtime.pool_status.stale()
+
+        await eventually(settled_in, what="nothing left to write")
+    assert writes() - settled <= 2, "the instances overwrote each other's pool status"
+
+
+async def test_an_edit_of_the_pools_never_moves_a_service_that_names_one(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
+) -> None:
+    """Pool prod is split (its last block given to a new pool) and then grown: the Services
+    that name prod keep the addresses they hold, now in the other pool; nobody moves."""
+    await start_lbctl(STATIC_ONLY)
+    prod = unique("prod")
+    await vip_pools(prod, ["10.144.0.1-10.144.0.4"])
+    async with ShownAddresses(kube, namespace) as watch:
+        for name in ("s1", "s2", "s3"):
+            await kube.create(SERVICES, namespace, annotated(name, **{IPAM_RANGE_ANNOTATION: prod}))
+            await wait_for_ip(kube, namespace, name)
+        await kube.patch(VIP_POOLS, None, prod, {"spec": {"addresses": ["10.144.0.1-10.144.0.2"]}})
+        split = unique("prodb")
+        await vip_pools(split, ["10.144.0.3-10.144.0.4"])
+        await pool_says(kube, split, ready=("True", "Ready"), ipv4=counts(2, 1))
+        grown = {"spec": {"addresses": ["10.144.0.1-10.144.0.2", "10.144.0.9"]}}
+        await kube.patch(VIP_POOLS, None, prod, grown)
+        await pool_says(kube, prod, ipv4=counts(3, 2))
+        await kube.create(SERVICES, namespace, annotated("s4", **{IPAM_RANGE_ANNOTATION: prod}))
+        assert await wait_for_ip(kube, namespace, "s4") == "10.144.0.9"
+        shown = {n: shown_ip(await kube.get(SERVICES, namespace, n)) for n in ("s1", "s2", "s3")}
+    assert shown == {"s1": "10.144.0.1", "s2": "10.144.0.2", "s3": "10.144.0.3"}
+    assert not watch.violations, watch.violations
 
 
 async def test_contradictory_requests_are_refused_and_a_new_pool_request_moves_the_service(
@@ -425,3 +497,22 @@ def replace(path: Path, text: str) -> None:
     staged = path.with_suffix(".new")
     staged.write_text(text)
     staged.replace(path)
+
+
+async def test_a_request_an_allocated_service_may_not_have_is_a_warning_and_it_keeps_its_own(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """An allocated Service edited into a contradictory request (ipam-range dev with an
+    address of prod) or to a pool that does not exist keeps its address, and is told why."""
+    await start_lbctl('[{"prod": ["10.146.0.0/28"]}, {"dev": ["10.146.1.0/28"]}]')
+    await kube.create(SERVICES, namespace, annotated("svc", **{IPAM_RANGE_ANNOTATION: "prod"}))
+    assert await wait_for_ip(kube, namespace, "svc") == "10.146.0.1"
+    contradiction = {IPAM_RANGE_ANNOTATION: "dev", "service.citrix.com/frontend-ip": "10.146.0.5"}
+    await kube.patch(SERVICES, namespace, "svc", {"metadata": {"annotations": contradiction}})
+    told = await warning(kube, namespace, "svc", "keeping 10.146.0.1")
+    assert "10.146.0.5 is in pool 'prod' but service.citrix.com/ipam-range asks" in told["message"]
+    unknown = {IPAM_RANGE_ANNOTATION: "gold", "service.citrix.com/frontend-ip": None}
+    await kube.patch(SERVICES, namespace, "svc", {"metadata": {"annotations": unknown}})
+    told = await warning(kube, namespace, "svc", "no pool named 'gold'")
+    assert told["message"].endswith("; keeping 10.146.0.1")
+    assert shown_ip(await kube.get(SERVICES, namespace, "svc")) == "10.146.0.1"

@@ -16,6 +16,7 @@ from lbctl.model import (
     VipView,
 )
 from lbctl.reconcile import desired
+from lbctl.reconcile.conditions import ADDRESS_CONDITION
 
 A = ipaddress.ip_address("10.0.0.1")
 B = ipaddress.ip_address("10.0.0.2")
@@ -41,7 +42,7 @@ def service(
 
 NOW = "2026-11-29T20:00:00Z"
 ALLOCATED = {
-    "type": desired.ADDRESS_CONDITION, "status": "True", "reason": "Allocated",
+    "type": ADDRESS_CONDITION, "status": "True", "reason": "Allocated",
     "message": "10.0.0.1 from pool default", "lastTransitionTime": NOW,
 }  # fmt: skip
 OTHERS = {"type": "example.com/Ready", "status": "True", "reason": "Fine", "message": ""}

@@ -115,3 +115,14 @@ def test_avoid_buggy_ips_drops_dot_0_and_dot_255_across_blocks() -> None:
     assert pool.intervals(4) == [
         (0x0A0200FA, 0x0A0200FE), (0x0A020101, 0x0A0201FE), (0x0A020201, 0x0A020204),
     ]  # fmt: skip
+
+
+def test_avoid_buggy_ips_is_refused_on_blocks_too_large_to_split() -> None:
+    """Each /24 becomes an interval: beyond a /12 that would stall every pool change."""
+    big = parse_pool_object(pool_object("big", "t", ["10.0.0.0/11"], avoidBuggyIPs=True))
+    assert big.pool is None
+    assert big.invalid is not None
+    assert "2,097,150 addresses; at most 1,048,576" in big.invalid
+    plain = parse_pool_object(pool_object("plain", "t", ["10.0.0.0/8"]))
+    assert plain.pool is not None
+    assert plain.pool.intervals(4) == [(0x0A000001, 0x0AFFFFFE)]

@@ -1,0 +1,59 @@
+"""The NetScaler's share of a Service's work, on a queue and workers of its own.
+
+IPAM and the Service's status never wait for the NetScaler: the Service reconcile shows the
+address and hands the key over here.  A slow or black-holed NetScaler then delays only this
+queue (each key backs off on its own, and the NITRO client's circuit breaker fails requests at
+once while the NetScaler does not answer), never an address.  Removal stays with the Service
+reconcile, which must not drop its finalizer before the ADC objects are gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lbctl.ipam.allocator import Allocator
+from lbctl.kube.informer import Informer
+from lbctl.model import IPAddress, ServiceView, secondary_owner
+from lbctl.reconcile.adc_step import AdcStep
+from lbctl.reconcile.publish import Requeue
+
+ADC_KIND = "Adc"
+"""Work-queue kind of the ADC's keys (``Adc:<namespace>/<name>``)."""
+
+
+class AdcReconciler:
+    def __init__(
+        self,
+        services: Informer,
+        step: AdcStep,
+        allocator: Allocator,
+        handles: Callable[[ServiceView], bool],
+    ) -> None:
+        self._services = services
+        self._step = step
+        self._allocator = allocator
+        self._handles = handles
+
+    async def reconcile(self, key: str) -> Requeue | None:
+        """Program the ADC for the Service ``key`` if it shows an address lbctl holds for it;
+        raises ``AdcNotReady`` (retried with backoff) while the ADC is not configured."""
+        raw = self._services.get(key)
+        if raw is None:
+            return None
+        service = ServiceView.from_raw(raw)
+        if service.deleting or not self._handles(service):
+            return None
+        addresses = self.shown(service)
+        if addresses:
+            await self._step.ensure(raw, service, addresses)
+        return None
+
+    def shown(self, service: ServiceView) -> list[IPAddress]:
+        """The addresses lbctl holds for the Service and the Service shows, in the order it
+        shows them (the first family first)."""
+        held = {
+            allocation.address
+            for owner in (service.key, secondary_owner(service.key))
+            if (allocation := self._allocator.get(owner)) is not None
+        }
+        return [a for a in service.ingress_addresses() if a in held]
