@@ -24,6 +24,7 @@ from tests.integration.conftest import (
     shown_ip,
     wait_for_ip,
 )
+from tests.peer_check_netscaler import CRITICAL, OK, check_netscaler
 from tests.waiting import eventually
 
 MakeNode = Callable[..., Awaitable[None]]
@@ -357,3 +358,34 @@ async def test_port_errors_never_reach_a_service_created_again_under_its_name(
     with pytest.raises(Conflict):
         await step.ensure(old, ServiceView.from_raw(old), [ipaddress.ip_address("10.77.9.90")])
     assert shown_ip(await kube.get(SERVICES, namespace, "web")) is None
+
+
+async def test_check_netscaler_judges_what_lbctl_configured(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: MakeNode,
+) -> None:  # fmt: skip
+    """A peer client (check_netscaler from PyPI) reads lbctl's objects as healthy, then sees
+    the group and vserver go CRITICAL when every member's probe fails."""
+    await three_nodes(nodes, namespace)
+    await start_lbctl(adc=simulator.settings())
+    await kube.create(SERVICES, namespace, load_balancer("mon"))
+    await wait_for_ip(kube, namespace, "mon")
+    base = f"lbctl-{namespace}_mon_80-tcp"
+    await configured(simulator, f"{base}_sgp", 3)
+
+    def vserver_up() -> bool:
+        lbv = vserver(simulator, f"{base}_lbv")
+        return lbv is not None and lbv["curstate"] == "UP"
+
+    await eventually(vserver_up, what="vserver bound and UP")
+    group = ("-C", "servicegroup", "-n", f"{base}_sgp")
+    state = ("-C", "state", "-o", "lbvserver", "-n", f"{base}_lbv", "-w", "90", "-c", "50")
+    assert (await check_netscaler(simulator.url, SIM_PASSWORD, *group))[0] == OK
+    assert (await check_netscaler(simulator.url, SIM_PASSWORD, *state))[0] == OK
+    assert simulator.sim.set_probe("DOWN", {"servicegroupname": f"{base}_sgp"}) == 3
+    code, out = await check_netscaler(simulator.url, SIM_PASSWORD, *group)
+    assert code == CRITICAL, out
+    assert "0/3" in out
+    code, out = await check_netscaler(simulator.url, SIM_PASSWORD, *state)
+    assert code == CRITICAL, out
+    assert "0%" in out

@@ -12,7 +12,9 @@ results), so a client that works against it works against an ADC.
     sim.objects("lbvserver"); sim.requests; sim.expire_sessions()
 
 Control API: GET/PUT /simulator/faults, POST /simulator/expire-sessions,
-GET /simulator/objects/<resource>, GET/DELETE /simulator/requests, POST /simulator/reset.
+GET /simulator/objects/<resource>, GET/DELETE /simulator/requests, POST /simulator/reset,
+PUT /simulator/members (mark member/service probes UP or DOWN: ``sim.set_probe``),
+PUT /simulator/features (switch nsfeature flags, e.g. ``{"lb": false}``).
 Command line: ``python -m lbctl.nitro.simulator --help``.
 """
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from lbctl.nitro.simulator import errors
+from lbctl.nitro.simulator import errors, stats, system
 from lbctl.nitro.simulator.errors import NitroError, done
 from lbctl.nitro.simulator.resources import JSON, SPECS, spec
 from lbctl.nitro.simulator.store import Store, matches
@@ -48,9 +48,14 @@ def handle(
     query: Mapping[str, str],
     payload: Any,
     onerror: str,
+    endpoint: str = "config",
 ) -> Reply:
-    if resource == "nsconfig":
-        return _nsconfig(store, method, query)
+    if endpoint == "stat":
+        if method != "GET":
+            raise errors.netscaler(1240, "Invalid nitro action or operation", method, resource)
+        return Reply(200, stats.handle(store, resource, name, query))
+    if resource in system.RESOURCES:
+        return Reply(200, system.handle(store, method, resource, query, payload))
     spec(resource)
     if method == "GET":
         return _get(store, resource, name, query)
@@ -58,22 +63,28 @@ def handle(
         if name is None:
             raise errors.required_missing(SPECS[resource].parent)
         store.delete(resource, name, pairs(query.get("args")))
+        store.changed = True
         return Reply(200, done())
     if method not in ("POST", "PUT"):
         raise errors.netscaler(1240, "Invalid nitro action or operation", method, resource)
     items = _items(resource, payload, name)
     action = query.get("action")
     binding = SPECS[resource].binding
-    op: Callable[[Any], None]
+    write: Callable[[Any], None]
     if method == "POST" and action:
-        status, op = 200, lambda item: store.action(resource, action, item)
+        status, write = 200, lambda item: store.action(resource, action, item)
     elif binding:
-        status, op = 201, lambda item: store.bind(resource, item)
+        status, write = 201, lambda item: store.bind(resource, item)
     elif method == "POST":
         idempotent = query.get("idempotent", "").lower() == "yes"
-        status, op = 201, lambda item: store.add(resource, item, idempotent=idempotent)
+        status, write = 201, lambda item: store.add(resource, item, idempotent=idempotent)
     else:
-        status, op = 200, lambda item: store.update(resource, item)
+        status, write = 200, lambda item: store.update(resource, item)
+
+    def op(item: Any) -> None:
+        write(item)
+        store.changed = True  # nsconfig configchanged until the next save
+
     if not isinstance(items, list):
         op(items)
         return Reply(status, None if status == 201 else done())
@@ -134,7 +145,7 @@ def _get(store: Store, resource: str, name: str | None, query: Mapping[str, str]
     for arg in conditions:
         if arg not in known:
             raise errors.no_such_argument(arg)
-    objs = [o for o in objs if matches(o, conditions)]
+    objs = [o for o in objs if matches(o, conditions, s.enums())]
     if query.get("count", "").lower() == "yes":
         return Reply(200, {**done(), resource: [{"__count": len(objs)}]})
     if "pagesize" in query:
@@ -152,16 +163,3 @@ def _get(store: Store, resource: str, name: str | None, query: Mapping[str, str]
     if objs:
         body[resource] = objs
     return Reply(200, body)
-
-
-def _nsconfig(store: Store, method: str, query: Mapping[str, str]) -> Reply:
-    action = query.get("action")
-    if method == "POST" and action == "save":
-        store.saves += 1
-        return Reply(200, done())
-    if method == "POST" and action == "clear":
-        saves = store.saves
-        store.clear()
-        store.saves = saves
-        return Reply(200, done())
-    raise errors.netscaler(1240, "Invalid nitro action or operation", "nsconfig", action)

@@ -1,15 +1,20 @@
-"""Per-resource schemas: identity, fields, defaults, enumerations and immutable fields.
+"""Per-resource schemas, loaded from data: identity, fields, defaults, enumerations, immutables.
 
 The schemas drive validation of every write, so a client that sends an attribute the appliance
 does not know, or a value outside an enumeration, fails here the way it would on a real ADC.
+They are data, not code: ``data/nitro-attributes.json`` is a verbatim copy of the NITRO schema
+reference (every attribute name and JSON type per resource) and ``data/specs.json`` refines it
+(keys, read-only attributes, enumerations, ranges, defaults).  See the ``_about`` of the latter.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources as package_data
 from typing import Any
 
 from lbctl.nitro.simulator import errors
@@ -19,10 +24,22 @@ JSON = dict[str, Any]
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_#. :@=-]*")
 MAX_NAME = 127
 
+# JSON type in the NITRO schema reference -> the simulator's kind.
+KINDS = {
+    "string": "str",
+    "integer": "int",
+    "number": "number",
+    "boolean": "bool",
+    "array of string": "list",
+    "array of integer": "intlist",
+    "[]int": "intlist",
+}
+
 
 @dataclass(frozen=True)
 class Field:
-    """One attribute. ``kind`` is str, int, enum, list or ip; ``wire_str`` shows ints as strings."""
+    """One attribute. ``kind`` is str, int, number, bool, enum, ip, list or intlist;
+    ``wire_str`` shows ints as strings."""
 
     kind: str = "str"
     choices: tuple[str, ...] = ()
@@ -37,175 +54,69 @@ class Field:
 
 @dataclass(frozen=True)
 class Spec:
-    """A resource: ``key`` fields identify one object; ``parent`` is the field the URL names."""
+    """A resource: ``key`` fields identify one object; ``parent`` is the field the URL names.
+
+    ``parent_resource`` is, for a binding, the resource its URL name belongs to; ``refs`` maps a
+    field to the resource whose object it must name."""
 
     resource: str
     key: tuple[str, ...]
     fields: Mapping[str, Field]
     readonly: frozenset[str] = field(default_factory=frozenset)
     binding: bool = False
+    parent_resource: str = ""
+    refs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def parent(self) -> str:
         return self.key[0]
 
+    def enums(self) -> frozenset[str]:
+        return frozenset(a for a, f in self.fields.items() if f.kind == "enum")
 
-def _enum(*choices: str, default: str | None = None, **kw: Any) -> Field:
-    return Field(kind="enum", choices=choices, default=default, **kw)
+
+def _read(name: str) -> Any:
+    return json.loads(package_data.files(__package__).joinpath("data", name).read_text())
 
 
-YESNO = ("YES", "NO")
-STATE = ("ENABLED", "DISABLED")
-SERVICETYPES = (
-    "HTTP", "FTP", "TCP", "UDP", "SSL", "SSL_BRIDGE", "SSL_TCP", "DTLS", "NNTP", "DNS", "DHCPRA",
-    "ANY", "SIP_UDP", "SIP_TCP", "SIP_SSL", "DNS_TCP", "RTSP", "PUSH", "SSL_PUSH", "RADIUS",
-    "RDP", "MYSQL", "MSSQL", "DIAMETER", "SSL_DIAMETER", "TFTP", "ORACLE", "SMPP", "SYSLOGTCP",
-    "SYSLOGUDP", "FIX", "SSL_FIX", "PROXY", "USER_TCP", "USER_SSL_TCP", "QUIC", "IPFIX",
-    "LOGSTREAM", "MONGO", "MONGO_TLS", "MQTT", "MQTT_TLS", "QUIC_BRIDGE", "HTTP_QUIC",
-)  # fmt: skip
-LBMETHODS = (
-    "ROUNDROBIN", "LEASTCONNECTION", "LEASTRESPONSETIME", "URLHASH", "DOMAINHASH",
-    "DESTINATIONIPHASH", "SOURCEIPHASH", "SRCIPDESTIPHASH", "LEASTBANDWIDTH", "LEASTPACKETS",
-    "TOKEN", "SRCIPSRCPORTHASH", "LRTM", "CALLIDHASH", "CUSTOMLOAD", "LEASTREQUEST",
-    "AUDITLOGHASH", "STATICPROXIMITY", "USER_TOKEN",
-)  # fmt: skip
-PERSISTENCE = (
-    "SOURCEIP", "COOKIEINSERT", "SSLSESSION", "RULE", "URLPASSIVE", "CUSTOMSERVERID", "DESTIP",
-    "SRCIPDESTIP", "CALLID", "RTSPSID", "DIAMETER", "FIXSESSION", "USERSESSION", "NONE",
-)  # fmt: skip
-MONITOR_TYPES = (
-    "PING", "TCP", "HTTP", "TCP-ECV", "HTTP-ECV", "UDP-ECV", "DNS", "FTP", "TCPS", "HTTPS",
-    "TCPS-ECV", "HTTPS-ECV", "ARP", "ND6", "DNS-TCP", "HTTP-INLINE", "USER", "LDAP", "MYSQL",
-)  # fmt: skip
+def _field(ref: JSON, enums: Mapping[str, list[str]], wire_type: str | None) -> Field:
+    """A refinement from specs.json over the reference's JSON type."""
+    choices = ref.get("choices", ())
+    if isinstance(choices, str):
+        choices = enums[choices]
+    kind = ref.get("kind") or KINDS.get(wire_type or "string", "str")
+    known = {k: v for k, v in ref.items() if k not in ("kind", "choices", "_note")}
+    return Field(kind=kind, choices=tuple(choices), **known)
 
-TD = Field(kind="int", lo=0, hi=4094, default=0, immutable=True)
 
-SPECS: dict[str, Spec] = {
-    "lbvserver": Spec(
-        "lbvserver",
-        ("name",),
-        {
-            "name": Field(required=True, name=True),
-            "servicetype": _enum(*SERVICETYPES, required=True, immutable=True),
-            "ipv46": Field(kind="ip", default="0.0.0.0"),
-            "port": Field(kind="int", lo=0, hi=65535, default=0, immutable=True),
-            "lbmethod": _enum(*LBMETHODS, default="LEASTCONNECTION"),
-            "backuplbmethod": _enum(*LBMETHODS, default="ROUNDROBIN"),
-            "persistencetype": _enum(*PERSISTENCE, default="NONE"),
-            "timeout": Field(kind="int", lo=0, hi=1440, default=2),
-            "comment": Field(),
-            "clttimeout": Field(kind="int", lo=0, hi=31536000, default=180, wire_str=True),
-            "state": _enum(*STATE, default="ENABLED"),
-            "td": TD,
-            "range": Field(kind="int", lo=1, hi=254, default=1, wire_str=True, immutable=True),
-            "m": _enum("IP", "MAC", "IPTUNNEL", "TOS", default="IP"),
-            "netprofile": Field(),
-            "listenpriority": Field(kind="int", lo=0, hi=101, default=101, wire_str=True),
-        },
-        readonly=frozenset(
-            {"curstate", "effectivestate", "status", "type", "totalservices", "activeservices"}
-        ),
-    ),
-    "servicegroup": Spec(
-        "servicegroup",
-        ("servicegroupname",),
-        {
-            "servicegroupname": Field(required=True, name=True),
-            "servicetype": _enum(*SERVICETYPES, required=True, immutable=True),
-            "comment": Field(),
-            "usip": _enum(*YESNO, default="NO"),
-            "cip": _enum(*STATE, default="DISABLED"),
-            "cka": _enum(*YESNO, default="NO"),
-            "tcpb": _enum(*YESNO, default="NO"),
-            "cmp": _enum(*YESNO, default="NO"),
-            "maxclient": Field(kind="int", lo=0, hi=4294967294, default=0, wire_str=True),
-            "maxreq": Field(kind="int", lo=0, hi=65535, default=0, wire_str=True),
-            "clttimeout": Field(kind="int", lo=0, hi=31536000, default=180, wire_str=True),
-            "svrtimeout": Field(kind="int", lo=0, hi=31536000, default=360, wire_str=True),
-            "healthmonitor": _enum(*YESNO, default="YES"),
-            "netprofile": Field(),
-            "autoscale": _enum("DISABLED", "DNS", "POLICY", "CLOUD", "API", default="DISABLED"),
-            "memberport": Field(kind="int", lo=1, hi=65535, immutable=True),
-            "state": _enum(*STATE, default="ENABLED"),
-            "td": TD,
-        },
-        readonly=frozenset({"servicegroupeffectivestate", "numofconnections"}),
-    ),
-    "server": Spec(
-        "server",
-        ("name",),
-        {
-            "name": Field(required=True, name=True),
-            "ipaddress": Field(kind="ip"),
-            "domain": Field(),
-            "comment": Field(),
-            "state": _enum(*STATE, default="ENABLED"),
-            "td": TD,
-        },
-    ),
-    "servicegroup_servicegroupmember_binding": Spec(
-        "servicegroup_servicegroupmember_binding",
-        ("servicegroupname", "servername", "port"),
-        {
-            "servicegroupname": Field(required=True, name=True),
-            "ip": Field(kind="ip"),
-            "servername": Field(name=True),
-            "port": Field(kind="int", lo=1, hi=65535, required=True),
-            "weight": Field(kind="int", lo=1, hi=100, default=1, wire_str=True),
-            "state": _enum(*STATE, default="ENABLED"),
-            "hashid": Field(kind="int", lo=1, hi=4294967295),
-            "serverid": Field(kind="int", lo=1, hi=4294967295),
-            "customserverid": Field(default="None"),
-            "order": Field(kind="int", lo=1, hi=8192),
-        },
-        readonly=frozenset({"svrstate", "statechangetimesec", "trofsreason"}),
-        binding=True,
-    ),
-    "lbvserver_servicegroup_binding": Spec(
-        "lbvserver_servicegroup_binding",
-        ("name", "servicegroupname"),
-        {
-            "name": Field(required=True, name=True),
-            "servicegroupname": Field(required=True, name=True),
-            "weight": Field(kind="int", lo=1, hi=100),
-            "order": Field(kind="int", lo=1, hi=8192),
-        },
-        binding=True,
-    ),
-    "lbmonitor": Spec(
-        "lbmonitor",
-        ("monitorname",),
-        {
-            "monitorname": Field(required=True, name=True),
-            "type": _enum(*MONITOR_TYPES, required=True, immutable=True),
-            "interval": Field(kind="int", lo=1, hi=20940000, default=5),
-            "resptimeout": Field(kind="int", lo=1, hi=20939000, default=2),
-            "retries": Field(kind="int", lo=1, hi=127, default=3),
-            "downtime": Field(kind="int", lo=1, hi=20939000, default=30),
-            "destip": Field(kind="ip"),
-            "destport": Field(kind="int", lo=0, hi=65535),
-            "httprequest": Field(),
-            "respcode": Field(kind="list"),
-            "send": Field(),
-            "recv": Field(),
-            "lrtm": _enum(*STATE),
-            "comment": Field(),
-            "state": _enum(*STATE, default="ENABLED"),
-        },
-    ),
-    "servicegroup_lbmonitor_binding": Spec(
-        "servicegroup_lbmonitor_binding",
-        ("servicegroupname", "monitor_name"),
-        {
-            "servicegroupname": Field(required=True, name=True),
-            "monitor_name": Field(required=True, name=True),
-            "weight": Field(kind="int", lo=1, hi=100, default=1),
-            "monstate": _enum(*STATE, default="ENABLED"),
-            "passive": Field(kind="str"),
-        },
-        binding=True,
-    ),
-}
+def load(attributes: JSON, specs: JSON) -> dict[str, Spec]:
+    """Every resource in ``specs`` with every attribute the reference lists for it.
+
+    Names starting with ``_`` (``_nextgenapiresource``) are the Go client's routing hints, not
+    attributes the appliance takes, so they stay unknown."""
+    enums = specs["enums"]
+    out: dict[str, Spec] = {}
+    for resource, raw in specs["resources"].items():
+        types: dict[str, str] = attributes["resources"].get(f"config/{resource}", {})
+        readonly = frozenset(raw.get("readonly", ()))
+        names = [a for a in types if not a.startswith("_") and a not in readonly]
+        fields = {a: _field(raw["fields"].get(a, {}), enums, types.get(a)) for a in names}
+        for a, ref in raw["fields"].items():  # refinements the reference lacks, e.g. ip kinds
+            fields.setdefault(a, _field(ref, enums, types.get(a)))
+        out[resource] = Spec(
+            resource,
+            tuple(raw["key"]),
+            fields,
+            readonly,
+            binding=raw.get("binding", False),
+            parent_resource=raw.get("parent", ""),
+            refs=raw.get("refs", {}),
+        )
+    return out
+
+
+ATTRIBUTES: JSON = _read("nitro-attributes.json")
+SPECS: dict[str, Spec] = load(ATTRIBUTES, _read("specs.json"))
 
 
 def spec(resource: str) -> Spec:
@@ -238,9 +149,17 @@ def coerce(spec: Spec, arg: str, value: Any) -> Any:
         if (f.lo is not None and number < f.lo) or (f.hi is not None and number > f.hi):
             raise errors.invalid_value(arg, value)
         return number
-    if f.kind == "list":
+    if f.kind in ("list", "intlist"):
         items = value if isinstance(value, list) else [value]
-        return [str(v) for v in items]
+        if f.kind == "list":
+            return [str(v) for v in items]
+        return [coerce_number(arg, v, int) for v in items]
+    if f.kind == "number":
+        return coerce_number(arg, value, float)
+    if f.kind == "bool":
+        if not isinstance(value, bool):
+            raise errors.invalid_value(arg, value)
+        return value
     if not isinstance(value, str):
         raise errors.invalid_value(arg, value)
     if f.kind == "enum":
@@ -256,6 +175,16 @@ def coerce(spec: Spec, arg: str, value: Any) -> Any:
     if f.name:
         check_name(arg, value)
     return value
+
+
+def coerce_number(arg: str, value: Any, kind: type[int] | type[float]) -> Any:
+    """A number that may arrive as a string, as NITRO clients send them."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise errors.invalid_value(arg, value)
+    try:
+        return kind(value)
+    except ValueError:
+        raise errors.invalid_value(arg, value) from None
 
 
 def parse(spec: Spec, payload: Any, *, require: bool) -> JSON:
@@ -282,6 +211,8 @@ def render(spec: Spec, obj: JSON) -> JSON:
     """An object as GET shows it: ints that the appliance sends as strings become strings."""
     out: JSON = {k: obj[k] for k in spec.key if k in obj}  # names first, as the appliance does
     for arg, value in obj.items():
+        if arg.startswith("_"):  # the simulator's private marks, e.g. a test's probe result
+            continue
         f = spec.fields.get(arg)
         if f is not None and f.wire_str and isinstance(value, int):
             out[arg] = str(value)

@@ -19,9 +19,10 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from lbctl.nitro.simulator import errors
+from lbctl.nitro.simulator import errors, system
 from lbctl.nitro.simulator.errors import NitroError, done
 from lbctl.nitro.simulator.faults import Faults
+from lbctl.nitro.simulator.health import MEMBER, PROBE
 from lbctl.nitro.simulator.nitro import Reply, handle
 from lbctl.nitro.simulator.resources import SPECS
 from lbctl.nitro.simulator.sessions import Sessions
@@ -60,12 +61,27 @@ def _reply(reply: Reply) -> web.Response:
     return _json(reply.status, reply.body)
 
 
-def _name(request: web.Request) -> str | None:
-    """The name in the path: aiohttp decoded it once; official clients encode it twice."""
-    name = request.match_info.get("name")
-    if name is None or name == "":
-        return None
-    return unquote_plus(name) if "%" in name or "+" in name else name
+def _target(request: web.Request) -> tuple[str, str | None]:
+    """The resource and name in ``/nitro/v1/<config|stat>/<resource>[/<name>]``.
+
+    Empty segments are skipped, so ``config//lbvserver_servicegroup_binding/vs1`` (a doubled
+    slash from clients that join URL parts naively) reaches the same object, as the appliance's
+    web server merges slashes.  aiohttp decoded the name once; official clients encode it twice
+    (nitro.md 1), so a name still holding ``%`` or ``+`` is decoded again."""
+    parts = [p for p in request.match_info.get("path", "").split("/") if p]
+    if not parts or len(parts) > 2:
+        raise errors.bad_request(1266, "Invalid nitro request", "path", request.path)
+    name = parts[1] if len(parts) == 2 else None
+    if name is not None and ("%" in name or "+" in name):
+        name = unquote_plus(name)
+    return parts[0], name
+
+
+def _record_target(request: web.Request) -> tuple[str, str | None]:
+    try:
+        return _target(request)
+    except NitroError:
+        return request.path, None
 
 
 def _timeout(value: Any) -> float | None:
@@ -101,8 +117,7 @@ class Simulator:
         self.faults = Faults(seed)
         self.requests: list[RequestRecord] = []
         self.app = web.Application(middlewares=[self._nitro_middleware])
-        self.app.router.add_route("*", "/nitro/v1/config/{resource}", self._nitro)
-        self.app.router.add_route("*", "/nitro/v1/config/{resource}/{name}", self._nitro)
+        self.app.router.add_route("*", "/nitro/v1/{endpoint:config|stat}/{path:.*}", self._nitro)
         self.app.router.add_route("*", "/nitro/{tail:.*}", self._unknown)
         self.app.router.add_get("/simulator/faults", self._get_faults)
         self.app.router.add_put("/simulator/faults", self._put_faults)
@@ -111,6 +126,8 @@ class Simulator:
         self.app.router.add_get("/simulator/requests", self._requests)
         self.app.router.add_delete("/simulator/requests", self._reset_requests)
         self.app.router.add_post("/simulator/reset", self._reset)
+        self.app.router.add_put("/simulator/members", self._put_members)
+        self.app.router.add_put("/simulator/features", self._put_features)
 
     # -- the Python API ------------------------------------------------------------------------
 
@@ -123,6 +140,33 @@ class Simulator:
         if resource not in SPECS:
             raise KeyError(resource)
         return self.store.list(resource, None, bulk=True)
+
+    def set_probe(self, svrstate: str, selector: dict[str, Any]) -> int:
+        """Mark what the monitors would see, UP or DOWN, for every member or service matching
+        ``selector``: ``servicegroupname`` (plus optional ``servername``, ``ip``, ``port``) picks
+        members, ``servicename`` picks a service.  Returns how many matched; ValueError if the
+        request is malformed.  Config GETs (``svrstate``) and stats follow at once."""
+        state = str(svrstate).upper()
+        if state not in ("UP", "DOWN"):
+            raise ValueError("svrstate must be UP or DOWN")
+        if "servicename" in selector:
+            resource, wanted = "service", {"name": selector["servicename"]}
+            unknown = set(selector) - {"servicename"}
+        else:
+            resource, wanted = MEMBER, dict(selector)
+            unknown = set(selector) - {"servicegroupname", "servername", "ip", "port"}
+            if "servicegroupname" not in selector:
+                raise ValueError("servicegroupname or servicename is required")
+        if unknown:
+            raise ValueError(f"unknown selector {sorted(unknown)[0]!r}")
+        matched = 0
+        health = self.store.health()
+        for unit in self.store.units(resource):
+            view = self.store.view(resource, unit, health)
+            if all(str(view.get(k)) == str(v) for k, v in wanted.items()):
+                unit[PROBE] = state
+                matched += 1
+        return matched
 
     def reset_counts(self) -> None:
         self.requests.clear()
@@ -151,12 +195,7 @@ class Simulator:
     async def _nitro_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/nitro/"):
             return await handler(request)
-        record = RequestRecord(
-            request.method,
-            request.match_info.get("resource", request.path),
-            _name(request),
-            dict(request.query),
-        )
+        record = RequestRecord(request.method, *_record_target(request), dict(request.query))
         if self.faults.latency > 0:
             await asyncio.sleep(self.faults.latency)
         outcome = self.faults.decide()
@@ -181,18 +220,19 @@ class Simulator:
         raise errors.bad_request(1266, "Invalid nitro request", "path", request.path)
 
     async def _nitro(self, request: web.Request) -> web.StreamResponse:
-        resource = request.match_info["resource"]
+        resource, name = _target(request)
+        endpoint = request.match_info["endpoint"]
         payload = await self._payload(request)
-        if resource == "login" and request.method == "POST":
+        if endpoint == "config" and resource == "login" and request.method == "POST":
             return self._login(payload)
         token = self._authenticate(request)
-        if resource == "logout" and request.method == "POST":
+        if endpoint == "config" and resource == "logout" and request.method == "POST":
             if token is not None:
                 self.sessions.logout(token)
             return _json(200, done())
         onerror = request.headers.get("X-NITRO-ONERROR", "exit").lower()
         reply = handle(
-            self.store, request.method, resource, _name(request), request.query, payload, onerror
+            self.store, request.method, resource, name, request.query, payload, onerror, endpoint
         )
         return _reply(reply)
 
@@ -273,6 +313,34 @@ class Simulator:
     async def _reset_requests(self, _: web.Request) -> web.Response:
         self.reset_counts()
         return web.json_response({"total": 0})
+
+    async def _put_members(self, request: web.Request) -> web.Response:
+        """``{"servicegroupname": "sg", "svrstate": "DOWN"}``: see ``set_probe``; 404 when
+        nothing matched, so a test with a typo fails instead of passing vacuously."""
+        try:
+            body = json.loads(await request.read() or b"null")
+            if not isinstance(body, dict) or "svrstate" not in body:
+                raise ValueError("expected a JSON object with svrstate")
+            selector = {k: v for k, v in body.items() if k != "svrstate"}
+            matched = self.set_probe(body["svrstate"], selector)
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        return web.json_response({"matched": matched}, status=200 if matched else 404)
+
+    async def _put_features(self, request: web.Request) -> web.Response:
+        """``{"lb": false}``: switch NITRO features on or off, as ``nsfeature?action=``."""
+        try:
+            body = json.loads(await request.read() or b"null")
+            if not isinstance(body, dict) or not all(isinstance(v, bool) for v in body.values()):
+                raise ValueError("expected a JSON object of feature: true|false")
+            for feature, on in body.items():
+                action = system.handle(self.store, "POST", "nsfeature",
+                                       {"action": "enable" if on else "disable"},
+                                       {"nsfeature": {"feature": [feature]}})  # fmt: skip
+                assert action["errorcode"] == 0
+        except (ValueError, NitroError) as e:
+            return web.json_response({"error": str(e)}, status=400)
+        return web.json_response(system.handle(self.store, "GET", "nsfeature", {}, None))
 
     async def _reset(self, _: web.Request) -> web.Response:
         """Back to a fresh appliance: configuration cleared, sessions and counts kept."""

@@ -10,47 +10,41 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from lbctl.nitro.simulator import errors
+from lbctl.nitro.simulator.health import MEMBER, VS_BIND, VS_SVC, Health
 from lbctl.nitro.simulator.resources import JSON, SPECS, Spec, check_name, defaults, parse, render
+from lbctl.nitro.simulator.rules import (
+    BUILTIN_MONITORS,
+    COMPATIBLE,
+    DEFAULT_MONITORS,
+    check,
+    monitor_defaults,
+)
+from lbctl.nitro.simulator.system import System
 
-MEMBER = "servicegroup_servicegroupmember_binding"
-VS_BIND = "lbvserver_servicegroup_binding"
-MON_BIND = "servicegroup_lbmonitor_binding"
+MON_BINDS = {"servicegroup_lbmonitor_binding", "service_lbmonitor_binding"}
+VS_BINDS = {VS_BIND: "servicegroup", VS_SVC: "service"}  # vserver bindings: what they bind
 
-# (resource, key field) -> the (resource, field) pairs that name it.
-REFERENCES: dict[str, list[tuple[str, str]]] = {
-    "lbvserver": [(VS_BIND, "name")],
-    "servicegroup": [(MEMBER, "servicegroupname"), (VS_BIND, "servicegroupname"),
-                     (MON_BIND, "servicegroupname")],
-    "server": [(MEMBER, "servername")],
-    "lbmonitor": [(MON_BIND, "monitor_name")],
-}  # fmt: skip
-CASCADE = {"lbvserver", "servicegroup"}  # deleting these removes what names them
-
-BUILTIN_MONITORS = {
-    "ping-default": "PING", "tcp-default": "TCP", "ping": "PING", "tcp": "TCP", "http": "HTTP",
-    "tcp-ecv": "TCP-ECV", "http-ecv": "HTTP-ECV", "udp-ecv": "UDP-ECV", "dns": "DNS",
-    "tcps": "TCPS", "https": "HTTPS", "arp": "ARP",
-}  # fmt: skip
-DEFAULT_MONITORS = {"ping-default", "tcp-default"}
-
-UDP_TYPES = {"UDP", "DNS", "SIP_UDP", "DTLS", "RADIUS", "SYSLOGUDP", "TFTP", "QUIC", "IPFIX"}
-COMPATIBLE = [{"HTTP", "SSL"}, {"TCP", "SSL_TCP"}]  # vserver/service-group type families
+# resource -> the (resource, field) pairs that name it, from the ``refs`` in specs.json.
+REFERENCES: dict[str, list[tuple[str, str]]] = {}
+for _other, _spec in SPECS.items():
+    for _arg, _target in _spec.refs.items():
+        REFERENCES.setdefault(_target, []).append((_other, _arg))
+# Deleting these removes what names them (their bindings); a server or monitor in use is refused.
+CASCADE = {"lbvserver", "servicegroup", "service"}
 
 
 def key_of(spec: Spec, obj: JSON) -> tuple[str, ...]:
     return tuple(str(obj.get(k)) for k in spec.key)
 
 
-def _transport(servicetype: str) -> str:
-    return "any" if servicetype == "ANY" else "udp" if servicetype in UDP_TYPES else "tcp"
+def matches(obj: JSON, conditions: dict[str, str], enums: frozenset[str] = frozenset()) -> bool:
+    """Exact match on the rendered value; a value written ``/re/`` is a regular expression.
 
-
-def matches(obj: JSON, conditions: dict[str, str]) -> bool:
-    """Exact match on the rendered value; a value written ``/re/`` is a regular expression."""
+    Enumerations compare case-insensitively (``args=type:http`` finds an HTTP monitor), as the
+    appliance takes enum values in any case on writes (NITRO docs list them upper case)."""
     for arg, want in conditions.items():
         value = obj.get(arg)
         if value is None:
@@ -59,17 +53,11 @@ def matches(obj: JSON, conditions: dict[str, str]) -> bool:
         if len(want) >= 2 and want.startswith("/") and want.endswith("/"):
             if not re.search(want[1:-1], have):
                 return False
+        elif arg in enums and have.upper() == want.upper():
+            continue
         elif have != want:
             return False
     return True
-
-
-@dataclass(frozen=True)
-class Health:
-    live: set[str]
-    """Service groups with at least one enabled member on an enabled server."""
-    bound: dict[str, list[str]]
-    """lb vserver name → the service groups bound to it."""
 
 
 class Store:
@@ -77,16 +65,19 @@ class Store:
 
     def __init__(self) -> None:
         self.saves = 0
+        self.changed = False  # nsconfig configchanged: a write since the last save
+        self.system = System()
         self._objs: dict[str, dict[tuple[str, ...], JSON]] = {}
         self.clear()
 
     def clear(self) -> None:
         """Back to a fresh appliance: nothing but the built-in monitors."""
+        self.system = System()
         self._objs = {resource: {} for resource in SPECS}
         monitors = self._objs["lbmonitor"]
         for name, kind in BUILTIN_MONITORS.items():
             obj = {**defaults(SPECS["lbmonitor"]), "monitorname": name, "type": kind}
-            monitors[(name,)] = self._monitor_defaults(obj)
+            monitors[(name,)] = monitor_defaults(obj)
 
     def snapshot(self) -> Any:
         return copy.deepcopy((self._objs, self.saves))
@@ -105,51 +96,40 @@ class Store:
             found += [(other, k) for k, o in self._objs[other].items() if o.get(arg) == name]
         return found
 
+    def health(self) -> Health:
+        return Health(self._objs)
+
     def view(self, resource: str, obj: JSON, health: Health | None = None) -> JSON:
         """One object as GET shows it, with the appliance's computed read-only fields."""
         spec = SPECS[resource]
         out = render(spec, obj)
-        if resource in ("lbvserver", "servicegroup"):
-            health = health or self._health()
+        health = health or self.health()
         if resource == "lbvserver":
-            assert health is not None
-            out.update(self._vserver_state(obj, health), type="ADDRESS")
+            out.update(health.vserver(obj), type="ADDRESS")
         elif resource == "servicegroup":
-            assert health is not None
-            up = self._sg_up(obj, health)
-            out["servicegroupeffectivestate"] = "UP" if up else "DOWN"
-        elif resource == MEMBER:
+            out["servicegroupeffectivestate"] = health.group(obj["servicegroupname"])
+            out["numofconnections"] = 0
+        elif resource in (MEMBER, "service"):
             server = self._objs["server"].get((obj["servername"],), {})
-            out["ip"] = server.get("ipaddress", server.get("domain", ""))
-            up = obj["state"] == "ENABLED" and server.get("state") == "ENABLED"
-            out["svrstate"] = "UP" if up else "OUT OF SERVICE"
+            out["ip" if resource == MEMBER else "ipaddress"] = server.get(
+                "ipaddress", server.get("domain", "")
+            )
+            if resource == MEMBER:
+                out["svrstate"] = health.members[key_of(spec, obj)]
+            else:
+                out["svrstate"] = health.services[obj["name"]]
+        elif resource == VS_SVC:
+            service = self._objs["service"][(obj["servicename"],)]
+            vs = self._objs["lbvserver"][(obj["name"],)]
+            ip = self.view("service", service, health)["ipaddress"]
+            out.update(curstate=health.services[obj["servicename"]], ipv46=vs["ipv46"],
+                       port=vs["port"], servicetype=service["servicetype"],
+                       vsvrbindsvcip=ip, vsvrbindsvcport=service["port"])  # fmt: skip
         return out
 
-    def _health(self) -> Health:
-        """Which service groups have a live member, and which groups each vserver binds:
-        computed in one pass, so listing N objects costs O(N), not O(N²)."""
-        servers = self._objs["server"]
-        live = {
-            m["servicegroupname"]
-            for m in self._objs[MEMBER].values()
-            if m["state"] == "ENABLED" and servers[(m["servername"],)]["state"] == "ENABLED"
-        }
-        bound: dict[str, list[str]] = {}
-        for b in self._objs[VS_BIND].values():
-            bound.setdefault(b["name"], []).append(b["servicegroupname"])
-        return Health(live, bound)
-
-    def _sg_up(self, sg: JSON, health: Health) -> bool:
-        return sg.get("state") == "ENABLED" and sg["servicegroupname"] in health.live
-
-    def _vserver_state(self, vs: JSON, health: Health) -> JSON:
-        bound = health.bound.get(vs["name"], [])
-        groups = self._objs["servicegroup"]
-        up = sum(1 for sg in bound if self._sg_up(groups[(sg,)], health))
-        cur = "OUT OF SERVICE" if vs.get("state") == "DISABLED" else "UP" if up else "DOWN"
-        total = len(bound)
-        return {"curstate": cur, "effectivestate": cur, "status": 1 if cur == "UP" else 7,
-                "totalservices": str(total), "activeservices": str(up)}  # fmt: skip
+    def units(self, resource: str) -> list[JSON]:
+        """The raw objects of ``resource``: the control API marks probes on them."""
+        return list(self._objs[resource].values())
 
     def list(self, resource: str, name: str | None, *, bulk: bool = False) -> list[JSON]:
         """GET without options: one object, a parent's bindings, or everything."""
@@ -158,17 +138,17 @@ class Store:
         if name is None:
             if spec.binding and not bulk:
                 raise errors.required_missing(spec.parent)
-            health = self._health() if resource in ("lbvserver", "servicegroup") else None
+            health = self.health()
             return [self.view(resource, o, health) for o in objs.values()]
         if not spec.binding:
             obj = objs.get((name,))
             if obj is None:
                 raise errors.no_such_resource(spec.parent, name)
             return [self.view(resource, obj)]
-        parent = "lbvserver" if resource == VS_BIND else "servicegroup"
-        if (name,) not in self._objs[parent]:
+        if (name,) not in self._objs[spec.parent_resource]:
             raise errors.no_such_resource(spec.parent, name)
-        return [self.view(resource, o) for o in objs.values() if o[spec.parent] == name]
+        health = self.health()
+        return [self.view(resource, o, health) for o in objs.values() if o[spec.parent] == name]
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -177,17 +157,21 @@ class Store:
         if spec.binding:
             self.bind(resource, payload)
             return
-        obj = parse(spec, payload, require=True)
+        raw, ip = self._split_ip(resource, payload)
+        obj = parse(spec, raw, require=True)
         key = key_of(spec, obj)
         if key in self._objs[resource]:
             if idempotent:
-                self.update(resource, payload)
+                self.update(resource, raw)
                 return
             raise errors.already_exists(spec.parent, key[0])
         obj = {**defaults(spec), **obj}
         if resource == "lbmonitor":
-            obj = self._monitor_defaults(obj)
+            obj = monitor_defaults(obj)
         self._check(resource, obj, None)
+        if resource == "service":
+            self._place(spec, obj, ip)
+            self._create_server(ip)
         self._objs[resource][key] = obj
 
     def update(self, resource: str, payload: Any) -> None:
@@ -198,6 +182,9 @@ class Store:
         current = self._existing(spec, obj)
         if resource == "lbmonitor" and current["monitorname"] in DEFAULT_MONITORS:
             raise errors.netscaler(2139, "No operations allowed with the default monitor")
+        if resource == "servicegroup" and "monitor_name_svc" in obj:
+            self._set_monstate(current, obj.pop("monitor_name_svc"), obj.get("monstate"))
+            obj.pop("monstate", None)
         changes = {k: v for k, v in obj.items() if not spec.fields[k].immutable}
         merged = {**current, **changes}
         self._check(resource, merged, key_of(spec, current))
@@ -212,75 +199,69 @@ class Store:
             raise errors.no_such_resource(spec.parent, name)
         return current
 
-    def _monitor_defaults(self, obj: JSON) -> JSON:
-        if obj["type"] in ("HTTP", "HTTP-ECV", "HTTPS"):
-            obj.setdefault("httprequest", "HEAD /")
-            obj.setdefault("respcode", ["200"])
-        return obj
-
     def _check(self, resource: str, obj: JSON, own: tuple[str, ...] | None) -> None:
-        """Rules across objects that the appliance enforces on add and update."""
-        others = [o for k, o in self._objs[resource].items() if k != own]
-        if resource == "lbmonitor" and obj["resptimeout"] >= obj["interval"]:
-            raise errors.netscaler(
-                2128, "Monitor interval must be greater than response timeout",
-                "resptimeout", obj["resptimeout"],
-            )  # fmt: skip
-        elif resource == "server":
-            if "ipaddress" in obj and "domain" in obj:
-                raise errors.both_specified("ipaddress", "domain")
-            if "ipaddress" not in obj and "domain" not in obj:
-                raise errors.required_missing("ipaddress")
-            ip = obj.get("ipaddress")
-            if ip is not None and any(o.get("ipaddress") == ip for o in others):
-                raise errors.netscaler(1335, "Server already exists", "ipaddress", ip)
-        elif resource == "lbvserver" and obj["ipv46"] not in ("0.0.0.0", "::"):
-            mine = _transport(obj["servicetype"])
-            for o in others:
-                if o["ipv46"] != obj["ipv46"] or o["port"] != obj["port"]:
-                    continue
-                theirs = _transport(o["servicetype"])
-                if "any" in (mine, theirs) or mine == theirs:
-                    where = f"{obj['ipv46']}:{obj['port']}"
-                    raise errors.netscaler(304, "Address already in use", "ipv46", where)
+        check(resource, obj, [o for k, o in self._objs[resource].items() if k != own])
+
+    def _set_monstate(self, group: JSON, monitor: str, state: str | None) -> None:
+        """``set servicegroup <sg> -monitorName <m> -monState <s>``: one monitor binding."""
+        if state is None:
+            raise errors.required_missing("monState")
+        binding = self.find("servicegroup_lbmonitor_binding", group["servicegroupname"], monitor)
+        if binding is None:
+            raise errors.no_such_resource("monitorName", monitor)
+        binding["monstate"] = state
+
+    def _split_ip(self, resource: str, payload: Any) -> tuple[Any, str | None]:
+        """A member or service names its server or gives an IP, never both (1092)."""
+        if resource not in (MEMBER, "service") or not isinstance(payload, dict):
+            return payload, None
+        raw = dict(payload)
+        ip = raw.pop("ip", None)
+        if ip is not None and "servername" in raw:
+            raise errors.both_specified("serverName", "IP")
+        if ip is None and "servername" not in raw:
+            raise errors.required_missing("ip")
+        if ip is not None:
+            ip = parse(SPECS[resource], {"ip": ip}, require=False)["ip"]
+        return raw, ip
+
+    def _place(self, spec: Spec, obj: JSON, ip: str | None) -> None:
+        """Point a member or service at its server; by IP, the server is found or auto-created
+        on write (nitro.md 10: binding by IP creates a server named after it)."""
+        if ip is None:
+            self._need("server", "servername", obj["servername"])
+            return
+        server = self._server_for(ip)
+        obj["servername"] = server["name"] if server else ip
+
+    def _create_server(self, ip: str | None) -> None:
+        if ip is not None and self._server_for(ip) is None:
+            self._objs["server"][(ip,)] = {**defaults(SPECS["server"]), "name": ip, "ipaddress": ip}
 
     def bind(self, resource: str, payload: Any) -> None:
         spec = SPECS[resource]
-        raw = dict(payload) if isinstance(payload, dict) else payload
-        ip = raw.pop("ip", None) if resource == MEMBER and isinstance(raw, dict) else None
-        if ip is not None and "servername" in raw:
-            raise errors.both_specified("serverName", "IP")
-        if resource == MEMBER and ip is None and isinstance(raw, dict) and "servername" not in raw:
-            raise errors.required_missing("ip")
+        raw, ip = self._split_ip(resource, payload)
         obj = parse(spec, raw, require=True)
-        if ip is not None:
-            ip = parse(spec, {"ip": ip}, require=False)["ip"]
-        if resource == MEMBER:
-            self._need("servicegroup", "servicegroupname", obj["servicegroupname"])
-            if ip is None:
-                self._need("server", "servername", obj["servername"])
+        for arg, target in spec.refs.items():
+            if resource == MEMBER and arg == "servername":
+                self._place(spec, obj, ip)
             else:
-                server = self._server_for(ip)
-                obj["servername"] = server["name"] if server else ip
-        elif resource == VS_BIND:
-            vs = self._need("lbvserver", "name", obj["name"])
-            sg = self._need("servicegroup", "servicegroupname", obj["servicegroupname"])
-            a, b = vs["servicetype"], sg["servicetype"]
+                self._need(target, arg, obj[arg])
+        if resource in VS_BINDS:
+            vs = self._objs["lbvserver"][(obj["name"],)]
+            arg = spec.key[1]
+            bound = self._objs[VS_BINDS[resource]][(obj[arg],)]
+            a, b = vs["servicetype"], bound["servicetype"]
             if a != b and not any(a in fam and b in fam for fam in COMPATIBLE):
                 raise errors.netscaler(
                     1304, "Service type mismatch between the vserver and service", a, b
                 )
-        else:
-            self._need("servicegroup", "servicegroupname", obj["servicegroupname"])
-            self._need("lbmonitor", "monitor_name", obj["monitor_name"])
         key = key_of(spec, obj)
         if key in self._objs[resource]:
-            if resource == MON_BIND:
+            if resource in MON_BINDS:
                 raise errors.netscaler(2133, "The monitor is already bound to the service")
             raise errors.already_exists(*key)
-        if resource == MEMBER and ip is not None and self._server_for(ip) is None:
-            auto = {**defaults(SPECS["server"]), "name": ip, "ipaddress": ip}
-            self._objs["server"][(ip,)] = auto
+        self._create_server(ip)
         self._objs[resource][key] = {**defaults(spec), **obj}
 
     def _need(self, resource: str, arg: str, name: str) -> JSON:
@@ -323,8 +304,7 @@ class Store:
         del self._objs[resource][(name,)]
 
     def _unbind(self, spec: Spec, name: str, args: dict[str, str]) -> None:
-        parent = "lbvserver" if spec.resource == VS_BIND else "servicegroup"
-        self._need(parent, spec.parent, name)
+        self._need(spec.parent_resource, spec.parent, name)
         conditions = dict(args)
         if spec.resource == MEMBER:
             if "ip" in conditions and "servername" in conditions:
@@ -340,8 +320,10 @@ class Store:
             if arg not in spec.fields:
                 raise errors.no_such_argument(arg)
         objs = self._objs[spec.resource]
+        health = self.health()
         for key, obj in objs.items():
-            if obj[spec.parent] == name and matches(self.view(spec.resource, obj), conditions):
+            view = self.view(spec.resource, obj, health)
+            if obj[spec.parent] == name and matches(view, conditions, spec.enums()):
                 del objs[key]
                 return
         raise errors.no_such_resource(*next(iter(conditions.items())))
