@@ -1,0 +1,119 @@
+"""What the Service says about the NetScaler, and IPAM that never waits for it: a black-holed
+NetScaler (connections accepted, never answered) and an outage that ends, on the real
+apiserver with the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from lbctl.config import AdcSettings
+from lbctl.kube.client import EVENTS, JSON, SERVICES, KubeClient
+from lbctl.reconcile.adc_step import ADC_UNREACHABLE
+from lbctl.reconcile.conditions import ADC_CONDITION
+from tests.integration.conftest import RunningSimulator, StartLbctl, load_balancer, wait_for_ip
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+SERVICES_IN_PLACE = 200
+
+
+@contextlib.asynccontextmanager
+async def black_hole() -> AsyncIterator[str]:
+    """A listener that accepts connections and never answers; its URL."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def adc_condition(kube: KubeClient, namespace: str, name: str) -> JSON | None:
+    service = await kube.get(SERVICES, namespace, name)
+    found = [c for c in (service.get("status") or {}).get("conditions") or []
+             if c["type"] == ADC_CONDITION]  # fmt: skip
+    return found[0] if found else None
+
+
+async def reasons(kube: KubeClient, namespace: str, name: str) -> list[tuple[str, str]]:
+    items, _ = await kube.list(EVENTS, namespace)
+    return [(e["reason"], e["message"]) for e in items if e["involvedObject"]["name"] == name]
+
+
+async def test_a_black_holed_netscaler_never_delays_an_address(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """With 200 Services in place and the NetScaler black-holed (10 s NITRO timeout), a new
+    Service gets its VIP within 5 s, every Service says the NetScaler is unreachable (port
+    errors and condition), none is told EnsuredLoadBalancer, and the circuit breaker keeps
+    NITRO requests from piling up behind the timeout."""
+    async with black_hole() as url:
+        adc = AdcSettings(url=url, username="nsroot", password="x", timeout=10.0)
+        running = await start_lbctl('["10.150.0.0/23"]', adc=adc)
+        await asyncio.gather(*(
+            kube.create(SERVICES, namespace, load_balancer(f"s{i:03}"))
+            for i in range(SERVICES_IN_PLACE)
+        ))  # fmt: skip
+        for i in range(SERVICES_IN_PLACE):
+            await wait_for_ip(kube, namespace, f"s{i:03}", within=120)
+        await kube.create(SERVICES, namespace, load_balancer("new"))
+        await wait_for_ip(kube, namespace, "new", within=5)
+
+        async def told_unreachable() -> JSON | None:
+            condition = await adc_condition(kube, namespace, "new")
+            return condition if condition and condition["reason"] == "Unreachable" else None
+
+        condition = await eventually(told_unreachable, within=60, what="condition Unreachable")
+        assert condition["status"] == "False"
+        service = await kube.get(SERVICES, namespace, "new")
+        (ingress,) = service["status"]["loadBalancer"]["ingress"]
+        assert ingress["ports"] == [{"port": 80, "protocol": "TCP", "error": ADC_UNREACHABLE}]
+        assert "EnsuredLoadBalancer" not in [r for r, _ in await reasons(kube, namespace, "new")]
+        nitro = running.runtime.nitro
+        assert nitro is not None
+        assert nitro.breaker.opened >= 1
+        sent = sum(nitro.requests.values())
+        assert sent < 50, f"{sent} NITRO requests sent to a NetScaler that never answers"
+
+
+async def test_the_service_says_what_the_netscaler_did_and_when_it_recovers(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """EnsuredLoadBalancer and the condition True once the NetScaler holds the configuration;
+    during an outage every port says so and the condition is False/Unreachable; when it ends
+    the configuration is made, the ports are clear, and a Normal Event says it recovered."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    simulator.sim.faults.outage = True
+    await start_lbctl('["10.151.0.0/28"]', adc=simulator.settings(timeout=1.0))
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    await wait_for_ip(kube, namespace, "web")
+
+    async def condition_is(status: str, reason: str) -> JSON | None:
+        found = await adc_condition(kube, namespace, "web")
+        return found if found and (found["status"], found["reason"]) == (status, reason) else None
+
+    await eventually(lambda: condition_is("False", "Unreachable"), within=30, what="Unreachable")
+    assert "EnsuredLoadBalancer" not in [r for r, _ in await reasons(kube, namespace, "web")]
+    simulator.sim.faults.outage = False
+    await eventually(lambda: condition_is("True", "Configured"), within=60, what="Configured")
+    service = await kube.get(SERVICES, namespace, "web")
+    assert "ports" not in service["status"]["loadBalancer"]["ingress"][0]
+    (ensured,) = [m for r, m in await reasons(kube, namespace, "web") if r == "EnsuredLoadBalancer"]
+    assert ensured.startswith(
+        "Configured on the NetScaler for 10.151.0.1 (recovered from Unreachable"
+    )
+    assert f"lbctl-{namespace}_web_80-tcp_lbv" in simulator.names("lbvserver")
