@@ -8,6 +8,7 @@ new allocation can hand out an address that is already in use.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass, field
 
 import structlog
@@ -107,12 +108,19 @@ def _generation(raw: JSON) -> object:
     return raw["metadata"].get("generation")
 
 
+def tls_verify(settings: AdcSettings) -> ssl.SSLContext | bool:
+    """How to check the NetScaler's certificate: against ``ca_file`` (an SSL context, as
+    httpx 0.28 wants it), the system CAs (True), or not at all (``insecure``: False)."""
+    if settings.ca_file:
+        return ssl.create_default_context(cafile=settings.ca_file)
+    return not settings.insecure
+
+
 def nitro_client(settings: AdcSettings) -> NitroClient:
-    verify: bool | str = settings.ca_file or not settings.insecure
     return NitroClient(
         settings.url,
         Credentials(settings.username, settings.password),
-        verify=verify,
+        verify=tls_verify(settings),
         timeout=settings.timeout,
         session_timeout=settings.session_timeout,
     )

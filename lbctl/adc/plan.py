@@ -55,8 +55,19 @@ class Node:
             name=str(meta.get("name")),
             address=addresses.get("InternalIP") or addresses.get("ExternalIP"),
             ready=ready,
-            excluded=EXCLUDE_LABEL in (meta.get("labels") or {}),
+            excluded=excluded((meta.get("labels") or {}).get(EXCLUDE_LABEL)),
         )
+
+
+FALSE_VALUES = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def excluded(label: str | None) -> bool:
+    """Whether ``node.kubernetes.io/exclude-from-external-load-balancers`` with this value
+    excludes the node: as the Kubernetes service controller since kubernetes/kubernetes#131085,
+    a value Go's ``strconv.ParseBool`` reads as false keeps it; true, and any value it cannot
+    read (the empty one too), excludes it; no label keeps it."""
+    return label is not None and label not in FALSE_VALUES
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -57,7 +58,17 @@ def _encode(name: str) -> str:
 
 
 def _pairs(values: Mapping[str, object]) -> str:
+    """``k:v,k2:v2`` for ``args`` and ``filter``, each value URL-encoded once, as NITRO reads
+    them (the ansible collection's ``url_builder``): ``ip:fd00%3A%3A1``."""
     return ",".join(f"{k}:{quote(str(v), safe='')}" for k, v in values.items())
+
+
+def _query(query: Mapping[str, str] | None) -> str:
+    """The query string, sent as built: ``args`` and ``filter`` values are encoded once by
+    ``_pairs`` (handing them to httpx as params would encode their ``%`` again: ``%253A``)."""
+    if not query:
+        return ""
+    return "?" + "&".join(f"{k}={v}" for k, v in query.items())
 
 
 class NitroClient:
@@ -66,7 +77,7 @@ class NitroClient:
         url: str,
         credentials: Credentials,
         *,
-        verify: bool | str = True,
+        verify: ssl.SSLContext | bool = True,
         timeout: float = 10.0,
         retries: int = 3,
         backoff: float = 0.2,
@@ -320,8 +331,7 @@ class NitroClient:
             try:
                 response = await self._http.request(
                     method,
-                    path,
-                    params=dict(query or {}),
+                    path + _query(query),
                     content=content,
                     headers=send_headers,
                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,

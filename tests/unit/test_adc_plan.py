@@ -275,3 +275,25 @@ def test_comments_stay_within_the_netscaler_limit() -> None:
         comment = ownership_comment(wide, longest)
         assert len(comment) <= MAX_COMMENT
         assert owner_of(wide, object_name(wide.prefix, longest, "sgp"), comment) == longest
+
+
+@pytest.mark.parametrize(
+    ("value", "excluded"),
+    [(None, False), ("false", False), ("False", False), ("0", False), ("true", True),
+     ("True", True), ("", True), ("yes", True)],
+)  # fmt: skip
+def test_the_exclude_label_excludes_unless_its_value_reads_as_false(
+    value: str | None, excluded: bool
+) -> None:
+    """kubernetes/kubernetes#131085: ``false`` keeps the node; ``true`` and values that do
+    not parse as a boolean (the empty one too) exclude it."""
+    labels = (
+        {} if value is None else {"node.kubernetes.io/exclude-from-external-load-balancers": value}
+    )
+    node = Node.from_raw({
+        "metadata": {"name": "n", "labels": labels},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+                   "conditions": [{"type": "Ready", "status": "True"}]},
+    })  # fmt: skip
+    assert node.excluded is excluded
+    assert node.eligible is not excluded

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 
+import certifi
 import httpx
 import pytest
 import respx
 
+from lbctl.app import nitro_client, tls_verify
+from lbctl.config import AdcSettings
 from lbctl.nitro import errors
 from lbctl.nitro.client import Credentials, NitroClient
 from tests.unit.nitro_wire import SECRET, URL, login_ok, nitro_error, no_sleep
@@ -340,3 +344,27 @@ async def test_a_full_session_table_falls_back_to_stateless_requests(
     assert "cookie" not in sent
     assert nitro.stateless_periods == 1
     await nitro.aclose()
+
+
+async def test_args_values_are_encoded_once_on_the_wire(
+    mock: respx.MockRouter, client: NitroClient
+) -> None:
+    """NITRO reads ``args``/``filter`` values URL-encoded once (``ip:fd00%3A%3A1``); an IPv6
+    member's ``:`` must not reach the ADC as ``%253A``."""
+    route = mock.delete(path__regex=r"/servicegroup_servicegroupmember_binding/sg1").mock(
+        return_value=httpx.Response(200, json={"errorcode": 0})
+    )
+    await client.unbind(
+        "servicegroup_servicegroupmember_binding", "sg1", {"ip": "fd00::1", "port": 80}
+    )
+    (call,) = route.calls
+    assert call.request.url.query == b"args=ip:fd00%3A%3A1,port:80"
+
+
+async def test_a_ca_file_becomes_an_ssl_context() -> None:
+    """httpx 0.28 deprecates ``verify=<path>`` (a warning, an error under ``-W error``)."""
+    settings = AdcSettings(url=URL, username="u", password=SECRET, ca_file=certifi.where())
+    assert isinstance(tls_verify(settings), ssl.SSLContext)
+    await nitro_client(settings).aclose()
+    insecure = AdcSettings(url=URL, username="u", password=SECRET, insecure=True)
+    assert tls_verify(insecure) is False
