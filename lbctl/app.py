@@ -84,7 +84,8 @@ class Runtime:
     """This process reconciles now (it leads, or leader election is off)."""
 
     def ready(self) -> bool:
-        return self.started.is_set()
+        """Caches synced, and the NetScaler (if any) can load-balance (its LB feature on)."""
+        return self.started.is_set() and (self.adc is None or self.adc.lb_disabled is None)
 
     @property
     def controllers(self) -> list[Controller]:

@@ -108,6 +108,14 @@ def ownership_comment(owner: str | Owner, port: PortId) -> str:
     )
 
 
+def server_comment(owner: str | Owner) -> str:
+    """The comment lbctl gives a ``server`` that NetScaler created for one of its member
+    binds: the only servers it ever deletes."""
+    owner = as_owner(owner)
+    scope = f" scope={owner.scope}" if owner.scope is not None else ""
+    return f"lbctl owner={owner.prefix}{scope} server"
+
+
 def owner_of(owner: str | Owner, name: str, comment: object) -> PortId | None:
     """The Service port an ADC object belongs to, if its name has ``owner``'s prefix and its
     comment names exactly ``owner``'s key (prefix and scope)."""

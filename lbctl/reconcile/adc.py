@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from lbctl.adc.diff import Op, diff
-from lbctl.adc.names import Owner, as_owner
+from lbctl.adc.names import Owner, as_owner, server_comment
 from lbctl.adc.plan import Endpoint, Node, Plan, plan_service
 from lbctl.adc.state import (
     BINDING_ATTRS,
@@ -52,6 +52,8 @@ class AdcOutcome:
     """Why the Service must be tried again (ADC unreachable, a port failed)."""
     unreachable: bool = False
     """The ADC did not answer (or refused lbctl's credentials): nothing is known per port."""
+    lb_disabled: bool = False
+    """The NetScaler's LB feature is off: nothing was tried."""
     writes: int = 0
 
 
@@ -73,7 +75,11 @@ class AdcSync:
         """Writes made while a listing is being read; replayed onto it, since the GETs may
         have run before them."""
         self._released: set[str] = set()
-        """Member IPs lbctl unbound: their auto-created ``server`` objects go once unused."""
+        """Member IPs lbctl unbound: the ``server`` objects its binds created go once unused."""
+        self._servers: dict[str, str] | None = None
+        """``server`` name → comment, as last read (None: not read yet)."""
+        self.lb_disabled: str | None = None
+        """Why the NetScaler cannot load-balance (its LB feature is off), or None."""
         self.passes = 0
 
     async def refresh(self) -> set[str]:
@@ -90,6 +96,9 @@ class AdcSync:
                 attrs = MANAGED_ATTRS.get(resource) or BINDING_ATTRS.get(resource)
                 rows[resource] = await self._client.get(resource, bulkbindings=bulk, attrs=attrs)
             listing = read_listing(self._owner, rows)
+            servers = await self._client.get("server", attrs=["name", "ipaddress", "comment"])
+            self._servers = {str(s.get("name")): str(s.get("comment") or "") for s in servers}
+            await self.check_features()
             for op, owner in self._journal:
                 _record(listing, op, owner)
         finally:
@@ -102,18 +111,52 @@ class AdcSync:
         )
         return self._listing.owner_keys()
 
+    async def check_features(self) -> None:
+        """Read ``nsfeature``: without the LB feature every lb vserver add would fail, so
+        lbctl says so once, clearly, instead (``lb_disabled``)."""
+        (features,) = await self._client.get("nsfeature") or [{}]
+        enabled = features.get("lb") in (True, "true", "ON") or "LB" in (
+            features.get("feature") or []
+        )
+        was = self.lb_disabled
+        self.lb_disabled = (
+            None
+            if enabled
+            else ("the NetScaler's load-balancing feature is disabled (enable ns feature lb)")
+        )
+        if self.lb_disabled and not was:
+            log.error("NetScaler cannot load-balance", reason=self.lb_disabled)
+        elif was and not self.lb_disabled:
+            log.info("NetScaler load-balancing feature enabled")
+
     async def _delete_unused_servers(self, in_use: set[str]) -> None:
         """Binding a member by IP makes NetScaler create a ``server`` named after the IP, and
-        unbinding leaves it behind; delete those lbctl caused once nothing binds them."""
+        unbinding leaves it behind: delete those lbctl's binds created (they carry lbctl's
+        server comment) once nothing binds them.  A server that was there before, made by
+        hand or another tool, is never deleted."""
         candidates = self._released - in_use
         self._released &= in_use
-        if not candidates:
-            return
-        for server in await self._client.get("server"):
-            name = str(server.get("name"))
-            if name in candidates and server.get("ipaddress") == name:
+        mine = server_comment(self._owner)
+        for name in sorted(candidates):
+            if (self._servers or {}).get(name) == mine:
                 with contextlib.suppress(NitroError):  # in use after all: it stays
                     await self._client.delete("server", name)
+                    (self._servers or {}).pop(name, None)
+
+    async def _mark_created_servers(self, batch: list[Op], errors: list[NitroError | None]) -> None:
+        """Members just bound by IP whose ``server`` did not exist: NetScaler created it for
+        lbctl's bind, so it gets lbctl's server comment (its proof of ownership)."""
+        if self._servers is None:
+            return
+        mine = server_comment(self._owner)
+        for op, error in zip(batch, errors, strict=True):
+            ip = op.key.sub[0] if op.key.kind == "member" and op.action == "bind" else None
+            if error is None and ip is not None and ip not in self._servers:
+                try:
+                    await self._client.update("server", {"name": ip, "comment": mine})
+                    self._servers[ip] = mine
+                except NitroError as err:
+                    log.warning("cannot mark a server lbctl created", server=ip, error=str(err))
 
     def may_own(self, owner: str) -> bool:
         return self._listing is not None and self._listing.owns(owner)
@@ -127,6 +170,13 @@ class AdcSync:
         return self._listing
 
     async def ensure(self, service: Mapping[str, Any], addresses: list[str]) -> AdcOutcome:
+        if self.lb_disabled is not None:
+            try:
+                await self.check_features()  # enabled meanwhile?
+            except NitroError as err:
+                return AdcOutcome(retry=str(err), unreachable=isinstance(err, Unavailable))
+            if self.lb_disabled is not None:
+                return AdcOutcome(retry=self.lb_disabled, lb_disabled=True)
         meta = service["metadata"]
         owner = f"{meta['namespace']}/{meta['name']}"
         nodes, endpoints = self._nodes(), self._endpoints(owner)
@@ -159,6 +209,7 @@ class AdcSync:
             log.debug("ADC write", service=owner, operations=[str(op) for op in batch])
             errors = await self._run(batch)
             outcome.writes += 1
+            await self._mark_created_servers(batch, errors)
             for op, error in zip(batch, errors, strict=True):
                 if error is None:
                     if op.action in ("delete", "unbind"):

@@ -46,6 +46,8 @@ def _condition(outcome: AdcOutcome) -> tuple[str, str, str]:
     """The ``NetScalerConfigured`` condition (status, reason, message) an outcome means."""
     if outcome.unreachable:
         return "False", "Unreachable", outcome.retry or "the NetScaler does not answer"
+    if outcome.lb_disabled:
+        return "False", "LBFeatureDisabled", outcome.retry or "LB feature disabled"
     if outcome.port_errors:
         label, (reason, message) = sorted(outcome.port_errors.items())[0]
         short = reason.rsplit("/", 1)[-1]

@@ -81,11 +81,13 @@ async def test_service_is_configured_on_the_adc_in_four_writes(
     assert {(b["name"], b["servicegroupname"]) for b in bindings} >= {
         (f"{base}_lbv", f"{base}_sgp")
     }
-    await eventually(lambda: len(simulator.writes()) >= 4, what="all writes")
+    await eventually(lambda: len(simulator.writes()) >= 7, what="all writes")
+    # The three servers NetScaler created for the binds get lbctl's comment: once per node.
     assert [(r.method, r.resource) for r in simulator.writes()] == [
         ("POST", "servicegroup"),
         ("POST", "lbvserver"),
         ("POST", "servicegroup_servicegroupmember_binding"),
+        *[("PUT", "server")] * 3,
         ("POST", "lbvserver_servicegroup_binding"),
     ]
 
@@ -287,9 +289,13 @@ async def test_auto_created_servers_are_removed_once_unused_and_others_kept(
 ) -> None:  # fmt: skip
     await nodes(f"{namespace}-a", "10.10.0.1")
     await nodes(f"{namespace}-b", "10.10.0.2")
+    await nodes(f"{namespace}-c", "10.10.0.3")
     admin = NitroClient(simulator.url, Credentials("nsroot", SIM_PASSWORD))
     try:
         await admin.add("server", {"name": "10.10.0.99", "ipaddress": "10.10.0.99"})
+        # Made by hand before lbctl bound to it (named after the IP, as NetScaler names the
+        # ones it creates): lbctl uses it and must never delete it.
+        await admin.add("server", {"name": "10.10.0.3", "ipaddress": "10.10.0.3"})
         await admin.add("servicegroup", {"servicegroupname": "handmade", "servicetype": "TCP"})
         await admin.bind(
             "servicegroup_servicegroupmember_binding",
@@ -300,14 +306,18 @@ async def test_auto_created_servers_are_removed_once_unused_and_others_kept(
     await start_lbctl(adc=simulator.settings(resync_period=1.0))
     await kube.create(SERVICES, namespace, load_balancer("web"))
     await wait_for_ip(kube, namespace, "web")
-    await configured(simulator, f"lbctl-{namespace}_web_80-tcp_sgp", 2)
-    assert {"10.10.0.1", "10.10.0.2"} <= simulator.names("server")
+    await configured(simulator, f"lbctl-{namespace}_web_80-tcp_sgp", 3)
+    assert {"10.10.0.1", "10.10.0.2", "10.10.0.3"} <= simulator.names("server")
     await kube.delete(SERVICES, namespace, "web")
     await eventually(
         lambda: "10.10.0.1" not in simulator.names("server"), what="unused server removed"
     )
-    # Still bound by someone else's service group, or never lbctl's: kept.
-    assert {"10.10.0.2", "10.10.0.99"} <= simulator.names("server")
+    # Still bound by someone else's service group, made by hand before lbctl bound to it, or
+    # never lbctl's: kept.
+    await eventually(
+        lambda: not members(simulator, f"lbctl-{namespace}_web_80-tcp_sgp"), what="unbound"
+    )
+    assert {"10.10.0.2", "10.10.0.3", "10.10.0.99"} <= simulator.names("server")
 
 
 async def test_a_full_session_table_does_not_stop_lbctl(

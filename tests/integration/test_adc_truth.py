@@ -117,3 +117,28 @@ async def test_the_service_says_what_the_netscaler_did_and_when_it_recovers(
         "Configured on the NetScaler for 10.151.0.1 (recovered from Unreachable"
     )
     assert f"lbctl-{namespace}_web_80-tcp_lbv" in simulator.names("lbvserver")
+
+
+async def test_a_netscaler_without_its_lb_feature_is_said_once_not_failed_on_every_add(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """LB off: nothing is added (no failing add per Service), the Service says why, lbctl is
+    not ready; LB on again: configured, ready."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    simulator.sim.store.system.features.discard("lb")
+    running = await start_lbctl('["10.152.0.0/28"]', adc=simulator.settings(resync_period=1.0))
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    await wait_for_ip(kube, namespace, "web")
+
+    async def says(status: str, reason: str) -> JSON | None:
+        found = await adc_condition(kube, namespace, "web")
+        return found if found and (found["status"], found["reason"]) == (status, reason) else None
+
+    told = await eventually(lambda: says("False", "LBFeatureDisabled"), what="LB disabled")
+    assert "enable ns feature lb" in told["message"]
+    assert not running.runtime.ready()
+    assert not simulator.writes(), "adds tried on a NetScaler that cannot load-balance"
+    simulator.sim.store.system.features.add("lb")
+    await eventually(lambda: says("True", "Configured"), within=60, what="configured")
+    assert running.runtime.ready()

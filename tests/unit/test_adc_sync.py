@@ -26,8 +26,13 @@ async def test_a_refused_bulk_bind_is_a_port_error_and_a_retry_not_a_crash(
         "servicegroup_servicegroupmember_binding",
         "lbvserver_servicegroup_binding",
         "servicegroup_lbmonitor_binding",
+        "server",
     ):
         mock.get(f"/{resource}").mock(return_value=httpx.Response(200, json={"errorcode": 0}))
+    mock.get("/nsfeature").mock(
+        return_value=httpx.Response(200, json={"errorcode": 0, "nsfeature": {"lb": True}})
+    )
+    mock.put(path__regex=r"/server/").mock(return_value=httpx.Response(200))
     mock.post("/servicegroup").mock(return_value=httpx.Response(201))
     mock.post("/lbvserver").mock(return_value=httpx.Response(201))
     members = mock.post("/servicegroup_servicegroupmember_binding").mock(
