@@ -16,7 +16,7 @@ import structlog
 from lbctl import http, metrics
 from lbctl.adc.names import Owner
 from lbctl.config import AdcSettings, Settings
-from lbctl.ipam.allocator import AddressInUse, Allocator
+from lbctl.ipam.allocator import Allocator
 from lbctl.kube.client import (
     ENDPOINT_SLICES,
     JSON,
@@ -29,15 +29,13 @@ from lbctl.kube.client import (
     KubeClient,
     api_client_from,
 )
-from lbctl.kube.errors import KubeError
 from lbctl.kube.events import EventRecorder
-from lbctl.kube.informer import Informer, by_age, object_key
+from lbctl.kube.informer import Informer, object_key
 from lbctl.kube.leader import LeaderElector
-from lbctl.kube.supervise import retrying, stopped, supervised
+from lbctl.kube.supervise import stopped, supervised
 from lbctl.kube.workqueue import WorkQueue
-from lbctl.model import ServiceView, secondary_owner
 from lbctl.nitro.client import Credentials, NitroClient
-from lbctl.passes import drift_passes, pool_status_passes, read_adc
+from lbctl.passes import drift_passes, pool_status_passes, read_adc, save_passes
 from lbctl.reconcile.adc import AdcSync
 from lbctl.reconcile.adc_step import AdcStep
 from lbctl.reconcile.adc_worker import ADC_KIND, AdcReconciler
@@ -49,6 +47,7 @@ from lbctl.reconcile.poolstatus import PoolStatusWriter
 from lbctl.reconcile.publish import Requeue
 from lbctl.reconcile.service import ServiceReconciler
 from lbctl.reconcile.vip import VipReconciler, VipTracker
+from lbctl.terms import rebuild_index, release_stale_records, reserve_shown_addresses
 
 log = structlog.get_logger(__name__)
 
@@ -260,65 +259,6 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     )  # fmt: skip
 
 
-def reserve_shown_addresses(runtime: Runtime) -> None:
-    """Hold addresses that Services already show but no Vip records (e.g. a Vip deleted by hand)."""
-    for key, raw in runtime.services.items():
-        service = ServiceView.from_raw(raw)
-        if not runtime.service_reconciler.handles(service) or runtime.vips.get(key) is not None:
-            continue
-        owners = dict(zip(service.families, (key, secondary_owner(key)), strict=False))
-        for address in service.held_addresses():
-            owner = owners.get(address.version)
-            if owner is None or runtime.allocator.pool_of(address) is None:
-                continue
-            if runtime.allocator.get(owner) is not None:
-                continue
-            try:
-                runtime.allocator.assign(owner, address)
-            except AddressInUse as err:
-                log.warning(
-                    "address shown on service is held elsewhere",
-                    service=key,
-                    address=str(address),
-                    holder=err.holder,
-                )
-
-
-async def rebuild_index(runtime: Runtime, namespace: str | None) -> None:
-    """Rebuild the allocator before a leadership term from what the apiserver records: the
-    address records (kept current by their informer) and a fresh (quorum) list of Vips.
-
-    A new leader's Vip watch may trail the old leader's last writes by a moment, which the
-    fresh list closes; and a term aborted mid-reconcile may have left an address held in
-    memory only, which starting from the records forgets.  A failing apiserver is retried
-    with backoff: leading without this list is unsafe, exiting is worse.
-    """
-    items, _ = await retrying("list Vips", lambda: runtime.client.list(VIPS, namespace))
-    runtime.allocator.clear()
-    runtime.tracker.conflicts.clear()
-    runtime.address_tracker.replay(raw for _, raw in runtime.address_records.items())
-    for item in sorted(items, key=by_age):
-        runtime.tracker("MODIFIED", None, item)
-    runtime.service_reconciler.shown.reblock()  # after the Vips: it never displaces them
-
-
-async def release_stale_records(runtime: Runtime, namespace: str | None) -> None:
-    """Free the addresses of Services and Vips deleted while no lbctl ran, before anything is
-    allocated (so a restart hands out the lowest free address, as before it)."""
-
-    def live(kind: str, key: str) -> str | None:
-        raw = (runtime.services if kind == "Service" else runtime.vips).get(key)
-        return str(raw["metadata"].get("uid")) if raw is not None else None
-
-    try:
-        released = await runtime.service_reconciler.addresses.sweep(namespace, live)
-    except KubeError as err:
-        log.warning("could not release stale address records; will retry", error=str(err))
-        return
-    if released:
-        log.info("released address records of deleted holders", records=released)
-
-
 async def lead(runtime: Runtime, settings: Settings) -> None:
     """Reconcile until cancelled: the leader's (or the only instance's) work.
 
@@ -355,6 +295,9 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
         background.append(
             asyncio.create_task(drift_passes(runtime, runtime.adc, settings.adc.resync_period))
         )
+        if settings.adc.save_config:
+            interval = settings.adc.save_interval
+            background.append(asyncio.create_task(save_passes(runtime.adc, interval)))
     try:
         await asyncio.gather(*(controller.run() for controller in runtime.controllers))
     finally:

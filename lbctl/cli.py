@@ -199,6 +199,20 @@ def run_parser() -> argparse.ArgumentParser:
         help="NITRO session idle timeout asked for at login, seconds (env NS_SESSION_TIMEOUT; "
         "default 600)",
     )
+    adc.add_argument(
+        "--netscaler-save-config",
+        action=argparse.BooleanOptionalAction,
+        default=bool(_flag(_env("NS_SAVE_CONFIG"))),
+        help="save the NetScaler's running configuration after lbctl changed it, at most once "
+        "per --netscaler-save-interval (env NS_SAVE_CONFIG; default off)",
+    )
+    adc.add_argument(
+        "--netscaler-save-interval",
+        type=float,
+        default=float(_env("NS_SAVE_INTERVAL", "60") or 60),
+        help="seconds between saves of the NetScaler's configuration (env NS_SAVE_INTERVAL; "
+        "default 60)",
+    )
     parser.add_argument(
         "--log-level",
         default=_env("LBCTL_LOG_LEVEL", "info"),
@@ -260,6 +274,10 @@ def adc_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AdcSe
         parser.error(f"--adc-resync-period must be at least 1 s, got {args.adc_resync_period}")
     if args.netscaler_timeout <= 0:
         parser.error(f"--netscaler-timeout must be positive, got {args.netscaler_timeout}")
+    if args.netscaler_save_interval < 1:
+        parser.error(
+            f"--netscaler-save-interval must be at least 1 s, got {args.netscaler_save_interval}"
+        )
     if not 60 <= args.netscaler_session_timeout <= 86_400:
         parser.error(
             f"--netscaler-session-timeout must be 60-86400 s, got {args.netscaler_session_timeout}"
@@ -276,6 +294,8 @@ def adc_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AdcSe
         resync_period=args.adc_resync_period,
         timeout=args.netscaler_timeout,
         session_timeout=args.netscaler_session_timeout,
+        save_config=args.netscaler_save_config,
+        save_interval=args.netscaler_save_interval,
     )
 
 

@@ -25,6 +25,10 @@ class AdcSettings:
     session_timeout: int = 600
     """NITRO session timeout asked for at login, seconds: sessions of a killed lbctl free
     their slot in the ADC's session table after this long."""
+    save_config: bool = False
+    """Save the running configuration (``save ns config``) after lbctl changed it, as
+    NetScaler's own controller offers; coalesced to at most one save per ``save_interval``."""
+    save_interval: float = 60.0
 
 
 @dataclass(frozen=True)

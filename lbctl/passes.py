@@ -53,3 +53,15 @@ async def drift_passes(runtime: Runtime, adc: AdcSync, period: float) -> None:
         if runtime.adc_controller is not None:
             for key in keys:
                 runtime.adc_controller.enqueue(ADC_KIND, key)
+
+
+async def save_passes(adc: AdcSync, interval: float) -> None:
+    """Every ``interval``: save the NetScaler's running configuration if lbctl changed it (a
+    burst of changes costs one save; a failed save is tried again next time)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if await adc.save():
+                log.info("NetScaler configuration saved")
+        except NitroError as err:
+            log.warning("cannot save the NetScaler's configuration; will retry", error=str(err))

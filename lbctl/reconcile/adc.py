@@ -78,6 +78,8 @@ class AdcSync:
         """Member IPs lbctl unbound: the ``server`` objects its binds created go once unused."""
         self._servers: dict[str, str] | None = None
         """``server`` name → comment, as last read (None: not read yet)."""
+        self.unsaved = False
+        """lbctl changed the running configuration since it was last saved."""
         self.lb_disabled: str | None = None
         """Why the NetScaler cannot load-balance (its LB feature is off), or None."""
         self.passes = 0
@@ -142,6 +144,7 @@ class AdcSync:
                 with contextlib.suppress(NitroError):  # in use after all: it stays
                     await self._client.delete("server", name)
                     (self._servers or {}).pop(name, None)
+                    self.unsaved = True
 
     async def _mark_created_servers(self, batch: list[Op], errors: list[NitroError | None]) -> None:
         """Members just bound by IP whose ``server`` did not exist: NetScaler created it for
@@ -157,6 +160,18 @@ class AdcSync:
                     self._servers[ip] = mine
                 except NitroError as err:
                     log.warning("cannot mark a server lbctl created", server=ip, error=str(err))
+
+    async def save(self) -> bool:
+        """Save the running configuration if lbctl changed it; True when it saved."""
+        if not self.unsaved:
+            return False
+        self.unsaved = False
+        try:
+            await self._client.save_config()
+        except NitroError:
+            self.unsaved = True
+            raise
+        return True
 
     def may_own(self, owner: str) -> bool:
         return self._listing is not None and self._listing.owns(owner)
@@ -212,6 +227,7 @@ class AdcSync:
             await self._mark_created_servers(batch, errors)
             for op, error in zip(batch, errors, strict=True):
                 if error is None:
+                    self.unsaved = True
                     if op.action in ("delete", "unbind"):
                         self._released |= _member_ips(listing, op.key)
                     _record(listing, op, owner)

@@ -142,3 +142,22 @@ async def test_a_netscaler_without_its_lb_feature_is_said_once_not_failed_on_eve
     simulator.sim.store.system.features.add("lb")
     await eventually(lambda: says("True", "Configured"), within=60, what="configured")
     assert running.runtime.ready()
+
+
+async def test_changes_are_saved_on_the_netscaler_when_asked_coalesced(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """--netscaler-save-config: lbctl's changes end up saved (nsconfig configchanged false),
+    a burst of writes in one save or two, not one per write."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    store = simulator.sim.store
+    await start_lbctl('["10.153.0.0/28"]', adc=simulator.settings(save_config=True,
+                                                                   save_interval=1.0))  # fmt: skip
+    for name in ("a", "b", "c"):
+        await kube.create(SERVICES, namespace, load_balancer(name))
+    for name in ("a", "b", "c"):
+        await wait_for_ip(kube, namespace, name)
+    await eventually(lambda: store.saves >= 1 and not store.changed, what="configuration saved")
+    writes = len(simulator.writes()) - store.saves
+    assert store.saves <= 3 < writes, (store.saves, writes)
