@@ -35,8 +35,15 @@ from lbctl.kube.leader import LeaderElector
 from lbctl.kube.supervise import stopped, supervised
 from lbctl.kube.workqueue import WorkQueue
 from lbctl.nitro.client import Credentials, NitroClient
-from lbctl.passes import drift_passes, pool_status_passes, read_adc, save_passes
+from lbctl.passes import (
+    drift_passes,
+    health_passes,
+    pool_status_passes,
+    read_adc,
+    save_passes,
+)
 from lbctl.reconcile.adc import AdcSync
+from lbctl.reconcile.adc_health import AdcHealth
 from lbctl.reconcile.adc_step import AdcStep
 from lbctl.reconcile.adc_worker import ADC_KIND, AdcReconciler
 from lbctl.reconcile.addresses import AddressRecords, AddressTracker
@@ -75,6 +82,7 @@ class Runtime:
     adc_queue: WorkQueue | None = None
     adc_controller: Controller | None = None
     """Programs the NetScaler on workers of its own (``adc_worker``)."""
+    health: AdcHealth | None = None
     nodes: Informer | None = None
     slices: Informer | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -243,9 +251,10 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         },
         workers=settings.workers,
     )
-    adc_controller = None
-    if adc is not None:
-        step = AdcStep(adc, client, recorder)
+    adc_controller = health = None
+    if adc is not None and nitro is not None:
+        health = AdcHealth(nitro, adc, enqueue_adc)
+        step = AdcStep(adc, client, recorder, health)
         adc_reconciler = AdcReconciler(services, step, allocator, service_reconciler.handles)
         adc_controller = Controller(
             adc_queue, {ADC_KIND: adc_reconciler.reconcile}, workers=settings.workers
@@ -254,7 +263,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         client, allocator, services, vips, queue, controller, service_reconciler, tracker,
         address_records, address_tracker, pools, pool_objects, namespaces, pool_status,
         nitro=nitro if adc is not None else None, adc=adc, adc_queue=adc_queue,
-        adc_controller=adc_controller,
+        adc_controller=adc_controller, health=health,
         nodes=nodes, slices=slices,
     )  # fmt: skip
 
@@ -295,6 +304,9 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
         background.append(
             asyncio.create_task(drift_passes(runtime, runtime.adc, settings.adc.resync_period))
         )
+        if runtime.health is not None and settings.adc.health_period > 0:
+            period = settings.adc.health_period
+            background.append(asyncio.create_task(health_passes(runtime.health, period)))
         if settings.adc.save_config:
             interval = settings.adc.save_interval
             background.append(asyncio.create_task(save_passes(runtime.adc, interval)))

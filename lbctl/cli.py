@@ -200,6 +200,13 @@ def run_parser() -> argparse.ArgumentParser:
         "default 600)",
     )
     adc.add_argument(
+        "--adc-health-period",
+        type=float,
+        default=float(_env("LBCTL_ADC_HEALTH_PERIOD", "30") or 30),
+        help="seconds between reads of the lb vservers' state and members UP, shown on each "
+        "Service (env LBCTL_ADC_HEALTH_PERIOD; default 30; 0: never)",
+    )
+    adc.add_argument(
         "--netscaler-save-config",
         action=argparse.BooleanOptionalAction,
         default=bool(_flag(_env("NS_SAVE_CONFIG"))),
@@ -274,6 +281,8 @@ def adc_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AdcSe
         parser.error(f"--adc-resync-period must be at least 1 s, got {args.adc_resync_period}")
     if args.netscaler_timeout <= 0:
         parser.error(f"--netscaler-timeout must be positive, got {args.netscaler_timeout}")
+    if args.adc_health_period < 0:
+        parser.error(f"--adc-health-period must be 0 or more, got {args.adc_health_period}")
     if args.netscaler_save_interval < 1:
         parser.error(
             f"--netscaler-save-interval must be at least 1 s, got {args.netscaler_save_interval}"
@@ -296,6 +305,7 @@ def adc_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AdcSe
         session_timeout=args.netscaler_session_timeout,
         save_config=args.netscaler_save_config,
         save_interval=args.netscaler_save_interval,
+        health_period=args.adc_health_period,
     )
 
 

@@ -29,6 +29,8 @@ class AdcSettings:
     """Save the running configuration (``save ns config``) after lbctl changed it, as
     NetScaler's own controller offers; coalesced to at most one save per ``save_interval``."""
     save_interval: float = 60.0
+    health_period: float = 30.0
+    """Seconds between reads of every lb vserver's state (one NITRO request); 0: never."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import structlog
 
 from lbctl.nitro.errors import NitroError
 from lbctl.reconcile.adc import AdcSync
+from lbctl.reconcile.adc_health import AdcHealth
 from lbctl.reconcile.adc_worker import ADC_KIND
 
 if TYPE_CHECKING:
@@ -65,3 +66,13 @@ async def save_passes(adc: AdcSync, interval: float) -> None:
                 log.info("NetScaler configuration saved")
         except NitroError as err:
             log.warning("cannot save the NetScaler's configuration; will retry", error=str(err))
+
+
+async def health_passes(health: AdcHealth, period: float) -> None:
+    """Every ``period``: read the state of every lb vserver (one NITRO request)."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await health.refresh()
+        except NitroError as err:
+            log.info("cannot read the lb vservers' state; will retry", error=str(err))

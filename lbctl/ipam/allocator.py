@@ -413,10 +413,11 @@ class Allocator:
 
     def usage(self, pools: Sequence[Pool]) -> dict[tuple[str, int], tuple[int, int]]:
         """(pool, family) → (total, in use) for ``pools`` (in effect here or not), counting
-        only what every lbctl instance knows alike: the addresses with a durable record and
-        those other controllers' Services show (not this process's allocations in flight)."""
+        only what every lbctl instance knows alike, whatever namespaces it watches: the
+        addresses with a durable record (not this process's allocations in flight, nor the
+        Services it happens to see)."""
         used: dict[int, list[int]] = {4: [], 6: []}
-        for address in set(self._records) | set(self._shown_elsewhere):
+        for address in self._records:
             used[address.version].append(int(address))
         for found in used.values():
             found.sort()

@@ -96,7 +96,7 @@ class NitroClient:
         self.stateless_periods = 0
         """Times the ADC's session table was full and lbctl went stateless for a while."""
         self._http = httpx.AsyncClient(
-            base_url=url.rstrip("/") + "/nitro/v1/config/",
+            base_url=url.rstrip("/") + "/nitro/v1/",
             verify=verify,
             timeout=timeout,
             transport=transport,
@@ -122,7 +122,9 @@ class NitroClient:
         if self._session_timeout is not None:
             login["timeout"] = self._session_timeout
         body = {"login": login}
-        response = await self._send("POST", "login", operation, json_body=body, auth=False)
+        response = await self._send(
+            "POST", "config/login", operation, json_body=body, auth=False, metric="login"
+        )
         data = self._decode(operation, response)
         if response.status_code not in (200, 201):
             raise error_from_body(operation, response.status_code, data or {})
@@ -138,7 +140,9 @@ class NitroClient:
             return
         operation = Operation("logout", "logout")
         with contextlib.suppress(NitroError):
-            await self._send("POST", "logout", operation, json_body={"logout": {}})
+            await self._send(
+                "POST", "config/logout", operation, json_body={"logout": {}}, metric="logout"
+            )
         self._token = None
 
     async def aclose(self) -> None:
@@ -195,6 +199,19 @@ class NitroClient:
             raise MalformedResponse(
                 Operation("get", resource, name), f"'{resource}' is not a list of objects"
             )
+        return items
+
+    async def stats(self, resource: str) -> list[JSON]:
+        """Statistics of every object of ``resource`` in one request (``GET
+        /nitro/v1/stat/<resource>``, NITRO's statistics API), e.g. ``lbvserver``: ``state``,
+        ``vslbhealth``, ``actsvcs``, ``inactsvcs`` per lb vserver."""
+        operation = Operation("stat", resource)
+        data = await self._call("GET", resource, None, operation, {}, kind="stat")
+        items = data.get(resource, [])
+        if isinstance(items, dict):
+            items = [items]
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise MalformedResponse(operation, f"'{resource}' is not a list of objects")
         return items
 
     async def count(self, resource: str) -> int:
@@ -277,14 +294,17 @@ class NitroClient:
         body: JSON | None = None,
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        kind: str = "config",
     ) -> JSON:
-        path = resource + (f"/{_encode(name)}" if name is not None else "")
+        """``kind``: ``config`` or ``stat`` (``/nitro/v1/<kind>/<resource>[/<name>]``)."""
+        path = f"{kind}/{resource}" + (f"/{_encode(name)}" if name is not None else "")
         for relogged in (False, True):
             if self._token is None and not self._stateless():
                 await self._relogin(None)
             token = self._token
+            metric = resource if kind == "config" else f"{kind}/{resource}"
             response = await self._send(
-                method, path, operation, query, body, timeout, headers, metric=resource
+                method, path, operation, query, body, timeout, headers, metric=metric
             )
             data = self._decode(operation, response)
             code = _errorcode(data)

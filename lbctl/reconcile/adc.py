@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,8 @@ class AdcOutcome:
     """The ADC did not answer (or refused lbctl's credentials): nothing is known per port."""
     lb_disabled: bool = False
     """The NetScaler's LB feature is off: nothing was tried."""
+    skipped: bool = False
+    """The Service was no longer to be configured once its turn came: nothing was done."""
     writes: int = 0
 
 
@@ -71,6 +73,9 @@ class AdcSync:
         self._endpoints = endpoints
         self._listing: Listing | None = None
         self._refreshing = asyncio.Lock()
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
+        """Owner → (lock, users): one Service's configuration and removal never interleave
+        (they run on different work queues)."""
         self._journal: list[tuple[Op, str]] | None = None
         """Writes made while a listing is being read; replayed onto it, since the GETs may
         have run before them."""
@@ -173,6 +178,17 @@ class AdcSync:
             raise
         return True
 
+    def vservers(self) -> dict[str, str]:
+        """lb vserver name → the Service owning it, as last listed."""
+        if self._listing is None:
+            return {}
+        return {
+            key.name: owner
+            for owner in self._listing.owner_keys()
+            for key in self._listing.of(owner)
+            if key.kind == "lbvserver"
+        }
+
     def may_own(self, owner: str) -> bool:
         return self._listing is not None and self._listing.owns(owner)
 
@@ -184,7 +200,35 @@ class AdcSync:
         assert self._listing is not None
         return self._listing
 
-    async def ensure(self, service: Mapping[str, Any], addresses: list[str]) -> AdcOutcome:
+    @contextlib.asynccontextmanager
+    async def _turn(self, owner: str) -> AsyncIterator[None]:
+        lock, users = self._turns.get(owner) or (asyncio.Lock(), 0)
+        self._turns[owner] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[owner]
+            if users == 1:
+                del self._turns[owner]
+            else:
+                self._turns[owner] = (lock, users - 1)
+
+    async def ensure(
+        self,
+        service: Mapping[str, Any],
+        addresses: list[str],
+        still_wanted: Callable[[], bool] = lambda: True,
+    ) -> AdcOutcome:
+        """Configure the Service's objects, in its turn: ``still_wanted`` is asked once the
+        turn comes (a removal of the Service may have run meanwhile: then nothing is done)."""
+        meta = service["metadata"]
+        async with self._turn(f"{meta['namespace']}/{meta['name']}"):
+            if not still_wanted():
+                return AdcOutcome(skipped=True)
+            return await self._ensure(service, addresses)
+
+    async def _ensure(self, service: Mapping[str, Any], addresses: list[str]) -> AdcOutcome:
         if self.lb_disabled is not None:
             try:
                 await self.check_features()  # enabled meanwhile?
@@ -204,8 +248,10 @@ class AdcSync:
         return outcome
 
     async def remove(self, owner: str) -> AdcOutcome:
-        """Delete every object of ``owner`` (a Service that is gone or no longer ours)."""
-        return await self._converge(owner, Plan())
+        """Delete every object of ``owner`` (a Service that is gone or no longer ours), in its
+        turn (after a configuration of it that is under way)."""
+        async with self._turn(owner):
+            return await self._converge(owner, Plan())
 
     async def _converge(self, owner: str, plan: Plan) -> AdcOutcome:
         outcome = AdcOutcome()

@@ -7,7 +7,7 @@ makes the work queue retry the Service with backoff.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -17,6 +17,7 @@ from lbctl.kube.client import SERVICES, KubeClient
 from lbctl.kube.events import EventRecorder
 from lbctl.model import IPAddress, ServiceView
 from lbctl.reconcile.adc import AdcOutcome
+from lbctl.reconcile.adc_health import AdcHealth
 from lbctl.reconcile.conditions import ADC_CONDITION, conditions
 
 log = structlog.get_logger(__name__)
@@ -29,7 +30,12 @@ class AdcNotReady(Exception):
 class LoadBalancerBackend(Protocol):
     """What programs the data plane (the NetScaler) for a Service."""
 
-    async def ensure(self, service: Mapping[str, Any], addresses: list[str]) -> AdcOutcome: ...
+    async def ensure(
+        self,
+        service: Mapping[str, Any],
+        addresses: list[str],
+        still_wanted: Callable[[], bool] = ...,
+    ) -> AdcOutcome: ...
 
     async def remove(self, owner: str) -> AdcOutcome: ...
 
@@ -73,27 +79,51 @@ def ingress_entries(
 
 class AdcStep:
     def __init__(
-        self, backend: LoadBalancerBackend, client: KubeClient, recorder: EventRecorder
+        self,
+        backend: LoadBalancerBackend,
+        client: KubeClient,
+        recorder: EventRecorder,
+        health: AdcHealth | None = None,
     ) -> None:
+        """``health``: what the NetScaler says of each Service's vservers (its condition's
+        message, and a Warning when one goes DOWN)."""
+        self._health = health
         self._backend = backend
         self._client = client
         self._recorder = recorder
 
     async def ensure(
-        self, raw: dict[str, Any], service: ServiceView, addresses: list[IPAddress]
+        self,
+        raw: dict[str, Any],
+        service: ServiceView,
+        addresses: list[IPAddress],
+        still_wanted: Callable[[], bool] = lambda: True,
     ) -> list[str]:
         """Program the ADC for a Service that shows ``addresses`` and say what happened on the
         Service: ``ports[].error`` per port and the ``NetScalerConfigured`` condition, in one
         write guarded by the version ``raw`` was read at; ``EnsuredLoadBalancer`` once the ADC
         holds the configuration (again, after a failure: then the Event says from what).
         Raises :class:`AdcNotReady` while it does not.  The versions written."""
-        outcome = await self._backend.ensure(raw, [str(a) for a in addresses])
+        outcome = await self._backend.ensure(raw, [str(a) for a in addresses], still_wanted)
+        if outcome.skipped:
+            return []
         if outcome.problem is not None:
             await self._recorder.record(raw, "Warning", "InvalidAnnotation", outcome.problem)
         for label, (_, message) in sorted(outcome.port_errors.items()):
             await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
             log.warning("port not configured on the ADC", service=service.key, port=label)
         condition = _condition(outcome)
+        health = self._health.by_service.get(service.key) if self._health is not None else None
+        if condition[0] == "True" and health is not None:
+            condition = (*condition[:2], f"{condition[2]}; {health.describe()}")
+        if (
+            health is not None
+            and self._health is not None
+            and service.key in self._health.went_down
+        ):
+            self._health.went_down.discard(service.key)
+            message = f"the NetScaler cannot reach the Service: {health.describe()}"
+            await self._recorder.record(raw, "Warning", "LoadBalancerDown", message)
         before = next((c for c in service.conditions if c.get("type") == ADC_CONDITION), None)
         written = await self._publish(raw, service, addresses, outcome, condition)
         if condition[0] == "True" and (before is None or before.get("status") != "True"):

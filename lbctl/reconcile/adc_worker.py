@@ -45,8 +45,18 @@ class AdcReconciler:
             return None
         addresses = self.shown(service)
         if addresses:
-            await self._step.ensure(raw, service, addresses)
+            await self._step.ensure(raw, service, addresses, lambda: self._wanted(service))
         return None
+
+    def _wanted(self, service: ServiceView) -> bool:
+        """The Service as cached now is the one being configured, and still lbctl's to
+        configure (a removal that ran first leaves nothing to add)."""
+        raw = self._services.get(service.key)
+        now = ServiceView.from_raw(raw) if raw is not None else None
+        return (
+            now is not None and now.uid == service.uid and not now.deleting
+            and self._handles(now)
+        )  # fmt: skip
 
     def shown(self, service: ServiceView) -> list[IPAddress]:
         """The addresses lbctl holds for the Service and the Service shows, in the order it

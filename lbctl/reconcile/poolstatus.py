@@ -4,7 +4,7 @@ The status is the same whichever lbctl instance writes it (several may run, one 
 namespace, each with its own ``VIP_RANGE``), so instances never overwrite each other in turn:
 the conditions judge the pool objects among themselves only (``Invalid``, ``Overlap`` with an
 older object, ``Disabled``, ``Exhausted``), and the counts are of the addresses every instance
-knows alike (durable records and other controllers' Services).  A pool an instance leaves out
+knows alike (their durable records).  A pool an instance leaves out
 because of its own ``VIP_RANGE`` is logged by that instance and shown by ``lbctl status``.
 """
 

@@ -345,7 +345,12 @@ async def test_a_full_session_table_does_not_stop_lbctl(
 class RefusingPort80:
     """An ADC that refuses port 80/TCP of every Service (no Kubernetes API is faked here)."""
 
-    async def ensure(self, service: Mapping[str, Any], addresses: list[str]) -> AdcOutcome:
+    async def ensure(
+        self,
+        service: Mapping[str, Any],
+        addresses: list[str],
+        still_wanted: Callable[[], bool] = lambda: True,
+    ) -> AdcOutcome:
         return AdcOutcome(port_errors={"80-tcp": ("lbctl.io/Refused", "80/TCP refused")})
 
     async def remove(self, owner: str) -> AdcOutcome:

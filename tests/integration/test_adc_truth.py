@@ -161,3 +161,88 @@ async def test_changes_are_saved_on_the_netscaler_when_asked_coalesced(
     await eventually(lambda: store.saves >= 1 and not store.changed, what="configuration saved")
     writes = len(simulator.writes()) - store.saves
     assert store.saves <= 3 < writes, (store.saves, writes)
+
+
+async def test_the_service_shows_what_the_netscaler_sees_of_its_members(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """The lb vserver's state and members UP, read for all vservers in one request per pass,
+    are in the condition's message; a vserver going DOWN (no member passes its monitor) is a
+    Warning Event."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    await nodes(f"{namespace}-b", "10.10.0.2")
+    running = await start_lbctl('["10.154.0.0/28"]', adc=simulator.settings(health_period=0.5))
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    await wait_for_ip(kube, namespace, "web")
+    base = f"lbctl-{namespace}_web_80-tcp"
+
+    async def message_has(text: str) -> JSON | None:
+        found = await adc_condition(kube, namespace, "web")
+        return found if found and text in found["message"] else None
+
+    await eventually(lambda: message_has(f"lb vserver {base}_lbv UP, 2/2 members UP"), within=30)
+    nitro, health = running.runtime.nitro, running.runtime.health
+    assert nitro is not None
+    assert health is not None
+    passes, stat_requests = health.passes, nitro.requests[("stat/lbvserver", "GET")]
+    await eventually(lambda: health.passes >= passes + 2, what="two more passes")
+    assert nitro.requests[("stat/lbvserver", "GET")] - stat_requests == health.passes - passes
+
+    assert simulator.sim.set_probe("DOWN", {"servicegroupname": f"{base}_sgp"}) == 2
+    down = await eventually(lambda: message_has("DOWN, 0/2 members UP"), within=30)
+    assert down["status"] == "True", "configured, if unable to reach a member"
+    warnings = [m for r, m in await reasons(kube, namespace, "web") if r == "LoadBalancerDown"]
+    assert warnings == [f"the NetScaler cannot reach the Service: lb vserver {base}_lbv DOWN, "
+                        "0/2 members UP"]  # fmt: skip
+
+
+async def test_a_service_deleted_while_its_netscaler_writes_are_under_way_leaves_nothing(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """Removal (the Service's queue) waits for a configuration under way (the ADC's queue)
+    and then removes all of it: nothing is left to hold the VIP on the NetScaler, and the
+    next Service given that VIP is configured."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    running = await start_lbctl('["10.155.0.0/30"]', adc=simulator.settings())
+    nitro = running.runtime.nitro
+    assert nitro is not None
+    reached, release = asyncio.Event(), asyncio.Event()
+    original = nitro.add
+
+    async def gated_add(resource: str, obj: JSON, *, idempotent: bool = False) -> None:
+        if resource == "lbvserver" and not release.is_set():
+            reached.set()
+            await release.wait()
+        await original(resource, obj, idempotent=idempotent)
+
+    nitro.add = gated_add  # type: ignore[method-assign]
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    ip = await wait_for_ip(kube, namespace, "web")
+    await eventually(reached.is_set, what="the lb vserver add under way")
+    await kube.delete(SERVICES, namespace, "web")
+
+    async def gone() -> bool:
+        items, _ = await kube.list(SERVICES, namespace)
+        return not items
+
+    with contextlib.suppress(AssertionError):  # before the fix, removal did not wait
+        await eventually(gone, within=3, what="removed meanwhile")
+    release.set()
+    await eventually(gone, what="the Service gone")
+    queues = [q for q in (running.runtime.queue, running.runtime.adc_queue) if q is not None]
+
+    def idle() -> bool:
+        return all(len(q) == 0 and q.processing == 0 for q in queues)
+
+    await eventually(idle, what="both queues idle")
+    assert [v["name"] for v in simulator.sim.objects("lbvserver") if v["ipv46"] == ip] == []
+    await kube.create(SERVICES, namespace, load_balancer("next"))
+    assert await wait_for_ip(kube, namespace, "next") == ip
+
+    async def configured() -> bool:
+        found = await adc_condition(kube, namespace, "next")
+        return found is not None and found["status"] == "True"
+
+    await eventually(configured, what="the next Service configured on that VIP")

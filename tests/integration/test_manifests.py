@@ -23,7 +23,7 @@ from tests.waiting import cancel_and_wait, eventually
 
 SERVICE_ACCOUNT = "system:serviceaccount:lbctl-system:lbctl"
 UNEXERCISED = {("events", "patch"), ("vipaddresses", "get"), ("services", "get")}
-"""Granted but not used by a short run: Event counts are bumped only after a minute, an
+"""Granted but not always used by a short run: Event counts are bumped only after a minute, an
 address record is read back only after a lost reply or a refused claim, and a Service is read
 only to confirm that one which vanished without lbctl's cleanup is really gone."""
 
@@ -123,4 +123,4 @@ async def test_manifests_apply_and_their_rbac_is_sufficient_and_no_wider(
     used = {pair for pair in client.calls if pair[0] != "secrets"}
     granted = granted_rules()
     assert used <= granted, f"used but not granted: {used - granted}"
-    assert granted - used == UNEXERCISED
+    assert granted - used <= UNEXERCISED, f"granted, never used: {granted - used - UNEXERCISED}"
