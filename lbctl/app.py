@@ -33,7 +33,7 @@ from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer, object_key
 from lbctl.kube.leader import LeaderElector
 from lbctl.kube.supervise import stopped, supervised
-from lbctl.kube.workqueue import WorkQueue
+from lbctl.kube.workqueue import MonotonicClock, RateLimiter, WorkQueue
 from lbctl.nitro.client import Credentials, NitroClient
 from lbctl.passes import (
     drift_passes,
@@ -112,6 +112,11 @@ class Runtime:
         return [i for i in informers if i is not None]
 
 
+ADC_BACKOFF_CAP = 30.0
+"""Seconds an ADC key waits at most between retries: the breaker's longest cool-down (a
+NetScaler that comes back is noticed by its probe; its Services should not wait minutes)."""
+
+
 def _generation(raw: JSON) -> object:
     return raw["metadata"].get("generation")
 
@@ -153,7 +158,8 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     pools = Pools(allocator, settings.pools, pool_objects, namespaces, pools_changed)
     pool_status = PoolStatusWriter(client, pool_objects, allocator)
     queue = WorkQueue()
-    adc_queue = WorkQueue()
+    clock = MonotonicClock()
+    adc_queue = WorkQueue(clock, RateLimiter(clock, cap=ADC_BACKOFF_CAP))
     """The NetScaler's own queue: its keys never wait behind IPAM's, nor IPAM's behind its."""
     recorder = EventRecorder(client)
     adc = nodes = slices = None
@@ -169,6 +175,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         backends = Backends(nodes, slices, all_services, lambda key: enqueue_adc(key))
         owner = Owner(settings.adc.prefix, settings.namespace, settings.load_balancer_class)
         adc = AdcSync(nitro, owner, backends.nodes, backends.endpoints)
+        nitro.breaker.on_close = all_services  # back after an outage: everyone, at once
     address_tracker = AddressTracker(
         allocator, lambda key: enqueue_service(key), lambda: on_release()
     )

@@ -40,6 +40,8 @@ class CircuitBreaker:
         self._probing = False
         self.opened = 0
         """How many times it opened, for tests and logs."""
+        self.on_close: Callable[[], None] = lambda: None
+        """Called when an answer closes it after it was open (the NetScaler is back)."""
 
     @property
     def is_open(self) -> bool:
@@ -54,18 +56,19 @@ class CircuitBreaker:
         if waited >= self._cooldown and not self._probing:
             self._probing = True
             return
-        left = max(0.0, self._cooldown - waited)
-        raise CircuitOpen(
-            operation,
-            f"NetScaler unreachable for {waited:.0f} s (circuit open; next try in {left:.0f} s)",
-        )
+        # One message however long it lasts: Events aggregate by message, conditions are
+        # rewritten when theirs changes.
+        raise CircuitOpen(operation, "the NetScaler does not answer (circuit open)")
 
     def success(self) -> None:
         """An answer arrived (any HTTP status): close."""
+        was_open = self._opened_at is not None
         self._failures = 0
         self._opened_at = None
         self._probing = False
         self._cooldown = self._base
+        if was_open:
+            self.on_close()
 
     def abandon(self) -> None:
         """A request ended without an answer or a failure (cancelled): a probe it was may be

@@ -44,6 +44,7 @@ class LoadBalancerBackend(Protocol):
         ...
 
 
+UNREACHABLE = "the NetScaler does not answer (or refuses lbctl's credentials)"
 ADC_UNREACHABLE = "lbctl.io/ADCUnreachable"
 """``ports[].error`` of every port while the NetScaler does not answer."""
 
@@ -51,7 +52,9 @@ ADC_UNREACHABLE = "lbctl.io/ADCUnreachable"
 def _condition(outcome: AdcOutcome) -> tuple[str, str, str]:
     """The ``NetScalerConfigured`` condition (status, reason, message) an outcome means."""
     if outcome.unreachable:
-        return "False", "Unreachable", outcome.retry or "the NetScaler does not answer"
+        # The same words for the whole outage (the log has each error): the condition is
+        # written, and the Event counted, only when what is said changes.
+        return "False", "Unreachable", UNREACHABLE
     if outcome.lb_disabled:
         return "False", "LBFeatureDisabled", outcome.retry or "LB feature disabled"
     if outcome.port_errors:
@@ -134,7 +137,8 @@ class AdcStep:
             await self._recorder.record(raw, "Normal", "EnsuredLoadBalancer", message)
         if outcome.retry is not None:
             if not outcome.port_errors:
-                message = f"NetScaler not configured yet: {outcome.retry}"
+                why = UNREACHABLE if outcome.unreachable else outcome.retry
+                message = f"NetScaler not configured yet: {why}"
                 await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
             raise AdcNotReady(outcome.retry)
         return written

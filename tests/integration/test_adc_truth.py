@@ -246,3 +246,31 @@ async def test_a_service_deleted_while_its_netscaler_writes_are_under_way_leaves
         return found is not None and found["status"] == "True"
 
     await eventually(configured, what="the next Service configured on that VIP")
+
+
+async def test_after_a_long_outage_services_are_configured_as_soon_as_it_answers(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """An outage long enough for the Service's ADC key to back off ~10 s between tries: when
+    the NetScaler answers again the breaker closes and every Service is tried at once; all
+    the while one Warning Event (counted), not one per try with changing words."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    simulator.sim.faults.outage = True
+    running = await start_lbctl('["10.156.0.0/28"]', adc=simulator.settings(timeout=1.0))
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    await wait_for_ip(kube, namespace, "web")
+    queue = running.runtime.adc_queue
+    assert queue is not None
+    await eventually(
+        lambda: queue.limiter.failures(f"Adc:{namespace}/web") >= 11, within=60, what="backoff"
+    )
+    simulator.sim.faults.outage = False
+
+    async def configured() -> bool:
+        found = await adc_condition(kube, namespace, "web")
+        return found is not None and found["status"] == "True"
+
+    await eventually(configured, within=8, what="configured soon after the outage")
+    failed = [m for r, m in await reasons(kube, namespace, "web") if r == "SyncLoadBalancerFailed"]
+    assert len(failed) == 1, failed
