@@ -49,8 +49,13 @@ ADC_UNREACHABLE = "lbctl.io/ADCUnreachable"
 """``ports[].error`` of every port while the NetScaler does not answer."""
 
 
-def _condition(outcome: AdcOutcome) -> tuple[str, str, str]:
-    """The ``NetScalerConfigured`` condition (status, reason, message) an outcome means."""
+def _serves(shown: str) -> str:
+    return f"the NetScaler serves {shown}"
+
+
+def _condition(outcome: AdcOutcome, shown: str) -> tuple[str, str, str]:
+    """The ``NetScalerConfigured`` condition (status, reason, message) an outcome means for a
+    Service showing ``shown``."""
     if outcome.unreachable:
         # The same words for the whole outage (the log has each error): the condition is
         # written, and the Event counted, only when what is said changes.
@@ -65,7 +70,7 @@ def _condition(outcome: AdcOutcome) -> tuple[str, str, str]:
         return "False", "Refused", outcome.retry
     if outcome.problem is not None:
         return "False", "InvalidAnnotation", outcome.problem
-    return "True", "Configured", "the NetScaler holds the configuration"
+    return "True", "Configured", _serves(shown)
 
 
 def _now() -> str:
@@ -115,7 +120,8 @@ class AdcStep:
         for label, (_, message) in sorted(outcome.port_errors.items()):
             await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", message)
             log.warning("port not configured on the ADC", service=service.key, port=label)
-        condition = _condition(outcome)
+        shown = ", ".join(map(str, addresses))
+        condition = _condition(outcome, shown)
         health = self._health.by_service.get(service.key) if self._health is not None else None
         if condition[0] == "True" and health is not None:
             condition = (*condition[:2], f"{condition[2]}; {health.describe()}")
@@ -129,10 +135,12 @@ class AdcStep:
             await self._recorder.record(raw, "Warning", "LoadBalancerDown", message)
         before = next((c for c in service.conditions if c.get("type") == ADC_CONDITION), None)
         written = await self._publish(raw, service, addresses, outcome, condition)
-        if condition[0] == "True" and (before is None or before.get("status") != "True"):
-            shown = ", ".join(map(str, addresses))
+        served_before = str((before or {}).get("message") or "").split(";")[0]
+        if condition[0] == "True" and (
+            before is None or before.get("status") != "True" or served_before != _serves(shown)
+        ):
             message = f"Configured on the NetScaler for {shown}"
-            if before is not None:
+            if before is not None and before.get("status") != "True":
                 message += f" (recovered from {before.get('reason')}: {before.get('message')})"
             await self._recorder.record(raw, "Normal", "EnsuredLoadBalancer", message)
         if outcome.retry is not None:

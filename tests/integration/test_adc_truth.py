@@ -274,3 +274,35 @@ async def test_after_a_long_outage_services_are_configured_as_soon_as_it_answers
     await eventually(configured, within=8, what="configured soon after the outage")
     failed = [m for r, m in await reasons(kube, namespace, "web") if r == "SyncLoadBalancerFailed"]
     assert len(failed) == 1, failed
+
+
+async def test_a_service_that_moves_is_told_when_the_netscaler_serves_its_new_address(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    await start_lbctl('[{"prod": ["10.157.0.1"]}, {"dev": ["10.157.1.1"]}]',
+                      adc=simulator.settings())  # fmt: skip
+    service = load_balancer("web")
+    service["metadata"]["annotations"] = {"service.citrix.com/ipam-range": "prod"}
+    await kube.create(SERVICES, namespace, service)
+    await wait_for_ip(kube, namespace, "web")
+
+    async def ensured() -> list[str]:
+        return [m for r, m in await reasons(kube, namespace, "web") if r == "EnsuredLoadBalancer"]
+
+    await eventually(ensured, what="configured for 10.157.0.1")
+    await kube.patch(SERVICES, namespace, "web", {"metadata": {"annotations": {
+        "service.citrix.com/ipam-range": "dev"}}})  # fmt: skip
+
+    async def both() -> list[str] | None:
+        found = await ensured()
+        return found if len(found) == 2 else None
+
+    assert sorted(await eventually(both, what="configured for 10.157.1.1")) == [
+        "Configured on the NetScaler for 10.157.0.1",
+        "Configured on the NetScaler for 10.157.1.1",
+    ]
+    condition = await adc_condition(kube, namespace, "web")
+    assert condition is not None
+    assert condition["message"].startswith("the NetScaler serves 10.157.1.1")
