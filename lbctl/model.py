@@ -17,6 +17,11 @@ VIP_ANNOTATION = "com.citrix.vip"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "lbctl"
 SERVICE_UID_ANNOTATION = "lbctl.io/service-uid"
+IPAM_RANGE_ANNOTATION = "service.citrix.com/ipam-range"
+"""On a Service: the pool to take its address from (NetScaler IPAM's annotation)."""
+REQUESTED_POOL_ANNOTATION = "lbctl.io/requested-pool"
+"""On a Vip: the pool its Service named (``ipam-range``; empty: none) when it got the address,
+so only a change of the request, never an edit of the pools, moves it."""
 CLASS_ANNOTATION = "lbctl.io/load-balancer-class"
 """On a Vip: the class of the lbctl instance that made it, so instances of two classes can
 tell their records apart (absent: class-less, or made before the annotation existed)."""
@@ -155,6 +160,11 @@ class ServiceView:
         return f"{self.namespace}/{self.name}"
 
     @property
+    def requested_pool(self) -> str | None:
+        """The pool the Service names (``service.citrix.com/ipam-range``), if any."""
+        return self.annotations.get(IPAM_RANGE_ANNOTATION, "").strip() or None
+
+    @property
     def families(self) -> tuple[int, ...]:
         """The IP versions the Service gets an address of: its first family, and the second
         one too when it asks for dual-stack."""
@@ -240,6 +250,8 @@ class VipView:
     load_balancer_class: str | None = None
     pool: str | None = None
     """spec.pool: for a Vip made by hand without an address, the pool to fill it from."""
+    requested_pool: str | None = None
+    """The pool its Service named when it got its address ("": none); None: not recorded."""
     generation: int = 0
 
     @property
@@ -289,6 +301,7 @@ class VipView:
             ports=ports_from_text(spec.get("ports")),
             secondary_text=spec.get("secondaryIpaddress") or None,
             pool=spec.get("pool") or None,
+            requested_pool=(meta.get("annotations") or {}).get(REQUESTED_POOL_ANNOTATION),
             generation=int(meta.get("generation") or 0),
             load_balancer_class=annotations.get(CLASS_ANNOTATION) or None,
         )
@@ -311,6 +324,7 @@ def vip_for_service(
             "labels": {MANAGED_BY_LABEL: MANAGER},
             "annotations": {
                 SERVICE_UID_ANNOTATION: service.uid,
+                REQUESTED_POOL_ANNOTATION: service.requested_pool or "",
                 **_class_annotation(service.load_balancer_class),
             },
             "ownerReferences": [

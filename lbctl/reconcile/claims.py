@@ -20,9 +20,15 @@ from lbctl.ipam.allocator import (
 )
 from lbctl.ipam.poolset import NoEligiblePool
 from lbctl.ipam.ranges import DEFAULT_POOL
-from lbctl.model import RESERVED, AddressError, IPAddress, ServiceView, parse_address
+from lbctl.model import (
+    IPAM_RANGE_ANNOTATION,
+    RESERVED,
+    AddressError,
+    IPAddress,
+    ServiceView,
+    parse_address,
+)
 
-IPAM_RANGE_ANNOTATION = "service.citrix.com/ipam-range"
 FRONTEND_IP_ANNOTATION = "service.citrix.com/frontend-ip"
 
 

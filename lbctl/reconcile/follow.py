@@ -16,11 +16,10 @@ import structlog
 from lbctl.ipam.allocator import AllocationError, Allocator, PortConflict
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.events import EventRecorder
-from lbctl.model import RESERVED, IPAddress, ServiceView, VipView
+from lbctl.model import IPAM_RANGE_ANNOTATION, RESERVED, IPAddress, ServiceView, VipView
 from lbctl.reconcile.addresses import AddressRecords, Sharing
 from lbctl.reconcile.claims import (
     FRONTEND_IP_ANNOTATION,
-    IPAM_RANGE_ANNOTATION,
     PoolChoice,
     Request,
     Unsatisfied,
@@ -236,15 +235,19 @@ class Follow:
         address outside every pool, or left in another pool by an edit of the pools, is kept
         (it is not moved)."""
         home = self._allocator.pool_of(current)
+        recorded = vip.requested_pool if vip.requested_pool is not None else vip.pool
         if request.pool is None or home is None or home == request.pool:
+            await self.records.set_requested(vip, request.pool or "")
             return current
-        if vip.pool == request.pool:
-            # Allocated for this very request: the pools were edited since (e.g. a block of
-            # the pool given to another one).  An address in use is never moved for that.
+        if recorded == request.pool:
+            # Given for this very request: the pools were edited since (e.g. a block of the
+            # pool given to another one).  An address in use is never moved for that.
             return current
         why = f"{IPAM_RANGE_ANNOTATION} asks for pool {request.pool!r}"
         try:
-            return await self._relocate(raw, service, vip, current, proven, request.pools, why)
+            return await self._relocate(
+                raw, service, vip, current, proven, request.pools, why, request.pool
+            )
         except NoRoom as err:
             self.waiting.add(service.key)
             message = f"{err}; keeping {current} (pool {home!r})"
@@ -260,9 +263,10 @@ class Follow:
         proven: set[IPAddress],
         pools: tuple[str, ...],
         why: str,
+        requested: str | None = None,
     ) -> IPAddress:
-        """Move to an address of ``pools`` where the Service's sharing key and ports fit;
-        ``NoRoom`` where none is."""
+        """Move to an address of ``pools`` where the Service's sharing key and ports fit
+        (``requested``: the pool asked for, recorded on the Vip); ``NoRoom`` where none is."""
         placeholder = f"{service.key}{MOVING}"
         sharing = (service.share_key, service.ports)
         try:
@@ -279,7 +283,7 @@ class Follow:
                 return current
         finally:
             self._allocator.release(placeholder)
-        await self.records.move(vip, current, wanted, sharing)
+        await self.records.move(vip, current, wanted, sharing, requested)
         self.waiting.discard(service.key)
         message = f"{why}: moved from {current} to {wanted}"
         await self._recorder.record(raw, "Normal", "AddressMoved", message)

@@ -19,6 +19,7 @@ from lbctl.kube.errors import AlreadyExists, Invalid, KubeError, NotFound
 from lbctl.kube.informer import Informer
 from lbctl.model import (
     CLASS_ANNOTATION,
+    REQUESTED_POOL_ANNOTATION,
     IPAddress,
     ServiceView,
     VipView,
@@ -173,7 +174,11 @@ class VipRecords:
         await write_vip_status(self._client, vip, status)
 
     async def _write_address(
-        self, vip: VipView, address: IPAddress, sharing: Sharing | None = None
+        self,
+        vip: VipView,
+        address: IPAddress,
+        sharing: Sharing | None = None,
+        requested: str | None = None,
     ) -> None:
         """Set the Vip's address and pool (and, when ``sharing`` is given, its sharing key and
         ports), guarded by the resourceVersion it was read at."""
@@ -188,7 +193,20 @@ class VipRecords:
             key, ports = sharing
             spec["sharingKey"] = key.split("/", 1)[1] if key else None
             spec["ports"] = ports_text(ports) if key else None
-        patch = {"metadata": {"resourceVersion": vip.resource_version}, "spec": spec}
+        metadata: dict[str, Any] = {"resourceVersion": vip.resource_version}
+        if requested is not None:
+            metadata["annotations"] = {REQUESTED_POOL_ANNOTATION: requested}
+        await self._client.patch(
+            VIPS, vip.namespace, vip.name, {"metadata": metadata, "spec": spec}
+        )
+
+    async def set_requested(self, vip: VipView, requested: str) -> None:
+        """Record the pool the Service names now ("": none) without moving it (its address
+        already lies in that pool), guarded by the version the Vip was read at."""
+        if vip.requested_pool is None or vip.requested_pool == requested:
+            return
+        annotations = {REQUESTED_POOL_ANNOTATION: requested}
+        patch = {"metadata": {"resourceVersion": vip.resource_version, "annotations": annotations}}
         await self._client.patch(VIPS, vip.namespace, vip.name, patch)
 
     async def clear(self, vip: VipView) -> None:
@@ -215,9 +233,10 @@ class VipRecords:
         current: IPAddress,
         wanted: IPAddress,
         sharing: Sharing | None = None,
+        requested: str | None = None,
     ) -> None:
         """Re-point the Vip from ``current`` to the free address ``wanted`` (shared under
-        ``sharing``'s key and ports, when given).
+        ``sharing``'s key and ports, when given; ``requested``: the pool asked for, recorded).
 
         ``wanted`` is held under a placeholder owner while the write is in flight, and
         ``current`` is released only once the Vip no longer records it.
@@ -226,7 +245,7 @@ class VipRecords:
         placeholder = f"{vip.key}{MOVING}"
         self._allocator.assign(placeholder, wanted, share_key=key, ports=ports)
         try:
-            await self._write_address(vip, wanted, sharing)
+            await self._write_address(vip, wanted, sharing, requested)
         finally:
             self._allocator.release(placeholder)
         self._allocator.assign(vip.key, wanted, token=vip.uid, share_key=key, ports=ports)

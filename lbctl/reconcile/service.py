@@ -29,7 +29,6 @@ from lbctl.reconcile import desired
 from lbctl.reconcile.adc_step import AdcStep, LoadBalancerBackend
 from lbctl.reconcile.addresses import AddressRecords, AddressTaken, Sharing
 from lbctl.reconcile.claims import (
-    IPAM_RANGE_ANNOTATION,
     Claimed,
     PoolChoice,
     Request,
@@ -307,7 +306,7 @@ class ServiceReconciler:
         prune_later = await self.addresses.prune(
             service, [], self.shown.showing
         )  # e.g. a record edited by hand
-        asked = service.annotations.get(IPAM_RANGE_ANNOTATION, "").strip() or None
+        asked = service.requested_pool
         status = vip_status(PENDING, why.condition, why.message, asked)
         if vip is None:
             await self.records.create(service, None, status)

@@ -11,8 +11,7 @@ import pytest
 
 from lbctl.kube.client import JSON, NAMESPACES, SERVICES, VIP_POOLS, VIPS, KubeClient
 from lbctl.kube.errors import Invalid, NotFound
-from lbctl.model import VipView
-from lbctl.reconcile.claims import IPAM_RANGE_ANNOTATION
+from lbctl.model import IPAM_RANGE_ANNOTATION, VipView
 from lbctl.reconcile.conditions import ADDRESS_CONDITION
 from lbctl.reconcile.vipstatus import ALLOCATED, PENDING, vip_status, write_vip_status
 from tests.integration.conftest import (
@@ -516,3 +515,28 @@ async def test_a_request_an_allocated_service_may_not_have_is_a_warning_and_it_k
     told = await warning(kube, namespace, "svc", "no pool named 'gold'")
     assert told["message"].endswith("; keeping 10.146.0.1")
     assert shown_ip(await kube.get(SERVICES, namespace, "svc")) == "10.146.0.1"
+
+
+async def test_a_service_that_comes_to_name_the_pool_it_was_given_first_moves_into_it(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
+) -> None:
+    """web got 10.158.0.3 from pool a automatically; a's last block went to pool b; then web
+    names a: that is a new request (the Vip records what was asked, not where the address
+    was), so it moves into a, which has room."""
+    await start_lbctl(STATIC_ONLY)
+    first, second = unique("a"), unique("b")
+    await vip_pools(first, ["10.158.0.1-10.158.0.3"])
+    for name in ("s1", "s2", "web"):
+        await kube.create(SERVICES, namespace, load_balancer(name))
+        await wait_for_ip(kube, namespace, name)
+    assert shown_ip(await kube.get(SERVICES, namespace, "web")) == "10.158.0.3"
+    await kube.patch(
+        VIP_POOLS, None, first, {"spec": {"addresses": ["10.158.0.1-10.158.0.2", "10.158.0.9"]}}
+    )
+    await vip_pools(second, ["10.158.0.3"], autoAssign=False)
+    await pool_says(kube, second, ipv4=counts(1, 1))
+    patch = {"metadata": {"annotations": {IPAM_RANGE_ANNOTATION: first}}}
+    await kube.patch(SERVICES, namespace, "web", patch)
+    assert await wait_for_ip_change(kube, namespace, "web", "10.158.0.3") == "10.158.0.9"
+    vip = await kube.get(VIPS, namespace, "web")
+    assert vip["metadata"]["annotations"]["lbctl.io/requested-pool"] == first

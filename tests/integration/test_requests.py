@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 from lbctl.kube.client import EVENTS, JSON, SERVICES, VIPS, KubeClient
-from lbctl.reconcile.claims import FRONTEND_IP_ANNOTATION, IPAM_RANGE_ANNOTATION
+from lbctl.model import IPAM_RANGE_ANNOTATION
+from lbctl.reconcile.claims import FRONTEND_IP_ANNOTATION
 from tests.integration.conftest import StartLbctl, load_balancer, shared, shown_ip, wait_for_ip
 from tests.waiting import eventually
 
