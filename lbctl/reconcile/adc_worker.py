@@ -46,6 +46,11 @@ class AdcReconciler:
         addresses = self.shown(service)
         if addresses:
             await self._step.ensure(raw, service, addresses, lambda: self._wanted(service))
+        elif not service.ingress_addresses():
+            # It waits, showing nothing (e.g. a sharer whose ports came to clash, with no
+            # other address): its objects on the ADC would hold ports of the address it left.
+            # (An address it shows but lbctl no longer holds is a move under way: left alone.)
+            await self._step.remove(raw, key, known=False)
         return None
 
     def _wanted(self, service: ServiceView) -> bool:
@@ -59,11 +64,14 @@ class AdcReconciler:
         )  # fmt: skip
 
     def shown(self, service: ServiceView) -> list[IPAddress]:
-        """The addresses lbctl holds for the Service and the Service shows, in the order it
-        shows them (the first family first)."""
+        """The addresses lbctl holds for the Service (for its current ports) and the Service
+        shows, in the order it shows them (the first family first)."""
         held = {
             allocation.address
             for owner in (service.key, secondary_owner(service.key))
             if (allocation := self._allocator.get(owner)) is not None
+            # A sharer's new ports are not the ADC's to program before IPAM accepted them
+            # beside the other sharers (it may have to move or let go instead).
+            and (allocation.share_key is None or allocation.ports == service.ports)
         }
         return [a for a in service.ingress_addresses() if a in held]

@@ -176,7 +176,11 @@ def claim(
         )
         return Claimed(allocation.address, fresh=True)
     except PortConflict as err:
-        message = f"cannot share {err} (key {service.share_key!r})"
+        protocol, port = err.port
+        message = (
+            f"cannot share {err.address} with {err.holder}, which already uses port "
+            f"{port}/{protocol} (key {service.share_key!r})"
+        )
         return Unsatisfied("AllocationFailed", "PortConflict", message, True)
     except UnknownPool as err:  # the pools changed since the request was read
         message = f"{IPAM_RANGE_ANNOTATION}: {err}"

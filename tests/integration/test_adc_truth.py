@@ -14,7 +14,13 @@ from lbctl.config import AdcSettings
 from lbctl.kube.client import EVENTS, JSON, SERVICES, KubeClient
 from lbctl.reconcile.adc_step import ADC_UNREACHABLE
 from lbctl.reconcile.conditions import ADC_CONDITION
-from tests.integration.conftest import RunningSimulator, StartLbctl, load_balancer, wait_for_ip
+from tests.integration.conftest import (
+    RunningSimulator,
+    StartLbctl,
+    load_balancer,
+    shared,
+    wait_for_ip,
+)
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -306,3 +312,27 @@ async def test_a_service_that_moves_is_told_when_the_netscaler_serves_its_new_ad
     condition = await adc_condition(kube, namespace, "web")
     assert condition is not None
     assert condition["message"].startswith("the NetScaler serves 10.157.1.1")
+
+
+async def test_a_sharer_that_lets_go_of_its_address_leaves_nothing_on_the_netscaler(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """web (TCP 80) and dns (UDP 53) share the one address; dns is edited to TCP 80 and, with
+    nowhere to go, waits showing nothing: its lb vserver (53) goes too, web's stays, and no
+    add of dns is refused by the NetScaler."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    await start_lbctl('["10.159.0.1"]', adc=simulator.settings())
+    await kube.create(SERVICES, namespace, shared("web", "blue", ("TCP", 80)))
+    await kube.create(SERVICES, namespace, shared("dns", "blue", ("UDP", 53)))
+    address = await wait_for_ip(kube, namespace, "web")
+    assert await wait_for_ip(kube, namespace, "dns") == address
+    dns_lbv = f"lbctl-{namespace}_dns_53-udp_lbv"
+    await eventually(lambda: dns_lbv in simulator.names("lbvserver"), what="dns configured")
+    tcp_80 = [{"name": "dns", "protocol": "TCP", "port": 80, "targetPort": 80}]
+    await kube.patch(SERVICES, namespace, "dns", {"spec": {"ports": tcp_80}})
+    await eventually(lambda: dns_lbv not in simulator.names("lbvserver"), what="dns removed")
+    assert f"lbctl-{namespace}_web_80-tcp_lbv" in simulator.names("lbvserver")
+    assert not [n for n in simulator.names("lbvserver") if n.startswith(f"lbctl-{namespace}_dns")]
+    refused = [r for r in simulator.sim.requests if r.resource == "lbvserver" and r.status >= 300]
+    assert refused == []
