@@ -37,6 +37,7 @@ PASSWORD = "bench-password"
 WRITE_VERBS = ("create", "patch", "update", "delete")
 NODE_IPS = ("10.200.0.1", "10.200.0.2", "10.200.0.3")
 DRIFT_PERIOD = 20.0
+HEALTH_PERIOD = 5.0
 
 
 class Lbctl:
@@ -47,7 +48,7 @@ class Lbctl:
         env = dict(
             os.environ, VIP_RANGE='["10.64.0.0/16"]', NS_URL=url, NS_USER="nsroot",
             NS_PASSWORD=PASSWORD, LBCTL_LOG_LEVEL="warning", LBCTL_LOG_FORMAT="json",
-            LBCTL_ADC_RESYNC_PERIOD=str(DRIFT_PERIOD),
+            LBCTL_ADC_RESYNC_PERIOD=str(DRIFT_PERIOD), LBCTL_ADC_HEALTH_PERIOD=str(HEALTH_PERIOD),
         )  # fmt: skip
         self.log = open(plane.workdir / "lbctl-bench.log", "ab")  # noqa: SIM115
         self.started = time.monotonic()
@@ -137,7 +138,7 @@ def complete_passes(sim: Simulator) -> list[int]:
     still running when counting stops is left out)."""
     passes: list[int] = []
     for record in sim.requests:
-        if record.method == "GET" and record.name is None:
+        if record.method == "GET" and record.name is None and record.kind == "config":
             if record.resource == "lbvserver":
                 passes.append(0)
             if passes:
@@ -146,7 +147,14 @@ def complete_passes(sim: Simulator) -> list[int]:
 
 
 def listings(sim: Simulator) -> int:
-    return sum(1 for r in sim.requests if r.method == "GET" and r.name is None)
+    return sum(
+        1 for r in sim.requests if r.method == "GET" and r.name is None and r.kind == "config"
+    )
+
+
+def health_reads(sim: Simulator) -> int:
+    """Health passes' reads (``stat/lbvserver``, one per pass whatever the Services)."""
+    return sum(1 for r in sim.requests if r.kind == "stat")
 
 
 async def run(n: int, idle: float) -> dict[str, Any]:
@@ -268,6 +276,10 @@ async def scenario(
         requests, idle_writes = nitro_counts(sim)
         result["idle_nitro_writes"] = idle_writes
         per_pass = complete_passes(sim)
+        result["health_reads"] = health_reads(sim)
+        result["nitro_requests_per_health_pass"] = health_reads(sim) / max(
+            1, round(idle / HEALTH_PERIOD)
+        )
         result["drift_passes"] = len(per_pass)
         result["nitro_requests_per_drift_pass"] = (
             statistics.median(per_pass) + requests / len(per_pass) if per_pass else float("nan")
@@ -298,7 +310,8 @@ ROWS = [
     ("idle_apiserver_writes", "idle: apiserver writes", "", 0),
     ("idle_nitro_writes", "idle: NITRO writes", "", 0),
     ("idle_cpu_s", "idle: lbctl CPU", "s", None),
-    ("nitro_requests_per_drift_pass", "NITRO requests per drift pass", "", 6),
+    ("nitro_requests_per_drift_pass", "NITRO requests per drift pass", "", 8),
+    ("nitro_requests_per_health_pass", "NITRO requests per health pass (about)", "", 1),
 ]
 
 

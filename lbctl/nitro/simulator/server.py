@@ -43,6 +43,8 @@ class RequestRecord:
     name: str | None
     query: dict[str, str] = field(default_factory=dict)
     status: int = 0
+    kind: str = "config"
+    """``config`` or ``stat`` (``/nitro/v1/<kind>/...``)."""
 
 
 def _json(status: int, body: Any) -> web.Response:
@@ -195,7 +197,10 @@ class Simulator:
     async def _nitro_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/nitro/"):
             return await handler(request)
-        record = RequestRecord(request.method, *_record_target(request), dict(request.query))
+        kind = "stat" if request.path.startswith("/nitro/v1/stat/") else "config"
+        record = RequestRecord(
+            request.method, *_record_target(request), dict(request.query), kind=kind
+        )
         if self.faults.latency > 0:
             await asyncio.sleep(self.faults.latency)
         outcome = self.faults.decide()
