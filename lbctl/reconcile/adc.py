@@ -151,15 +151,36 @@ class AdcSync:
                     (self._servers or {}).pop(name, None)
                     self.unsaved = True
 
-    async def _mark_created_servers(self, batch: list[Op], errors: list[NitroError | None]) -> None:
-        """Members just bound by IP whose ``server`` did not exist: NetScaler created it for
-        lbctl's bind, so it gets lbctl's server comment (its proof of ownership)."""
+    async def _absent_servers(self, batch: list[Op]) -> set[str]:
+        """The member IPs of ``batch`` that have no ``server`` right now, read from the ADC
+        just before the bind (the listing may be minutes old: a server made by hand since
+        then must not be taken for one lbctl's bind created)."""
+        absent: set[str] = set()
+        if self._servers is None:
+            return absent
+        for op in batch:
+            ip = op.key.sub[0] if op.key.kind == "member" and op.action == "bind" else None
+            if ip is None or ip in self._servers or ip in absent:
+                continue
+            try:
+                (found,) = await self._client.get("server", ip) or [{}]
+                self._servers[ip] = str(found.get("comment") or "")
+            except NoSuchResource:
+                absent.add(ip)
+        return absent
+
+    async def _mark_created_servers(
+        self, batch: list[Op], errors: list[NitroError | None], absent: set[str]
+    ) -> None:
+        """Members just bound by IP whose ``server`` did not exist (``absent``): NetScaler
+        created it for lbctl's bind, so it gets lbctl's server comment (its proof of
+        ownership).  A server that existed keeps its comment."""
         if self._servers is None:
             return
         mine = server_comment(self._owner)
         for op, error in zip(batch, errors, strict=True):
             ip = op.key.sub[0] if op.key.kind == "member" and op.action == "bind" else None
-            if error is None and ip is not None and ip not in self._servers:
+            if error is None and ip is not None and ip in absent:
                 try:
                     await self._client.update("server", {"name": ip, "comment": mine})
                     self._servers[ip] = mine
@@ -268,9 +289,14 @@ class AdcSync:
             if not batch:
                 continue
             log.debug("ADC write", service=owner, operations=[str(op) for op in batch])
-            errors = await self._run(batch)
+            try:
+                absent = await self._absent_servers(batch)
+            except NitroError as err:
+                errors: list[NitroError | None] = [err] * len(batch)
+            else:
+                errors = await self._run(batch)
+                await self._mark_created_servers(batch, errors, absent)
             outcome.writes += 1
-            await self._mark_created_servers(batch, errors)
             for op, error in zip(batch, errors, strict=True):
                 if error is None:
                     self.unsaved = True

@@ -46,10 +46,10 @@ class AdcReconciler:
         addresses = self.shown(service)
         if addresses:
             await self._step.ensure(raw, service, addresses, lambda: self._wanted(service))
-        elif not service.ingress_addresses():
-            # It waits, showing nothing (e.g. a sharer whose ports came to clash, with no
-            # other address): its objects on the ADC would hold ports of the address it left.
-            # (An address it shows but lbctl no longer holds is a move under way: left alone.)
+        elif not any(self._allocator.get(o) for o in (key, secondary_owner(key))):
+            # lbctl holds no address for it: it waits (e.g. a sharer whose ports came to
+            # clash, with nowhere to go), and its objects on the ADC would hold ports of the
+            # address it left.  (What the Service shows is no proof: anyone may clear it.)
             await self._step.remove(raw, key, known=False)
         return None
 

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from lbctl.config import AdcSettings
-from lbctl.kube.client import EVENTS, JSON, SERVICES, KubeClient
+from lbctl.kube.client import EVENTS, JSON, NODES, SERVICES, KubeClient
+from lbctl.nitro.client import Credentials, NitroClient
 from lbctl.reconcile.adc_step import ADC_UNREACHABLE
 from lbctl.reconcile.conditions import ADC_CONDITION
 from tests.integration.conftest import (
+    SIM_PASSWORD,
     RunningSimulator,
     StartLbctl,
     load_balancer,
@@ -336,3 +338,66 @@ async def test_a_sharer_that_lets_go_of_its_address_leaves_nothing_on_the_netsca
     assert not [n for n in simulator.names("lbvserver") if n.startswith(f"lbctl-{namespace}_dns")]
     refused = [r for r in simulator.sim.requests if r.resource == "lbvserver" and r.status >= 300]
     assert refused == []
+
+
+async def test_a_server_made_by_hand_after_lbctl_read_the_adc_is_never_taken_over(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """An admin makes server 10.10.0.9 after lbctl's listing; a node with that IP joins and
+    leaves: lbctl binds and unbinds it, but never comments nor deletes the admin's server."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    running = await start_lbctl('["10.160.0.0/28"]', adc=simulator.settings(resync_period=1.0))
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    await wait_for_ip(kube, namespace, "web")
+    group = f"lbctl-{namespace}_web_80-tcp_sgp"
+    await eventually(lambda: group in simulator.names("servicegroup"), what="configured")
+    adc = running.runtime.adc
+    assert adc is not None
+    passes = adc.passes
+    await eventually(lambda: adc.passes > passes, what="a listing read")
+    admin = NitroClient(simulator.url, Credentials("nsroot", SIM_PASSWORD))
+    try:
+        made = {"name": "10.10.0.9", "ipaddress": "10.10.0.9", "comment": "backup, by hand"}
+        await admin.add("server", made)
+    finally:
+        await admin.aclose()
+    await nodes(f"{namespace}-b", "10.10.0.9")
+
+    def bound() -> bool:
+        members = simulator.sim.objects("servicegroup_servicegroupmember_binding")
+        return any(m["servicegroupname"] == group and "10.10.0.9" in (m.get("ip"), m.get(
+            "servername")) for m in members)  # fmt: skip
+
+    await eventually(bound, what="the new node bound")
+    await kube.delete(NODES, None, f"{namespace}-b")
+    await eventually(lambda: not bound(), what="the node unbound")
+    passes = adc.passes
+    await eventually(lambda: adc.passes >= passes + 2, what="two more listings")
+    (kept,) = [s for s in simulator.sim.objects("server") if s["name"] == "10.10.0.9"]
+    assert kept["comment"] == "backup, by hand"
+
+
+async def test_a_status_cleared_by_someone_else_never_takes_the_vserver_down(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """Someone clears the Service's status: lbctl shows its address again, and deletes
+    nothing on the NetScaler meanwhile (the address was never let go)."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    running = await start_lbctl('["10.161.0.0/28"]', adc=simulator.settings())
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    address = await wait_for_ip(kube, namespace, "web")
+    lbv = f"lbctl-{namespace}_web_80-tcp_lbv"
+    await eventually(lambda: lbv in simulator.names("lbvserver"), what="configured")
+    simulator.sim.reset_counts()
+    cleared = {"status": {"loadBalancer": {"ingress": None}}}
+    await kube.patch(SERVICES, namespace, "web", cleared, subresource="status")
+    assert await wait_for_ip(kube, namespace, "web") == address
+    queues = [q for q in (running.runtime.queue, running.runtime.adc_queue) if q is not None]
+
+    def idle() -> bool:
+        return all(len(q) == 0 and q.processing == 0 for q in queues)
+
+    await eventually(idle, what="both queues idle")
+    assert [r for r in simulator.writes() if r.method == "DELETE"] == []

@@ -33,6 +33,11 @@ async def test_a_refused_bulk_bind_is_a_port_error_and_a_retry_not_a_crash(
         return_value=httpx.Response(200, json={"errorcode": 0, "nsfeature": {"lb": True}})
     )
     mock.put(path__regex=r"/server/").mock(return_value=httpx.Response(200))
+    mock.get(path__regex=r"/server/").mock(  # no server yet for a member bound by IP
+        return_value=httpx.Response(
+            404, json={"errorcode": 258, "message": "No such resource", "severity": "ERROR"}
+        )
+    )
     mock.post("/servicegroup").mock(return_value=httpx.Response(201))
     mock.post("/lbvserver").mock(return_value=httpx.Response(201))
     members = mock.post("/servicegroup_servicegroupmember_binding").mock(
