@@ -17,7 +17,7 @@ from lbctl.kube.client import SERVICES, KubeClient
 from lbctl.kube.events import EventRecorder
 from lbctl.model import IPAddress, ServiceView
 from lbctl.reconcile.adc import AdcOutcome
-from lbctl.reconcile.adc_health import AdcHealth
+from lbctl.reconcile.adc_health import AdcHealth, Health
 from lbctl.reconcile.conditions import ADC_CONDITION, conditions
 
 log = structlog.get_logger(__name__)
@@ -47,6 +47,20 @@ class LoadBalancerBackend(Protocol):
 UNREACHABLE = "the NetScaler does not answer (or refuses lbctl's credentials)"
 ADC_UNREACHABLE = "lbctl.io/ADCUnreachable"
 """``ports[].error`` of every port while the NetScaler does not answer."""
+
+
+def _with_health(message: str, health: Health | None, before: Mapping[str, Any] | None) -> str:
+    """The condition's message with what the NetScaler sees of the members, when that is
+    worth saying: a vserver not UP, or members not UP (a healthy Service's message stays as
+    it is, so health passes and restarts write nothing).  Health not read yet (a restart):
+    what the condition said keeps being said."""
+    if health is None:
+        said = str((before or {}).get("message") or "")
+        return said if said.split(";")[0] == message and before and before.get(
+            "status") == "True" else message  # fmt: skip
+    if health.down or any(v.up < v.total for v in health.vservers):
+        return f"{message}; {health.describe()}"
+    return message
 
 
 def _serves(shown: str) -> str:
@@ -122,9 +136,10 @@ class AdcStep:
             log.warning("port not configured on the ADC", service=service.key, port=label)
         shown = ", ".join(map(str, addresses))
         condition = _condition(outcome, shown)
+        before = next((c for c in service.conditions if c.get("type") == ADC_CONDITION), None)
         health = self._health.by_service.get(service.key) if self._health is not None else None
-        if condition[0] == "True" and health is not None:
-            condition = (*condition[:2], f"{condition[2]}; {health.describe()}")
+        if condition[0] == "True":
+            condition = (*condition[:2], _with_health(condition[2], health, before))
         if (
             health is not None
             and self._health is not None
@@ -133,7 +148,6 @@ class AdcStep:
             self._health.went_down.discard(service.key)
             message = f"the NetScaler cannot reach the Service: {health.describe()}"
             await self._recorder.record(raw, "Warning", "LoadBalancerDown", message)
-        before = next((c for c in service.conditions if c.get("type") == ADC_CONDITION), None)
         written = await self._publish(raw, service, addresses, outcome, condition)
         served_before = str((before or {}).get("message") or "").split(";")[0]
         if condition[0] == "True" and (

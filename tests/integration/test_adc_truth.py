@@ -175,31 +175,36 @@ async def test_the_service_shows_what_the_netscaler_sees_of_its_members(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
     simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
 ) -> None:  # fmt: skip
-    """The lb vserver's state and members UP, read for all vservers in one request per pass,
-    are in the condition's message; a vserver going DOWN (no member passes its monitor) is a
-    Warning Event."""
+    """The lb vservers' state and members UP are read for all vservers in one request per
+    pass; while all is UP the Service's condition says only what is served (health passes
+    write nothing); a vserver going DOWN (no member passes its monitor) is in the message
+    and a Warning Event."""
     await nodes(f"{namespace}-a", "10.10.0.1")
     await nodes(f"{namespace}-b", "10.10.0.2")
     running = await start_lbctl('["10.154.0.0/28"]', adc=simulator.settings(health_period=0.5))
     await kube.create(SERVICES, namespace, load_balancer("web"))
-    await wait_for_ip(kube, namespace, "web")
+    address = await wait_for_ip(kube, namespace, "web")
     base = f"lbctl-{namespace}_web_80-tcp"
 
-    async def message_has(text: str) -> JSON | None:
+    async def message_is(text: str) -> JSON | None:
         found = await adc_condition(kube, namespace, "web")
-        return found if found and text in found["message"] else None
+        return found if found and found["message"] == text else None
 
-    await eventually(lambda: message_has(f"lb vserver {base}_lbv UP, 2/2 members UP"), within=30)
+    await eventually(lambda: message_is(f"the NetScaler serves {address}"), within=30)
     nitro, health = running.runtime.nitro, running.runtime.health
     assert nitro is not None
     assert health is not None
+    await eventually(lambda: health.passes > 0, what="a health pass")
     passes, stat_requests = health.passes, nitro.requests[("stat/lbvserver", "GET")]
+    status_writes = running.runtime.client.calls[("services/status", "patch")]
     await eventually(lambda: health.passes >= passes + 2, what="two more passes")
     assert nitro.requests[("stat/lbvserver", "GET")] - stat_requests == health.passes - passes
+    assert running.runtime.client.calls[("services/status", "patch")] == status_writes
 
     assert simulator.sim.set_probe("DOWN", {"servicegroupname": f"{base}_sgp"}) == 2
-    down = await eventually(lambda: message_has("DOWN, 0/2 members UP"), within=30)
-    assert down["status"] == "True", "configured, if unable to reach a member"
+    down = f"the NetScaler serves {address}; lb vserver {base}_lbv DOWN, 0/2 members UP"
+    told = await eventually(lambda: message_is(down), within=30)
+    assert told["status"] == "True", "configured, if unable to reach a member"
     warnings = [m for r, m in await reasons(kube, namespace, "web") if r == "LoadBalancerDown"]
     assert warnings == [f"the NetScaler cannot reach the Service: lb vserver {base}_lbv DOWN, "
                         "0/2 members UP"]  # fmt: skip

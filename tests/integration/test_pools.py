@@ -16,7 +16,6 @@ from lbctl.reconcile.conditions import ADDRESS_CONDITION
 from lbctl.reconcile.vipstatus import ALLOCATED, PENDING, vip_status, write_vip_status
 from tests.integration.conftest import (
     CreatePool,
-    RunningLbctl,
     StartLbctl,
     load_balancer,
     shown_ip,
@@ -278,17 +277,18 @@ async def test_two_instances_with_different_vip_ranges_agree_on_a_pools_status(
     def writes() -> int:
         return sum(r.runtime.client.calls[("vippools/status", "patch")] for r in (first, second))
 
+    def settled_in() -> bool:
+        return not any(r.runtime.pool_status.stale() for r in (first, second))
+
+    await eventually(settled_in, what="nothing left to write")
     settled = writes()
-    marker = unique("marker")  # another pool's status written proves a pass went by
+    marker = unique("marker")  # another pool's status written proves passes went by
     await vip_pools(marker, ["10.141.2.1"])
     await pool_says(kube, marker, ready=("True", "Ready"))
-    for running in (first, second):
-
-        def settled_in(r: RunningLbctl = running) -> bool:
-            return not r.runtime.pool_status.stale()
-
-        await eventually(settled_in, what="nothing left to write")
-    assert writes() - settled <= 2, "the instances overwrote each other's pool status"
+    await eventually(settled_in, what="nothing left to write")
+    # Each instance may write the new pool's status once (both saw it stale at once); the
+    # fight this guards against was ~250 writes a second.
+    assert writes() - settled <= 2 * 2, "the instances overwrote each other's pool status"
 
 
 async def test_an_edit_of_the_pools_never_moves_a_service_that_names_one(
