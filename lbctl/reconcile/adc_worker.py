@@ -46,10 +46,14 @@ class AdcReconciler:
         addresses = self.shown(service)
         if addresses:
             await self._step.ensure(raw, service, addresses, lambda: self._wanted(service))
-        elif not any(self._allocator.get(o) for o in (key, secondary_owner(key))):
-            # lbctl holds no address for it: it waits (e.g. a sharer whose ports came to
-            # clash, with nowhere to go), and its objects on the ADC would hold ports of the
-            # address it left.  (What the Service shows is no proof: anyone may clear it.)
+        elif not service.ingress_addresses() and not any(
+            self._allocator.get(owner) for owner in (key, secondary_owner(key))
+        ):
+            # It waits: it shows nothing and lbctl holds no address for it (e.g. a sharer
+            # whose ports came to clash, with nowhere to go); its objects on the ADC would
+            # hold ports of the address it left.  Either alone is no proof: anyone may clear
+            # a status, and a Vip deleted by hand lets go of the address until it is held
+            # again.
             await self._step.remove(raw, key, known=False)
         return None
 
