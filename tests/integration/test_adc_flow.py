@@ -77,11 +77,11 @@ async def test_service_is_configured_on_the_adc_in_four_writes(
     assert lbv is not None
     assert (lbv["ipv46"], int(lbv["port"]), lbv["servicetype"]) == (ip, 80, "TCP")
     assert lbv["comment"] == f"lbctl owner=lbctl service={namespace}/web port=80/TCP"
+    await eventually(lambda: len(simulator.writes()) >= 7, what="all writes")
     bindings = simulator.sim.objects("lbvserver_servicegroup_binding")
     assert {(b["name"], b["servicegroupname"]) for b in bindings} >= {
         (f"{base}_lbv", f"{base}_sgp")
     }
-    await eventually(lambda: len(simulator.writes()) >= 7, what="all writes")
     # The three servers NetScaler created for the binds get lbctl's comment: once per node.
     assert [(r.method, r.resource) for r in simulator.writes()] == [
         ("POST", "servicegroup"),
