@@ -156,7 +156,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
             queue.add(f"VipPool:{name}")
 
     pools = Pools(allocator, settings.pools, pool_objects, namespaces, pools_changed)
-    pool_status = PoolStatusWriter(client, pool_objects, allocator)
+    pool_status = PoolStatusWriter(client, pool_objects, allocator, pools)
     queue = WorkQueue()
     clock = MonotonicClock()
     adc_queue = WorkQueue(clock, RateLimiter(clock, cap=ADC_BACKOFF_CAP))

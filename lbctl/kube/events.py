@@ -36,7 +36,9 @@ class _Seen:
     written_at: float
 
 
-def _timestamp() -> str:
+def timestamp() -> str:
+    """Now, as the apiserver writes times (RFC 3339, UTC, seconds): Events, and conditions'
+    ``lastTransitionTime``."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -78,7 +80,7 @@ class EventRecorder:
         self, obj: JSON, signature: Signature, event_type: str, reason: str, message: str
     ) -> None:
         meta = obj["metadata"]
-        now = _timestamp()
+        now = timestamp()
         event: JSON = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -104,7 +106,7 @@ class EventRecorder:
         self._remember(signature, _Seen(meta["namespace"], name, 1, 1, self._clock()))
 
     async def _bump(self, signature: Signature, seen: _Seen) -> None:
-        patch = {"count": seen.count, "lastTimestamp": _timestamp()}
+        patch = {"count": seen.count, "lastTimestamp": timestamp()}
         try:
             await self._client.patch(EVENTS, seen.namespace, seen.name, patch)
         except NotFound:

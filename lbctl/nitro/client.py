@@ -191,15 +191,10 @@ class NitroClient:
             query["args"] = _pairs(args)
         if bulkbindings:
             query["bulkbindings"] = "yes"
-        data = await self._call("GET", resource, name, Operation("get", resource, name), query)
-        items = data.get(resource, [])
-        if isinstance(items, dict):
-            items = [items]
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise MalformedResponse(
-                Operation("get", resource, name), f"'{resource}' is not a list of objects"
-            )
-        return items
+        operation = Operation("get", resource, name)
+        return _objects(
+            operation, resource, await self._call("GET", resource, name, operation, query)
+        )
 
     async def stats(self, resource: str) -> list[JSON]:
         """Statistics of every object of ``resource`` in one request (``GET
@@ -207,12 +202,7 @@ class NitroClient:
         ``vslbhealth``, ``actsvcs``, ``inactsvcs`` per lb vserver."""
         operation = Operation("stat", resource)
         data = await self._call("GET", resource, None, operation, {}, kind="stat")
-        items = data.get(resource, [])
-        if isinstance(items, dict):
-            items = [items]
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise MalformedResponse(operation, f"'{resource}' is not a list of objects")
-        return items
+        return _objects(operation, resource, data)
 
     async def count(self, resource: str) -> int:
         data = await self._call(
@@ -400,6 +390,17 @@ class NitroClient:
         if not isinstance(data, dict):
             raise MalformedResponse(operation, "reply is not a JSON object", status=status)
         return data
+
+
+def _objects(operation: Operation, resource: str, data: JSON) -> list[JSON]:
+    """The objects under ``resource`` in a reply: a missing key means none, a single object
+    (``nsfeature``, a stat of one object) is a list of one; anything else is malformed."""
+    items = data.get(resource, [])
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise MalformedResponse(operation, f"'{resource}' is not a list of objects")
+    return items
 
 
 def _errorcode(data: JSON | None) -> int | None:

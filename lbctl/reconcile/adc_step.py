@@ -8,13 +8,12 @@ makes the work queue retry the Service with backoff.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
 
 from lbctl.kube.client import SERVICES, KubeClient
-from lbctl.kube.events import EventRecorder
+from lbctl.kube.events import EventRecorder, timestamp
 from lbctl.model import IPAddress, ServiceView
 from lbctl.reconcile.adc import AdcOutcome
 from lbctl.reconcile.adc_health import AdcHealth, Health
@@ -85,10 +84,6 @@ def _condition(outcome: AdcOutcome, shown: str) -> tuple[str, str, str]:
     if outcome.problem is not None:
         return "False", "InvalidAnnotation", outcome.problem
     return "True", "Configured", _serves(shown)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ingress_entries(
@@ -188,7 +183,7 @@ class AdcStep:
                     entry["error"] = ADC_UNREACHABLE
                 ports.append(entry)
         ingress = ((raw.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}]
-        listed = conditions(service, condition, _now(), ADC_CONDITION)
+        listed = conditions(service, condition, timestamp(), ADC_CONDITION)
         if ingress[0].get("ports") == ports and listed is None:
             return []
         status: dict[str, Any] = {}

@@ -57,6 +57,9 @@ class Pools:
         self.vip_range_error: str | None = None
         """Why the ``VIP_RANGE`` file's current content is not in effect (None: it is)."""
         self.current = PoolSet(static)
+        self.objects_only = PoolSet(())
+        """The VipPool objects judged among themselves, without ``VIP_RANGE``: what their
+        status says, the same in every instance (``poolstatus``)."""
         allocator.set_pools(static)
 
     def start(self) -> None:
@@ -70,6 +73,7 @@ class Pools:
         objects = (
             [parse_pool_object(raw) for _, raw in self._objects.items()] if self._objects else []
         )
+        self.objects_only = combine((), objects)
         updated = combine(self._static, objects)
         if updated == self.current:
             return

@@ -11,13 +11,14 @@ because of its own ``VIP_RANGE`` is logged by that instance and shown by ``lbctl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from lbctl.ipam.allocator import Allocator
-from lbctl.ipam.poolset import DISABLED, EXHAUSTED, READY, PoolSet, combine, parse_pool_object
+from lbctl.ipam.poolset import DISABLED, EXHAUSTED, READY, PoolSet
 from lbctl.kube.client import JSON, VIP_POOLS, KubeClient
+from lbctl.kube.events import timestamp
 from lbctl.kube.informer import Informer
+from lbctl.reconcile.pools import Pools
 
 MAX_COUNT = 2**63 - 1
 """Status counts are int64: an IPv6 pool's count saturates here."""
@@ -82,10 +83,13 @@ class PoolStatusWriter:
     """Writes each ``VipPool``'s status when it differs from what it should be (one merge
     patch of the status subresource; nothing when it is current)."""
 
-    def __init__(self, client: KubeClient, objects: Informer, allocator: Allocator) -> None:
+    def __init__(
+        self, client: KubeClient, objects: Informer, allocator: Allocator, pools: Pools
+    ) -> None:
         self._client = client
         self._objects = objects
         self._allocator = allocator
+        self._pools = pools
 
     def stale(self) -> list[str]:
         """Names of the ``VipPool`` objects whose status is not what it should be."""
@@ -94,9 +98,9 @@ class PoolStatusWriter:
 
     def _wanted(self, only: str | None = None) -> dict[str, JSON]:
         cached = list(self._objects.items())
-        pools = combine((), [parse_pool_object(raw) for _, raw in cached])
+        pools = self._pools.objects_only  # parsed once per change of the objects, not per pass
         usage = self._allocator.usage(pools.pools)
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = timestamp()
         found = {}
         for name, raw in cached:
             if only is not None and name != only:

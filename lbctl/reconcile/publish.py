@@ -10,14 +10,13 @@ confirmed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from lbctl.ipam.allocator import Allocator
 from lbctl.kube.client import SERVICES, KubeClient
-from lbctl.kube.events import EventRecorder
+from lbctl.kube.events import EventRecorder, timestamp
 from lbctl.model import IPAddress, ServiceView
 from lbctl.reconcile import desired
 from lbctl.reconcile.addresses import AddressRecords
@@ -71,7 +70,9 @@ class ServiceWrites:
         for address in service.held_addresses():
             if await self._sharers.conflict(service, address, among_others=False) is not None:
                 withdrawn.add(address)
-        body = desired.waiting(service, self._mark, withdrawn, (why.condition, why.message), _now())
+        body = desired.waiting(
+            service, self._mark, withdrawn, (why.condition, why.message), timestamp()
+        )
         if body is None:
             return []
         if withdrawn:
@@ -93,7 +94,7 @@ class ServiceWrites:
         guarded by the resourceVersion the decision was made on.  The Service as written
         (None when all was in place); a Requeue when a newly shown address has no confirmed
         record yet, or other Services show it and may not share it (then it waits)."""
-        body = desired.shown(service, addresses, self._mark, self.describe(addresses), _now())
+        body = desired.shown(service, addresses, self._mark, self.describe(addresses), timestamp())
         if body is None:
             return None
         shown = set(service.ingress_addresses())
@@ -113,7 +114,3 @@ class ServiceWrites:
         )
         log.info("service status written", service=service.key, addresses=[*map(str, addresses)])
         return dict(updated)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -6,11 +6,11 @@ spec it was decided on."""
 from __future__ import annotations
 
 import contextlib
-import datetime
 from typing import Any
 
 from lbctl.kube.client import VIPS, KubeClient
 from lbctl.kube.errors import NotFound
+from lbctl.kube.events import timestamp
 from lbctl.model import VipView
 
 ALLOCATED = "Allocated"
@@ -20,7 +20,7 @@ RESERVED = "Reserved"
 
 def vip_status(state: str, reason: str, message: str, pool: str | None) -> dict[str, Any]:
     """The status body; ``pool``: where the address lies, or the pool a Pending Vip asks for."""
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = timestamp()
     return {
         "state": state,
         "message": message,
