@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from lbctl import logs
+from lbctl import __version__, logs
 from lbctl.adc.names import PrefixError, check_prefix
 from lbctl.config import AdcSettings, Settings
 from lbctl.ipam.ranges import RangeError, parse_vip_range
@@ -68,6 +68,7 @@ def run_parser() -> argparse.ArgumentParser:
         epilog="Other commands: 'lbctl status [flags]' (pools and allocations in the cluster), "
         "'lbctl demo' (local demo), 'lbctl controlplane build|up'.",
     )
+    parser.add_argument("--version", action="version", version=f"lbctl {__version__}")
     parser.add_argument(
         "--kubeconfig",
         default=_env("KUBECONFIG"),

@@ -79,6 +79,15 @@ def test_vip_range_flag_is_checked_like_the_variable() -> None:
     assert "is reversed" in result.stderr
 
 
+def test_version_is_the_installed_distributions() -> None:
+    """--version prints the version of the installed package, without needing any setting."""
+    from importlib.metadata import version
+
+    result = lbctl("--version", vip_range="not json")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"lbctl {version('lbctl')}"
+
+
 def test_help_lists_every_setting_with_its_variable() -> None:
     """--help names each flag and its environment variable."""
     result = lbctl("--help")
