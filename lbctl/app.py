@@ -161,7 +161,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     clock = MonotonicClock()
     adc_queue = WorkQueue(clock, RateLimiter(clock, cap=ADC_BACKOFF_CAP))
     """The NetScaler's own queue: its keys never wait behind IPAM's, nor IPAM's behind its."""
-    recorder = EventRecorder(client)
+    recorder = EventRecorder(client, instance=settings.instance)
     adc = nodes = slices = None
     if settings.adc is not None:
         nitro = nitro or nitro_client(settings.adc)

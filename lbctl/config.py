@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 
 from lbctl.ipam.ranges import Pool
@@ -53,3 +55,7 @@ class Settings:
     """None: this process always reconciles (one replica, or local work)."""
     adc: AdcSettings | None = None
     """None: IPAM, Vips and Service status only; no NetScaler is programmed."""
+    instance: str = field(
+        default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname()
+    )
+    """Which replica this is (the Pod's name, else the host's): Events' ``reportingInstance``."""

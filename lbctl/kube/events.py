@@ -2,13 +2,19 @@
 
 The first occurrence of (object, type, reason, message) creates an Event; repeats only raise
 its ``count`` and ``lastTimestamp``, at most once per ``UPDATE_EVERY`` seconds, so a failure
-loop cannot flood the apiserver.  Recording never raises: an Event is worth less than the
-reconcile that emits it.
+loop cannot flood the apiserver.  An Event's name is derived from that signature, so a
+restarted lbctl (or another replica) that reports the same thing finds the Event by its name
+(the create is refused as AlreadyExists) and counts it again rather than adding a second one.
+Recording never raises: an Event is worth less than the reconcile that emits it.
+
+``reportingComponent`` (events.k8s.io's ``reportingController``) names lbctl, and
+``reportingInstance`` the replica (its Pod's name) that first reported the Event.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,12 +23,14 @@ from dataclasses import dataclass
 import structlog
 
 from lbctl.kube.client import EVENTS, JSON, KubeClient
-from lbctl.kube.errors import KubeError, NotFound
+from lbctl.kube.errors import AlreadyExists, KubeError, NotFound
 
 log = structlog.get_logger(__name__)
 
 UPDATE_EVERY = 60.0
 REMEMBERED = 4096
+MAX_INSTANCE = 128
+"""The apiserver's limit on ``reportingInstance``."""
 
 Signature = tuple[str, str, str, str]
 
@@ -42,16 +50,24 @@ def timestamp() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def event_name(object_name: str, signature: tuple[str, ...]) -> str:
+    """``<object>.<16 hex>``: the same for every process that reports the same thing."""
+    digest = hashlib.sha256("\x00".join(signature).encode()).hexdigest()[:16]
+    return f"{object_name[:200]}.{digest}"
+
+
 class EventRecorder:
     def __init__(
         self,
         client: KubeClient,
         component: str = "lbctl",
+        instance: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._clock = clock
         self._component = component
+        self._instance = instance[:MAX_INSTANCE]
         self._seen: OrderedDict[Signature, _Seen] = OrderedDict()
 
     def _remember(self, signature: Signature, seen: _Seen) -> None:
@@ -80,11 +96,13 @@ class EventRecorder:
         self, obj: JSON, signature: Signature, event_type: str, reason: str, message: str
     ) -> None:
         meta = obj["metadata"]
+        namespace = meta["namespace"]
+        name = event_name(meta["name"], (*signature, self._component))
         now = timestamp()
         event: JSON = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {"name": name, "namespace": namespace},
             "involvedObject": {
                 "apiVersion": obj.get("apiVersion", "v1"),
                 "kind": obj.get("kind", "Service"),
@@ -97,13 +115,21 @@ class EventRecorder:
             "message": message,
             "source": {"component": self._component},
             "reportingComponent": self._component,
+            "reportingInstance": self._instance,
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
         }
-        created = await self._client.create(EVENTS, meta["namespace"], event)
-        name = created["metadata"]["name"]
-        self._remember(signature, _Seen(meta["namespace"], name, 1, 1, self._clock()))
+        try:
+            await self._client.create(EVENTS, namespace, event)
+            count = 1
+        except AlreadyExists:  # reported before this process started (or by another replica)
+            earlier = await self._client.get(EVENTS, namespace, name)
+            count = int(earlier.get("count") or 1) + 1
+            await self._client.patch(
+                EVENTS, namespace, name, {"count": count, "lastTimestamp": now}
+            )
+        self._remember(signature, _Seen(namespace, name, count, count, self._clock()))
 
     async def _bump(self, signature: Signature, seen: _Seen) -> None:
         patch = {"count": seen.count, "lastTimestamp": timestamp()}

@@ -103,7 +103,6 @@ class Release:
             return
         if not (service.has_finalizer or managed_vip or pending or recorded):
             return
-        await self._recorder.record(raw, "Normal", "DeletingLoadBalancer", "Deleting load balancer")
         ours |= {recorded_address for recorded_address, _ in recorded}
         # Stop showing the address first (one guarded write), then forget it: the durable
         # record goes last, so no instant exists at which another Service may take it while

@@ -142,10 +142,6 @@ class ServiceReconciler:
         4. show it on the Service (one guarded write, the body from ``desired``);
         5. program the ADC.
         """
-        if not service.has_finalizer:
-            await self._recorder.record(
-                raw, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer"
-            )
         mark = self.waiting.mark()
         vip = self.records.current(service)
         if vip is None and self.records.name_taken(service):

@@ -51,7 +51,7 @@ async def test_repeats_bump_the_count_at_most_once_per_period(client: RecordingC
     await recorder.record(SERVICE, "Warning", "AllocationFailed", "pool is full")
     assert len(client.created) == 1
     ((name, patch),) = client.patched
-    assert name == "svc.1"
+    assert name == client.created[0]["metadata"]["name"]
     assert patch["count"] == 11
 
 
@@ -62,6 +62,18 @@ async def test_a_different_message_is_a_different_event(client: RecordingClient)
     await recorder.record(SERVICE, "Warning", "AllocationFailed", "pool B is full")
     assert [e["message"] for e in client.created] == ["pool A is full", "pool B is full"]
     assert client.created[0]["involvedObject"]["uid"] == "u1"
+
+
+def test_the_name_is_the_same_for_the_same_report_and_a_valid_name() -> None:
+    """A restarted lbctl derives the name of the Event it posted before; another report (or
+    another object) gets another name; long object names stay within the apiserver's limit."""
+    signature = ("u1", "Warning", "AllocationFailed", "pool is full")
+    name = events.event_name("svc", signature)
+    assert name == events.event_name("svc", signature)
+    assert name.startswith("svc.")
+    assert name != events.event_name("svc", (*signature[:3], "pool B is full"))
+    assert name != events.event_name("svc", ("u2", *signature[1:]))
+    assert len(events.event_name("s" * 253, signature)) <= 253
 
 
 async def test_recording_never_raises(client: RecordingClient) -> None:
