@@ -328,6 +328,7 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
 
 async def run_with(settings: Settings, client: KubeClient, runtime: Runtime | None = None) -> None:
     """Run until cancelled, on an existing client (tests pass their own)."""
+    log.info("starting lbctl", **settings.summary())
     runtime = runtime or build(settings, client)
     runner = None
     if settings.metrics_bind_address != "0":

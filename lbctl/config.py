@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+from lbctl import __version__
 from lbctl.ipam.ranges import Pool
 from lbctl.kube.leader import LeaderElectionConfig
 
@@ -59,3 +62,33 @@ class Settings:
         default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname()
     )
     """Which replica this is (the Pod's name, else the host's): Events' ``reportingInstance``."""
+
+    def summary(self) -> dict[str, Any]:
+        """What an operator checks first, for the one start-up log line: version, pools,
+        scope, leader election, metrics address and the NetScaler (its URL without any
+        credentials; the user and password are never included)."""
+        election = self.leader_election
+        return {
+            "version": __version__,
+            "instance": self.instance,
+            "pools": {p.name: [r.source for r in p.ranges] for p in self.pools},
+            "vip_range_file": self.vip_range_file,
+            "load_balancer_class": self.load_balancer_class or "(Services without a class)",
+            "namespace": self.namespace or "(all)",
+            "leader_election": f"{election.namespace}/{election.name}" if election else "off",
+            "metrics_bind_address": "off"
+            if self.metrics_bind_address == "0"
+            else self.metrics_bind_address,
+            "netscaler": _without_credentials(self.adc.url) if self.adc else "off",
+            "adc_prefix": self.adc.prefix if self.adc else None,
+            "workers": self.workers,
+        }
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

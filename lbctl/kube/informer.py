@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from lbctl.kube.client import JSON, KubeClient, Resource
-from lbctl.kube.errors import Gone, KubeError, KubeUnavailable, status_error
+from lbctl.kube.errors import Gone, KubeError, KubeUnavailable, NotFound, status_error
 
 log = structlog.get_logger(__name__)
 
@@ -159,12 +159,20 @@ class Informer:
                 need_list = True
             except KubeError as err:
                 delay = self._backoff.next_delay()
-                log.warning(
-                    "list/watch failed, retrying",
-                    resource=self.resource.plural,
-                    error=str(err),
-                    retry_in=round(delay, 2),
-                )
+                if isinstance(err, NotFound) and self.resource.group:
+                    log.error(
+                        "resource not served: is its CustomResourceDefinition installed?",
+                        crd=f"{self.resource.plural}.{self.resource.group}",
+                        api_version=self.resource.api_version,
+                        retry_in=round(delay, 2),
+                    )
+                else:
+                    log.warning(
+                        "list/watch failed, retrying",
+                        resource=self.resource.plural,
+                        error=str(err),
+                        retry_in=round(delay, 2),
+                    )
                 await asyncio.sleep(delay)
             self.watch_restarts += 1
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -128,6 +129,14 @@ async def test_the_cli_process_assigns_vips_and_stops_cleanly_on_sigterm(
     assert '"level": "debug"' in logs
     assert control_plane.token not in logs
     assert SIM_PASSWORD not in logs
+    (started,) = [json.loads(line) for line in logs.splitlines() if '"starting lbctl"' in line]
+    assert started["version"] == version("lbctl")
+    assert started["pools"] == {"default": ["10.78.0.0/24"]}
+    assert started["load_balancer_class"] == "(Services without a class)"
+    assert started["namespace"] == "(all)"
+    assert started["leader_election"] == "off"  # a --kubeconfig run does not elect
+    assert started["metrics_bind_address"] == f"127.0.0.1:{port}"
+    assert started["netscaler"] == simulator.url
 
 
 async def test_status_prints_pools_and_allocations(

@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import structlog.testing
 
 from lbctl.devenv.controlplane import LocalControlPlane
-from lbctl.kube.client import JSON, SERVICES, KubeClient
+from lbctl.kube.client import JSON, SERVICES, KubeClient, Resource
 from lbctl.kube.informer import Backoff, Handler, Informer
 from tests.integration.conftest import load_balancer
 from tests.waiting import cancel_and_wait, eventually
@@ -105,3 +106,21 @@ async def test_watch_survives_an_apiserver_restart(
     await eventually(lambda: ("DELETED", "before") in seen, within=30, what="events resumed")
     assert ("ADDED", "after") in seen
     assert [key.split("/")[1] for key, _ in informer.items()] == ["after"]
+
+
+async def test_a_missing_crd_is_logged_by_name(kube: KubeClient) -> None:
+    """A custom resource whose CRD is not installed is reported as such, naming the CRD, not
+    as the apiserver's bare '404 page not found'; the informer keeps retrying."""
+    missing = Resource("example.lbctl.io", "v1", "widgets", "Widget", namespaced=False)
+    informer = Informer(kube, missing, backoff=Backoff(0.05, 0.5))
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(informer.run())
+        try:
+            await eventually(lambda: informer.watch_restarts >= 2, what="two attempts")
+        finally:
+            await cancel_and_wait(task)
+    reports = [e for e in logs if e.get("crd") == "widgets.example.lbctl.io"]
+    assert len(reports) >= 2, logs
+    assert reports[0]["log_level"] == "error"
+    assert "CustomResourceDefinition" in reports[0]["event"]
+    assert not informer.synced.is_set()
