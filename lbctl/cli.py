@@ -1,5 +1,6 @@
 """Command line: ``lbctl [run] [flags]`` runs the controller; ``lbctl demo`` the local demo;
-``lbctl controlplane build`` builds the local kube-apiserver and etcd.
+``lbctl controlplane build`` builds the local kube-apiserver and etcd; ``kubectl lbctl`` (the
+``kubectl-lbctl`` executable, a kubectl plugin) reports status.
 
 Every flag has an environment variable; a bad setting exits with code 2 and names it.
 """
@@ -385,3 +386,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run_until_signalled(app.run(settings))
     return 0
+
+
+PLUGIN_USAGE = """usage: kubectl lbctl [status] [flags]   pools and allocations (flags: --help)
+       kubectl lbctl --version"""
+
+
+def kubectl_plugin(argv: Sequence[str] | None = None) -> int:
+    """``kubectl lbctl``: kubectl runs the ``kubectl-lbctl`` executable it finds on PATH with
+    the words after ``lbctl``.  Only the read-only commands are offered (``status``, also
+    when no command is given, and ``--version``); the controller is never started this way."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["version"]):
+        print(f"kubectl-lbctl {__version__}")
+        return 0
+    if not argv or argv[0].startswith("-"):
+        argv = ["status", *argv]
+    if argv[0] != "status":
+        print(f"kubectl lbctl: unknown command {argv[0]!r}\n{PLUGIN_USAGE}", file=sys.stderr)
+        return 2
+    from lbctl import status
+
+    return status.main(argv[1:])

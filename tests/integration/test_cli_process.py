@@ -215,3 +215,39 @@ async def test_status_reads_vippools_from_the_cluster_and_prints_json_or_yaml(
     usage = await status("--help")
     assert usage.startswith("usage: lbctl status")
     assert "-o {table,json,yaml}" in usage
+
+
+async def test_kubectl_runs_lbctl_status_as_a_plugin(
+    kube: KubeClient, namespace: str, control_plane: LocalControlPlane, start_lbctl: StartLbctl
+) -> None:
+    """``kubectl lbctl status`` finds the installed ``kubectl-lbctl`` on PATH and reports the
+    allocations; ``kubectl lbctl`` alone is status too, and the controller cannot be started
+    through kubectl."""
+    await start_lbctl(vip_range='["10.81.3.0/29"]')
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    address = await wait_for_ip(kube, namespace, "web")
+    scripts = Path(sys.executable).parent
+    assert (scripts / "kubectl-lbctl").is_file(), "the package's entry point is installed"
+    env = dict(os.environ, PATH=f"{scripts}{os.pathsep}{os.environ['PATH']}")
+    env.pop("VIP_RANGE", None)
+
+    async def kubectl(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            "kubectl", "lbctl", *args, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        return process.returncode, stdout.decode(), stderr.decode()
+
+    flags = ("--kubeconfig", str(control_plane.kubeconfig), "--namespace", namespace,
+             "--vip-range", '["10.81.3.0/29"]', "-o", "json")  # fmt: skip
+    for words in (("status", *flags), flags):
+        code, stdout, stderr = await kubectl(*words)
+        assert code == 0, stderr
+        allocations = json.loads(stdout)["allocations"]
+        assert [a["holder"] for a in allocations if a["address"] == address] == [f"{namespace}/web"]
+    assert await kubectl("--version") == (0, f"kubectl-lbctl {version('lbctl')}\n", "")
+    code, _, stderr = await kubectl("run")
+    assert code == 2
+    assert "unknown command 'run'" in stderr
