@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass
 
 import aiohttp
 from kubernetes_asyncio import client as k8s_client
@@ -98,7 +100,37 @@ async def api_client_from(kubeconfig: str | None) -> k8s_client.ApiClient:
         )
     else:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return k8s_client.ApiClient(configuration=configuration)
+    api = k8s_client.ApiClient(configuration=configuration)
+    _read_environment_once(api)
+    return api
+
+
+def _read_environment_once(api: k8s_client.ApiClient) -> None:
+    """kubernetes_asyncio's aiohttp session trusts the environment, so aiohttp reads the proxy
+    variables and ``~/.netrc`` again for every request, in a thread: a quarter of lbctl's CPU
+    while Services are created.  The proxy for the apiserver is looked up once here instead
+    (``HTTPS_PROXY``/``NO_PROXY``, as client-go honours them); ``.netrc`` never applied, as
+    every request carries the kubeconfig's credentials."""
+    rest = api.rest_client
+    trusting: aiohttp.ClientSession = rest.pool_manager
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=trusting.connector, trust_env=False, read_bufsize=trusting._read_bufsize
+    )
+    trusting.detach()  # the connector now belongs to the new session alone
+    proxy = environment_proxy(api.configuration.host or "")
+    if not rest.proxy and proxy:
+        rest.proxy = proxy
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY``/``HTTP_PROXY`` by scheme,
+    unless ``NO_PROXY`` exempts the host), as urllib reads them; None when there is none."""
+    parts = urlsplit(url)
+    proxies = getproxies_environment()
+    proxy = proxies.get(parts.scheme)
+    if not proxy or proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 class KubeClient:

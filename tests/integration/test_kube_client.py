@@ -1,0 +1,48 @@
+"""The apiserver transport: the environment's proxy is honoured, but read once, not per request."""
+
+from __future__ import annotations
+
+import pytest
+
+from lbctl.devenv.controlplane import LocalControlPlane
+from lbctl.kube.client import NAMESPACES, KubeClient, api_client_from, environment_proxy
+from lbctl.kube.errors import KubeUnavailable
+
+
+def test_environment_proxy_by_scheme_unless_no_proxy_exempts_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert environment_proxy("https://10.0.0.1:6443") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert environment_proxy("https://10.0.0.1:6443") == "http://proxy.example:3128"
+    assert environment_proxy("http://10.0.0.1:8080") is None
+    monkeypatch.setenv("NO_PROXY", "10.0.0.1,.cluster.local")
+    assert environment_proxy("https://10.0.0.1:6443") is None
+    assert environment_proxy("https://kubernetes.default.svc.cluster.local") is None
+    assert environment_proxy("https://10.0.0.2:6443") == "http://proxy.example:3128"
+
+
+@pytest.mark.parametrize("exempt", [True, False])
+async def test_requests_go_through_the_environments_proxy_read_at_start(
+    control_plane: LocalControlPlane, monkeypatch: pytest.MonkeyPatch, exempt: bool
+) -> None:
+    """A proxy named by HTTPS_PROXY is used (here one that refuses: requests fail), unless
+    NO_PROXY exempts the apiserver; the session itself does not consult the environment."""
+    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    if exempt:
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    api = await api_client_from(str(control_plane.kubeconfig))
+    client = KubeClient(api)
+    try:
+        assert api.rest_client.pool_manager.trust_env is False
+        if exempt:
+            assert (await client.get(NAMESPACES, None, "default"))["metadata"]["name"] == "default"
+        else:
+            with pytest.raises(KubeUnavailable):
+                await client.get(NAMESPACES, None, "default", timeout=5)
+    finally:
+        await client.close()
