@@ -11,16 +11,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from lbctl.config import AdcSettings
-from lbctl.kube.client import EVENTS, JSON, NODES, SERVICES, KubeClient
+from lbctl.kube.client import EVENTS, JSON, NODES, SERVICES, VIP_POOLS, VIPS, KubeClient
+from lbctl.kube.errors import NotFound
 from lbctl.nitro.client import Credentials, NitroClient
 from lbctl.reconcile.adc_step import ADC_UNREACHABLE
 from lbctl.reconcile.conditions import ADC_CONDITION
 from tests.integration.conftest import (
     SIM_PASSWORD,
+    CreatePool,
     RunningSimulator,
     StartLbctl,
     load_balancer,
     shared,
+    shown_ip,
     wait_for_ip,
 )
 from tests.waiting import eventually
@@ -405,4 +408,48 @@ async def test_a_status_cleared_by_someone_else_never_takes_the_vserver_down(
         return all(len(q) == 0 and q.processing == 0 for q in queues)
 
     await eventually(idle, what="both queues idle")
+    assert [r for r in simulator.writes() if r.method == "DELETE"] == []
+
+
+async def test_a_vip_deleted_by_hand_never_takes_the_vserver_down(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """web's address is kept while in use after its VipPool is deleted; then its Vip is
+    deleted by hand.  With no pool to hold the address in again, web waits showing it, and
+    the NetScaler keeps serving it through drift passes; once the pool is back, web holds
+    it again.  Nothing is deleted on the NetScaler."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    running = await start_lbctl("[]", adc=simulator.settings(resync_period=1.0))
+    pool = f"{namespace}-kept"
+    await vip_pools(pool, ["10.162.0.1"])
+    await kube.create(SERVICES, namespace, load_balancer("web"))
+    address = await wait_for_ip(kube, namespace, "web")
+    lbv = f"lbctl-{namespace}_web_80-tcp_lbv"
+    await eventually(lambda: lbv in simulator.names("lbvserver"), what="configured")
+    await kube.delete(VIP_POOLS, None, pool)
+
+    async def vip_says(reason: str) -> bool:
+        with contextlib.suppress(NotFound):
+            vip = await kube.get(VIPS, namespace, "web")
+            return bool(((vip.get("status") or {}).get("conditions") or [{}])[0].get("reason")
+                        == reason)  # fmt: skip
+        return False
+
+    await eventually(lambda: vip_says("OutsidePools"), what="kept outside")
+    simulator.sim.reset_counts()
+    await kube.delete(VIPS, namespace, "web")
+    await eventually(lambda: vip_says("NoEligiblePool"), what="web waits")
+    adc = running.runtime.adc
+    assert adc is not None
+    passes = adc.passes
+    await eventually(lambda: adc.passes >= passes + 2, what="two drift passes")
+    queue = running.runtime.adc_queue
+    assert queue is not None
+    await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="ADC queue idle")
+    assert shown_ip(await kube.get(SERVICES, namespace, "web")) == address
+    assert lbv in simulator.names("lbvserver")
+    await vip_pools(pool, ["10.162.0.1"])
+    await eventually(lambda: vip_says("Allocated"), what="held again")
+    assert (await kube.get(VIPS, namespace, "web"))["spec"]["ipaddress"] == address
     assert [r for r in simulator.writes() if r.method == "DELETE"] == []
