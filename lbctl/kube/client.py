@@ -1,8 +1,10 @@
-"""A small raw-JSON REST client for the apiserver, built on kubernetes_asyncio's transport.
+"""A small raw-JSON REST client for the apiserver, on kubernetes_asyncio's configuration.
 
-Objects stay plain dicts end to end: no typed-model deserialisation, which is the slow and
-memory-hungry part of the generated client.  All transport errors are mapped here, once, into
-``lbctl.kube.errors``.
+kubernetes_asyncio reads the kubeconfig or the in-cluster account, keeps the bearer token fresh
+and builds the TLS session; requests are sent on that session directly.  Objects stay plain
+dicts end to end: no typed-model (de)serialisation, which is the slow and memory-hungry part
+of the generated client, whose ``call_api`` also walks every request body again.  All
+transport errors are mapped here, once, into ``lbctl.kube.errors``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
+from lbctl import __version__
 from lbctl.kube.errors import KubeUnavailable, status_error
 
 JSON = dict[str, Any]
@@ -101,6 +104,7 @@ async def api_client_from(kubeconfig: str | None) -> k8s_client.ApiClient:
     else:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     api = k8s_client.ApiClient(configuration=configuration)
+    api.user_agent = f"lbctl/{__version__}"
     _read_environment_once(api)
     return api
 
@@ -136,6 +140,7 @@ def environment_proxy(url: str) -> str | None:
 class KubeClient:
     def __init__(self, api: k8s_client.ApiClient) -> None:
         self._api = api
+        self._host: str = api.configuration.host or ""
         self.requests: Counter[str] = Counter()
         """Requests made, by verb (get, list, watch, create, patch, delete); for tests and bench."""
         self.results: Counter[tuple[str, str]] = Counter()
@@ -160,16 +165,20 @@ class KubeClient:
     ) -> aiohttp.ClientResponse:
         self.requests[verb] += 1
         self.calls[(_rbac_resource(path), verb)] += 1
+        headers = {**self._api.default_headers, "Accept": accept, "Content-Type": content_type}
+        for setting in (await self._api.configuration.auth_settings()).values():
+            headers[setting["key"]] = setting["value"]  # the bearer token, refreshed as needed
+        rest = self._api.rest_client
         try:
-            response: aiohttp.ClientResponse = await self._api.call_api(
-                path,
+            response = await rest.pool_manager.request(
                 method,
-                query_params=query or [],
-                header_params={"Accept": accept, "Content-Type": content_type},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=timeout,
+                self._host + path,
+                params=query,
+                headers=headers,
+                data=None if body is None else json.dumps(body, separators=(",", ":")),
+                timeout=timeout,
+                proxy=rest.proxy,
+                server_hostname=rest.server_hostname,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             self.results[(verb, "error")] += 1
