@@ -2,26 +2,44 @@
 
 Adapters keep plain counters (the allocator its stats, the kube client its request results,
 informers their restarts); a collector reads them at scrape time, so nothing below this module
-imports prometheus_client or touches global state.
+imports prometheus_client or touches global state.  No ``_created`` series is exported: they
+double the series of every counter and histogram and no alert or dashboard reads them;
+they are dropped from this registry only (``disable_created_metrics`` would drop them from
+every registry in the process).
 """
 
 from __future__ import annotations
 
 import platform
+from collections import Counter
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from lbctl.model import ServiceView
+from lbctl.reconcile.vipstatus import PENDING
 
 if TYPE_CHECKING:
     from lbctl.app import Runtime
     from lbctl.kube.workqueue import QueueObserver, WorkQueue
+    from lbctl.nitro.client import NitroClient
 
 QUEUE = "lbctl"
 ADC_QUEUE = "lbctl-adc"
+
+NO_ADDRESS_REASONS = (
+    "PoolExhausted", "NoEligiblePool", "UnknownPool", "PoolNotAdmitted", "PoolDisabled",
+    "AddressInUse", "AddressNotInPool",
+)  # fmt: skip
+"""Pending reasons that mean "no address for it now" (not a request to correct): always
+exported, 0 when none waits, so alerts and dashboards see the series."""
+PENDING_REASONS = (*NO_ADDRESS_REASONS, "PortConflict", "InvalidRequest")
+"""Every reason lbctl writes on a Pending Vip; anything else (a hand edit) counts as
+``Other``, so no label value comes from user input."""
 
 
 def _lbctl_version() -> str:
@@ -77,7 +95,10 @@ class RuntimeCollector(Collector):
         leader.add_metric([], 1 if rt.leading.is_set() else 0)
         yield leader
         yield from self._ipam()
+        yield from self._pending()
         yield from self._queue()
+        if rt.nitro is not None:
+            yield from netscaler_metrics(rt.nitro)
         reconciles = CounterMetricFamily(
             "lbctl_reconciles",
             "Reconciles by controller and result.",
@@ -152,16 +173,66 @@ class RuntimeCollector(Collector):
         yield failures
 
     def _queue(self) -> Iterator[Metric]:
-        depth = GaugeMetricFamily("workqueue_depth", "Keys waiting.", labels=["name"])
-        adds = CounterMetricFamily("workqueue_adds", "Keys added.", labels=["name"])
-        retries = CounterMetricFamily("workqueue_retries", "Rate-limited re-adds.", labels=["name"])
-        for name, queue in queues(self._runtime):
-            depth.add_metric([name], len(queue))
-            adds.add_metric([name], queue.adds)
-            retries.add_metric([name], queue.retries)
-        yield depth
-        yield adds
-        yield retries
+        yield from queue_metrics(queues(self._runtime))
+
+    def _pending(self) -> Iterator[Metric]:
+        """Services of this instance whose Vip says Pending, by the Vip's condition reason
+        (read from the informers' caches, so a standby reports the same as the leader)."""
+        rt = self._runtime
+        counts: Counter[str] = Counter(dict.fromkeys(NO_ADDRESS_REASONS, 0))
+        for key, vip in rt.vips.items():
+            status = vip.get("status") or {}
+            if status.get("state") != PENDING:
+                continue
+            service = rt.services.get(key)
+            if service is None or not rt.service_reconciler.handles(ServiceView.from_raw(service)):
+                continue
+            reason = ((status.get("conditions") or [{}])[0]).get("reason")
+            counts[reason if reason in PENDING_REASONS else "Other"] += 1
+        pending = GaugeMetricFamily(
+            "lbctl_services_pending",
+            "LoadBalancer Services without an address, by their Vip's Pending reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(counts.items()):
+            pending.add_metric([reason], count)
+        yield pending
+
+
+def queue_metrics(named: list[tuple[str, WorkQueue]]) -> Iterator[Metric]:
+    """client-go's workqueue gauges and counters for each ``(name, queue)``."""
+    depth = GaugeMetricFamily("workqueue_depth", "Keys waiting.", labels=["name"])
+    adds = CounterMetricFamily("workqueue_adds", "Keys added.", labels=["name"])
+    retries = CounterMetricFamily("workqueue_retries", "Rate-limited re-adds.", labels=["name"])
+    unfinished = GaugeMetricFamily(
+        "workqueue_unfinished_work_seconds",
+        "Seconds of work in progress not yet observed by work_duration (stuck workers).",
+        labels=["name"],
+    )
+    longest = GaugeMetricFamily(
+        "workqueue_longest_running_processor_seconds",
+        "Seconds the longest-running key of the queue has been worked on.",
+        labels=["name"],
+    )
+    for name, queue in named:
+        depth.add_metric([name], len(queue))
+        adds.add_metric([name], queue.adds)
+        retries.add_metric([name], queue.retries)
+        running = queue.running_for()
+        unfinished.add_metric([name], sum(running))
+        longest.add_metric([name], max(running, default=0.0))
+    yield from (depth, adds, retries, unfinished, longest)
+
+
+def netscaler_metrics(nitro: NitroClient) -> Iterator[Metric]:
+    """``lbctl_netscaler_up``: 0 while the circuit breaker is open (the NetScaler gave no
+    answer to several requests in a row, and no probe has been answered since)."""
+    up = GaugeMetricFamily(
+        "lbctl_netscaler_up",
+        "1 while the NetScaler answers this process's NITRO requests, 0 while it does not.",
+    )
+    up.add_metric([], 0.0 if nitro.breaker.is_open else 1.0)
+    yield up
 
 
 def queues(runtime: Runtime) -> list[tuple[str, WorkQueue]]:
@@ -172,10 +243,32 @@ def queues(runtime: Runtime) -> list[tuple[str, WorkQueue]]:
     return found
 
 
+class WithoutCreated(Collector):
+    """Another registry's metrics without their ``_created`` samples."""
+
+    def __init__(self, inner: CollectorRegistry) -> None:
+        self._inner = inner
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._inner.collect():  # built afresh on every collect: ours to edit
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
+
+
 def registry_for(runtime: Runtime) -> CollectorRegistry:
-    """A fresh registry wired to ``runtime`` (also hooks the queue and reconcile timings)."""
+    """A fresh registry wired to ``runtime`` (also hooks the queue and reconcile timings):
+    lbctl's metrics, the ``process_*`` metrics of this process, no ``_created`` series."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(RuntimeCollector(runtime))
+    ProcessCollector(registry=registry)
+    instruments = CollectorRegistry(auto_describe=True)
+    """prometheus_client's own histograms, exported through ``WithoutCreated``."""
+    _instrument(runtime, instruments)
+    registry.register(WithoutCreated(instruments))
+    return registry
+
+
+def _instrument(runtime: Runtime, registry: CollectorRegistry) -> None:
     timings = QueueTimings(registry)
     for name, queue in queues(runtime):
         queue.observer = timings.of(name)
@@ -195,4 +288,3 @@ def registry_for(runtime: Runtime) -> CollectorRegistry:
         runtime.nitro.observer = lambda res, method, outcome, s: nitro.labels(
             res, method, outcome
         ).observe(s)
-    return registry

@@ -108,6 +108,12 @@ class WorkQueue:
     def processing(self) -> int:
         return len(self._processing)
 
+    def running_for(self) -> list[float]:
+        """Seconds each key taken by ``get`` and not yet ``done`` has been worked on (the work
+        the observer's ``worked_for`` has not seen yet; client-go's unfinished work)."""
+        now = self._clock.now()
+        return [now - started for started in self._started_at.values()]
+
     def add(self, key: str) -> None:
         if self._shutting_down or key in self._dirty:
             return
