@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from lbctl.app import Runtime
     from lbctl.kube.workqueue import QueueObserver, WorkQueue
     from lbctl.nitro.client import NitroClient
+    from lbctl.reconcile.adc_health import AdcHealth
 
 QUEUE = "lbctl"
 ADC_QUEUE = "lbctl-adc"
@@ -98,7 +99,7 @@ class RuntimeCollector(Collector):
         yield from self._pending()
         yield from self._queue()
         if rt.nitro is not None:
-            yield from netscaler_metrics(rt.nitro)
+            yield from netscaler_metrics(rt.nitro, rt.health)
         reconciles = CounterMetricFamily(
             "lbctl_reconciles",
             "Reconciles by controller and result.",
@@ -224,15 +225,42 @@ def queue_metrics(named: list[tuple[str, WorkQueue]]) -> Iterator[Metric]:
     yield from (depth, adds, retries, unfinished, longest)
 
 
-def netscaler_metrics(nitro: NitroClient) -> Iterator[Metric]:
+def netscaler_metrics(nitro: NitroClient, health: AdcHealth | None = None) -> Iterator[Metric]:
     """``lbctl_netscaler_up``: 0 while the circuit breaker is open (the NetScaler gave no
-    answer to several requests in a row, and no probe has been answered since)."""
+    answer to several requests in a row, and no probe has been answered since); with
+    ``health``, lbctl's lb vservers by the state and members the last health pass read."""
     up = GaugeMetricFamily(
         "lbctl_netscaler_up",
         "1 while the NetScaler answers this process's NITRO requests, 0 while it does not.",
     )
     up.add_metric([], 0.0 if nitro.breaker.is_open else 1.0)
     yield up
+    if health is None:
+        return
+    states: Counter[str] = Counter({"UP": 0})
+    members: Counter[str] = Counter({"up": 0, "down": 0})
+    for service in health.by_service.values():
+        for vserver in service.vservers:
+            states[vserver.state] += 1
+            members["up"] += vserver.up
+            members["down"] += vserver.total - vserver.up
+    vservers = GaugeMetricFamily(
+        "lbctl_netscaler_vservers",
+        "lbctl's lb vservers by the state the NetScaler last reported (UP, DOWN, OUT OF "
+        "SERVICE...); the leader's health pass reads them.",
+        labels=["state"],
+    )
+    for state, count in sorted(states.items()):
+        vservers.add_metric([state], count)
+    yield vservers
+    bound = GaugeMetricFamily(
+        "lbctl_netscaler_vserver_members",
+        "Members (nodes behind lbctl's lb vservers) the NetScaler sees up or not up.",
+        labels=["state"],
+    )
+    for state, count in sorted(members.items()):
+        bound.add_metric([state], count)
+    yield bound
 
 
 def queues(runtime: Runtime) -> list[tuple[str, WorkQueue]]:

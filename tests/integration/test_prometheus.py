@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -38,6 +39,12 @@ async def exported_names(prom: RunningPrometheus, target: str) -> set[str]:
     return {
         sample.name for family in text_string_to_metric_families(text) for sample in family.samples
     }
+
+
+async def prom_value(prom: RunningPrometheus, query: str, wanted: float) -> bool:
+    """Whether the instant ``query`` has one sample, equal to ``wanted``."""
+    result = (await prom.api(f"query?query={quote(query)}"))["result"]
+    return len(result) == 1 and float(result[0]["value"][1]) == wanted
 
 
 async def test_alerts_fire_in_prometheus_and_every_expression_names_exported_metrics(
@@ -89,6 +96,11 @@ async def test_alerts_fire_in_prometheus_and_every_expression_names_exported_met
         assert await prom.firing("LbctlNoLeader") == []
         assert await prom.firing("LbctlNetScalerUnreachable") == []
 
+        await eventually(
+            lambda: prom_value(prom, "sum(lbctl_netscaler_vservers)", 2.0),
+            within=ALERT_WITHIN,
+            what="both addressed Services' vservers counted",
+        )
         exported = await exported_names(prom, target)
         for expr in expressions():
             assert metric_names(expr) <= exported, (expr, metric_names(expr) - exported)

@@ -15,7 +15,8 @@ SHOWN = {
     "workqueue_unfinished_work_seconds", "workqueue_longest_running_processor_seconds",
     "lbctl_reconciles_total", "lbctl_reconcile_duration_seconds_bucket",
     "lbctl_nitro_request_duration_seconds_count", "lbctl_nitro_request_duration_seconds_bucket",
-    "lbctl_netscaler_up", "lbctl_leader", "process_resident_memory_bytes",
+    "lbctl_netscaler_up", "lbctl_netscaler_vservers", "lbctl_netscaler_vserver_members",
+    "lbctl_leader", "process_resident_memory_bytes",
     "process_cpu_seconds_total",
 }  # fmt: skip
 

@@ -4,6 +4,7 @@ the NetScaler's reachability, and no ``_created`` series."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import Metric
@@ -13,6 +14,8 @@ from lbctl.kube.workqueue import WorkQueue
 from lbctl.metrics import WithoutCreated, netscaler_metrics, queue_metrics
 from lbctl.nitro.breaker import CircuitBreaker
 from lbctl.nitro.client import Credentials, NitroClient
+from lbctl.reconcile.adc import AdcSync
+from lbctl.reconcile.adc_health import AdcHealth, Health, VserverHealth
 from tests.unit.nitro_wire import SECRET, URL
 from tests.unit.test_workqueue import FakeClock
 
@@ -71,6 +74,29 @@ async def test_netscaler_up_is_0_while_the_breaker_is_open_and_1_once_it_answers
         assert registry.get_sample_value("lbctl_netscaler_up") == 0
         breaker.success()
         assert registry.get_sample_value("lbctl_netscaler_up") == 1
+    finally:
+        await nitro.aclose()
+
+
+async def test_vservers_and_members_by_state_as_the_last_health_pass_read_them() -> None:
+    nitro = NitroClient(URL, Credentials("nsroot", SECRET))
+    health = AdcHealth(nitro, cast(AdcSync, None), lambda _: None)
+    registry = registry_of(lambda: netscaler_metrics(nitro, health))
+
+    def value(name: str, state: str) -> float | None:
+        return registry.get_sample_value(name, {"state": state})
+
+    try:
+        assert value("lbctl_netscaler_vservers", "UP") == 0  # always there, for alerts
+        assert value("lbctl_netscaler_vserver_members", "down") == 0
+        health.by_service = {
+            "ns/web": Health((VserverHealth("a", "UP", 3, 3), VserverHealth("b", "DOWN", 0, 2))),
+            "ns/db": Health((VserverHealth("c", "UP", 1, 2),)),
+        }
+        assert value("lbctl_netscaler_vservers", "UP") == 2
+        assert value("lbctl_netscaler_vservers", "DOWN") == 1
+        assert value("lbctl_netscaler_vserver_members", "up") == 4
+        assert value("lbctl_netscaler_vserver_members", "down") == 3
     finally:
         await nitro.aclose()
 
