@@ -152,7 +152,7 @@ class VipRecords:
         allocation = self._allocator.get(service.key) if address is not None else None
         pool = allocation.pool if allocation else None
         share_key = allocation.share_key if allocation else None
-        body = vip_for_service(service, address, pool, share_key)
+        body = {**vip_for_service(service, address, pool, share_key), "status": status}
         try:
             created = await self._client.create(VIPS, service.namespace, body)
         except AlreadyExists:
@@ -166,7 +166,6 @@ class VipRecords:
         if address is not None:
             self._allocator.bind_token(service.key, vip.uid)
         log.info("vip created", vip=service.key, address=str(address or ""))
-        await self.set_status(vip, status)
         return vip
 
     async def set_status(self, vip: VipView, status: dict[str, Any]) -> None:

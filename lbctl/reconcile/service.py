@@ -5,10 +5,10 @@ caches, compares them with what they should be, and writes only the difference (
 never replaces), always in one order: the record first (the apiserver refuses a second claim of
 an address), the Vip next, the Service last (finalizer, annotation and status in one write to
 its status subresource); releasing (``release``) runs the other way round.  A new Service
-costs four writes: the record, the Vip, the Vip's status and the Service.  The allocation path
-reads top to bottom from ``_ensure``; what the Service's writes say is decided without I/O in
-``desired``; changes to a Service that already has an address are in ``follow``; the
-records' writes in ``addresses``.
+costs three writes: the record, the Vip (created with its status) and the Service.  The
+allocation path reads top to bottom from ``_ensure``; what the Service's writes say is decided
+without I/O in ``desired``; changes to a Service that already has an address are in
+``follow``; the records' writes in ``addresses``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """A Vip's status: its state (Allocated, Pending, Reserved), the pool and one ``Allocated``
-condition, written only when it changes and following the API conventions: the condition's
-``lastTransitionTime`` moves only when its status does, ``observedGeneration`` names the
-spec it was decided on."""
+condition, written only when it changes; the condition's ``lastTransitionTime`` moves only
+when its status does.
+
+The Vip has no status subresource, so a new Service's Vip is created with its status in one
+write.  The price: every write of the Vip, status included, raises ``metadata.generation``, so
+the condition carries no ``observedGeneration`` (it could never equal the generation)."""
 
 from __future__ import annotations
 
@@ -44,16 +47,13 @@ def _essence(status: dict[str, Any]) -> tuple[Any, ...]:
         status.get("message"),
         status.get("pool"),
         condition.get("reason"),
-        condition.get("observedGeneration"),
     )
 
 
 async def write_vip_status(client: KubeClient, vip: VipView, status: dict[str, Any]) -> None:
-    """Patch the Vip's status when its state, message, pool, reason or observed generation
-    differ; a Vip deleted meanwhile is no error."""
+    """Patch the Vip's status when its state, message, pool or reason differ; a Vip deleted
+    meanwhile is no error."""
     condition = dict(status["conditions"][0])
-    if vip.generation:
-        condition["observedGeneration"] = vip.generation
     before = (vip.status.get("conditions") or [{}])[0]
     if before.get("status") == condition["status"] and before.get("lastTransitionTime"):
         condition["lastTransitionTime"] = before["lastTransitionTime"]
@@ -63,4 +63,4 @@ async def write_vip_status(client: KubeClient, vip: VipView, status: dict[str, A
     if _essence(vip.status) == _essence(wanted):
         return
     with contextlib.suppress(NotFound):
-        await client.patch(VIPS, vip.namespace, vip.name, {"status": wanted}, subresource="status")
+        await client.patch(VIPS, vip.namespace, vip.name, {"status": wanted})

@@ -193,11 +193,12 @@ async def test_a_reconcile_with_nothing_to_change_writes_nothing(
     assert writes() == before, dict(running.client.results)
 
 
-async def test_a_new_service_costs_four_object_writes(
+async def test_a_new_service_costs_three_object_writes(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl
 ) -> None:
-    """The durable address record, the Vip, its status, and the Service (finalizer, annotation
-    and status in one write to its status subresource): one write each, plus one Event."""
+    """The durable address record, the Vip (created with its status), and the Service
+    (finalizer, annotation and status in one write to its status subresource): one write
+    each, plus one Event."""
     running = await start_lbctl()
     queue = running.runtime.queue
     await eventually(lambda: len(queue) == 0 and queue.processing == 0, what="queue idle")
@@ -214,7 +215,6 @@ async def test_a_new_service_costs_four_object_writes(
     assert writes == {
         ("vipaddresses", "create"): 1,
         ("vips", "create"): 1,
-        ("vips/status", "patch"): 1,
         ("services/status", "patch"): 1,
         ("events", "create"): 1,
     }
@@ -222,3 +222,6 @@ async def test_a_new_service_costs_four_object_writes(
     assert LB_FINALIZER in service["metadata"]["finalizers"]
     record = await kube.get(VIP_ADDRESSES, None, shown_ip(service) or "")
     assert [h["name"] for h in record["spec"]["holders"]] == ["counted"]
+    vip = await kube.get(VIPS, namespace, "counted")
+    assert (vip["status"]["state"], vip["status"]["pool"]) == ("Allocated", "default")
+    assert vip["status"]["conditions"][0]["status"] == "True"
