@@ -1,8 +1,9 @@
-"""Build kube-apiserver and etcd from Go modules into a per-user cache.
+"""Build the development tools that no registry ships as binaries from pinned Go modules.
 
-No registry ships these servers as binaries, so they are compiled from the pinned wrapper
-modules in ``hack/controlplane/``.  A finished build is keyed by the versions and a hash of the
-wrapper files, so a second call finds it and returns at once.
+kube-apiserver and etcd (the local control plane) and helm (the chart tests) are compiled from
+the wrapper modules in ``hack/<tool>/`` into a per-user cache.  A finished build is keyed by the
+versions and a hash of the wrapper files, so a second call finds it and returns at once; a file
+lock lets parallel callers share one build.
 """
 
 from __future__ import annotations
@@ -21,40 +22,124 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-WRAPPER_DIR = Path(__file__).resolve().parents[2] / "hack" / "controlplane"
+HACK_DIR = Path(__file__).resolve().parents[2] / "hack"
+WRAPPER_DIR = HACK_DIR / "controlplane"
+HELM_WRAPPER_DIR = HACK_DIR / "helm"
 
 Progress = Callable[[str], None]
 
 
-class ControlPlaneBuildError(RuntimeError):
-    """The control plane binaries could not be built; the message says which step failed."""
+class GoBuildError(RuntimeError):
+    """A tool could not be built; the message says which step failed."""
+
+
+ControlPlaneBuildError = GoBuildError
+
+
+class MissingWrapperError(GoBuildError):
+    """The wrapper modules are absent: an installed wheel carries no ``hack/`` folder."""
 
 
 @dataclass(frozen=True)
-class Binaries:
-    kube_apiserver: Path
-    etcd: Path
-    kube_version: str
-    etcd_version: str
+class GoBinary:
+    """One binary of a tool: ``go build <package>`` inside ``wrapper_dir / module_dir``."""
+
+    name: str
+    module_dir: str
+    package: str
+    version_module: str
+    """The module whose required version is this binary's version."""
+    ldflags: Callable[[str, Path], str]
+    """(version, wrapper go.mod) -> the linker flags."""
+
+
+@dataclass(frozen=True)
+class GoTool:
+    """A set of binaries built together into ``<cache>/<name>/<label>_<hash>/``."""
+
+    name: str
+    wrapper_dir: Path
+    binaries: tuple[GoBinary, ...]
+    label: Callable[[dict[str, str]], str]
+    """binary name -> version, to the cache folder's name (without the hash)."""
+
+    def go_mod(self, binary: GoBinary) -> Path:
+        return self.wrapper_dir / binary.module_dir / "go.mod"
+
+    def check_wrappers(self) -> None:
+        """Raise MissingWrapperError naming the first absent go.mod."""
+        for binary in self.binaries:
+            if not self.go_mod(binary).is_file():
+                raise MissingWrapperError(
+                    f"the Go wrapper module for {binary.name} ({self.go_mod(binary)}) is not "
+                    "in this installation; build from a clone of the lbctl repository"
+                )
+
+    def versions(self) -> dict[str, str]:
+        self.check_wrappers()
+        return {b.name: required_version(self.go_mod(b), b.version_module) for b in self.binaries}
+
+    def install_dir(self) -> Path:
+        name = f"{self.label(self.versions())}_{_wrapper_digest(self.wrapper_dir)}"
+        return cache_root() / self.name / name
+
+    def find(self) -> dict[str, Path] | None:
+        """The cached binaries (name -> path) if a complete build is present.  Never builds."""
+        directory = self.install_dir()
+        found = {b.name: directory / b.name for b in self.binaries}
+        return found if all(path.is_file() for path in found.values()) else None
+
+    def ensure(self, progress: Progress) -> dict[str, Path]:
+        """The cached binaries, built first if this machine has none yet."""
+        found = self.find()
+        if found:
+            return found
+        if shutil.which("go") is None:
+            raise GoBuildError(
+                f"the Go toolchain ('go') is not on PATH; it is needed once to build "
+                f"{', '.join(b.name for b in self.binaries)}"
+            )
+        target = self.install_dir()
+        versions = self.versions()
+        with _build_lock(target):
+            found = self.find()
+            if found:
+                return found
+            staging = target.with_name(target.name + ".partial")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            what = ", ".join(f"{name} {version}" for name, version in versions.items())
+            progress(
+                f"building {what} from Go modules into {target}; the first build takes "
+                "several minutes"
+            )
+            for binary in self.binaries:
+                version = versions[binary.name]
+                _go_build(
+                    what=f"{binary.name} {version}",
+                    module_dir=self.wrapper_dir / binary.module_dir,
+                    package=binary.package,
+                    output=staging / binary.name,
+                    ldflags=binary.ldflags(version, self.go_mod(binary)),
+                    progress=progress,
+                )
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+            progress(f"{self.name} binaries ready in {target}")
+        return {b.name: target / b.name for b in self.binaries}
 
 
 def _stderr(message: str) -> None:
-    print(f"[controlplane] {message}", file=sys.stderr, flush=True)
+    print(f"[build] {message}", file=sys.stderr, flush=True)
 
 
-def _required_version(go_mod: Path, module: str) -> str:
+def required_version(go_mod: Path, module: str) -> str:
+    """The version that ``go_mod`` requires of ``module``; GoBuildError if it requires none."""
     pattern = rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v[^\s/]+)"
     match = re.search(pattern, go_mod.read_text(), re.M)
     if not match:
-        raise ControlPlaneBuildError(f"{go_mod}: no 'require {module} vX' line")
+        raise GoBuildError(f"{go_mod}: no 'require {module} vX' line")
     return match.group(1)
-
-
-def versions(wrapper_dir: Path = WRAPPER_DIR) -> tuple[str, str]:
-    """The pinned (kube-apiserver, etcd) versions, read from the wrapper go.mod files."""
-    kube = _required_version(wrapper_dir / "kube-apiserver" / "go.mod", "k8s.io/kubernetes")
-    etcd = _required_version(wrapper_dir / "etcd" / "go.mod", "go.etcd.io/etcd/server/v3")
-    return kube, etcd
 
 
 def cache_root() -> Path:
@@ -67,29 +152,10 @@ def cache_root() -> Path:
 
 def _wrapper_digest(wrapper_dir: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(wrapper_dir.glob("*/go.*")):
+    for path in sorted(wrapper_dir.rglob("go.*")):
         digest.update(path.relative_to(wrapper_dir).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
-
-
-def install_dir(wrapper_dir: Path = WRAPPER_DIR) -> Path:
-    kube, etcd = versions(wrapper_dir)
-    name = f"kube-{kube}_etcd-{etcd}_{_wrapper_digest(wrapper_dir)}"
-    return cache_root() / "controlplane" / name
-
-
-def _binaries(directory: Path, wrapper_dir: Path) -> Binaries:
-    kube, etcd = versions(wrapper_dir)
-    return Binaries(directory / "kube-apiserver", directory / "etcd", kube, etcd)
-
-
-def find_binaries(wrapper_dir: Path = WRAPPER_DIR) -> Binaries | None:
-    """The cached binaries if a complete build is present, else None.  Never builds."""
-    found = _binaries(install_dir(wrapper_dir), wrapper_dir)
-    if found.kube_apiserver.is_file() and found.etcd.is_file():
-        return found
-    return None
 
 
 @contextmanager
@@ -126,57 +192,114 @@ def _go_build(
         done.set()
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
-        raise ControlPlaneBuildError(
+        raise GoBuildError(
             f"building {what} failed (go build exit {result.returncode} in {module_dir}):\n{tail}"
         )
     progress(f"  built {what} in {time.monotonic() - started:.0f} s")
 
 
+# The local control plane --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Binaries:
+    kube_apiserver: Path
+    etcd: Path
+    kube_version: str
+    etcd_version: str
+
+
+def _kube_ldflags(version: str, _go_mod: Path) -> str:
+    stamp = "k8s.io/component-base/version"
+    return (
+        f"-s -w -X {stamp}.gitVersion={version} -X {stamp}.gitMajor=1 "
+        f"-X {stamp}.gitMinor={version.split('.')[1]} -X {stamp}.gitTreeState=clean"
+    )
+
+
+def control_plane_tool(wrapper_dir: Path = WRAPPER_DIR) -> GoTool:
+    """etcd first, then kube-apiserver (stamped so that /version reports the release)."""
+    return GoTool(
+        name="controlplane",
+        wrapper_dir=wrapper_dir,
+        binaries=(
+            GoBinary(
+                name="etcd",
+                module_dir="etcd",
+                package="go.etcd.io/etcd/server/v3",
+                version_module="go.etcd.io/etcd/server/v3",
+                ldflags=lambda _version, _go_mod: "-s -w",
+            ),
+            GoBinary(
+                name="kube-apiserver",
+                module_dir="kube-apiserver",
+                package="k8s.io/kubernetes/cmd/kube-apiserver",
+                version_module="k8s.io/kubernetes",
+                ldflags=_kube_ldflags,
+            ),
+        ),
+        label=lambda v: f"kube-{v['kube-apiserver']}_etcd-{v['etcd']}",
+    )
+
+
+def versions(wrapper_dir: Path = WRAPPER_DIR) -> tuple[str, str]:
+    """The pinned (kube-apiserver, etcd) versions, read from the wrapper go.mod files."""
+    found = control_plane_tool(wrapper_dir).versions()
+    return found["kube-apiserver"], found["etcd"]
+
+
+def install_dir(wrapper_dir: Path = WRAPPER_DIR) -> Path:
+    return control_plane_tool(wrapper_dir).install_dir()
+
+
+def _binaries(paths: dict[str, Path], wrapper_dir: Path) -> Binaries:
+    kube, etcd = versions(wrapper_dir)
+    return Binaries(paths["kube-apiserver"], paths["etcd"], kube, etcd)
+
+
+def find_binaries(wrapper_dir: Path = WRAPPER_DIR) -> Binaries | None:
+    """The cached binaries if a complete build is present, else None.  Never builds."""
+    found = control_plane_tool(wrapper_dir).find()
+    return _binaries(found, wrapper_dir) if found else None
+
+
 def ensure_binaries(progress: Progress = _stderr, wrapper_dir: Path = WRAPPER_DIR) -> Binaries:
     """Return the cached binaries, building them first if this machine has none yet."""
-    found = find_binaries(wrapper_dir)
-    if found:
-        return found
-    if shutil.which("go") is None:
-        raise ControlPlaneBuildError(
-            "the Go toolchain ('go') is not on PATH; it is needed once to build "
-            "kube-apiserver and etcd"
-        )
-    target = install_dir(wrapper_dir)
-    with _build_lock(target):
-        found = find_binaries(wrapper_dir)
-        if found:
-            return found
-        kube, etcd = versions(wrapper_dir)
-        staging = target.with_name(target.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        progress(
-            f"building the local control plane (kube-apiserver {kube}, etcd {etcd}) from Go "
-            f"modules into {target}; the first build takes several minutes"
-        )
-        _go_build(
-            what=f"etcd {etcd}",
-            module_dir=wrapper_dir / "etcd",
-            package="go.etcd.io/etcd/server/v3",
-            output=staging / "etcd",
-            ldflags="-s -w",
-            progress=progress,
-        )
-        minor = kube.split(".")[1]
-        stamp = "k8s.io/component-base/version"
-        _go_build(
-            what=f"kube-apiserver {kube}",
-            module_dir=wrapper_dir / "kube-apiserver",
-            package="k8s.io/kubernetes/cmd/kube-apiserver",
-            output=staging / "kube-apiserver",
-            ldflags=(
-                f"-s -w -X {stamp}.gitVersion={kube} -X {stamp}.gitMajor=1 "
-                f"-X {stamp}.gitMinor={minor} -X {stamp}.gitTreeState=clean"
+    return _binaries(control_plane_tool(wrapper_dir).ensure(progress), wrapper_dir)
+
+
+# helm ---------------------------------------------------------------------------------------
+
+
+def _helm_ldflags(version: str, go_mod: Path) -> str:
+    """As helm's own Makefile: the release, and the Kubernetes version of its client-go
+    (v0.Y.Z is Kubernetes 1.Y) as the default for ``.Capabilities`` and lint."""
+    minor = required_version(go_mod, "k8s.io/client-go").split(".")[1]
+    flags = ["-s -w", f"-X helm.sh/helm/v3/internal/version.version={version}"]
+    flags.append("-X helm.sh/helm/v3/internal/version.gitTreeState=clean")
+    for package in ("pkg/lint/rules", "pkg/chartutil"):
+        flags.append(f"-X helm.sh/helm/v3/{package}.k8sVersionMajor=1")
+        flags.append(f"-X helm.sh/helm/v3/{package}.k8sVersionMinor={minor}")
+    return " ".join(flags)
+
+
+def helm_tool(wrapper_dir: Path = HELM_WRAPPER_DIR) -> GoTool:
+    return GoTool(
+        name="helm",
+        wrapper_dir=wrapper_dir,
+        binaries=(
+            GoBinary(
+                name="helm",
+                module_dir=".",
+                package="helm.sh/helm/v3/cmd/helm",
+                version_module="helm.sh/helm/v3",
+                ldflags=_helm_ldflags,
             ),
-            progress=progress,
-        )
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-        progress(f"control plane binaries ready in {target}")
-    return _binaries(target, wrapper_dir)
+        ),
+        label=lambda v: f"helm-{v['helm']}",
+    )
+
+
+def ensure_helm(progress: Progress = _stderr, wrapper_dir: Path = HELM_WRAPPER_DIR) -> Path:
+    """The cached helm binary, built first if this machine has none yet."""
+    return helm_tool(wrapper_dir).ensure(progress)["helm"]

@@ -1,4 +1,9 @@
-"""``lbctl controlplane build|up``: build the local control plane, or run it until Ctrl-C."""
+"""``lbctl controlplane build|up``: build the local control plane, or run it until Ctrl-C.
+``lbctl helm build``: build the helm the chart tests use.
+
+Exit codes: 0 done, 1 a build or start failed, 2 this installation has no wrapper modules
+(an installed wheel: the tools are built from a clone of the repository).
+"""
 
 from __future__ import annotations
 
@@ -8,28 +13,48 @@ import sys
 import time
 from collections.abc import Sequence
 
-from lbctl.devenv.build import ControlPlaneBuildError, ensure_binaries
+from lbctl.devenv.build import GoBuildError, MissingWrapperError, ensure_binaries, ensure_helm
 from lbctl.devenv.controlplane import ControlPlaneStartError, LocalControlPlane
 
 
+def _control_plane(action: str) -> None:
+    started = time.monotonic()
+    binaries = ensure_binaries()
+    print(
+        f"kube-apiserver {binaries.kube_version}: {binaries.kube_apiserver}\n"
+        f"etcd {binaries.etcd_version}: {binaries.etcd}\n"
+        f"ready in {time.monotonic() - started:.1f} s"
+    )
+    if action == "up":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        with LocalControlPlane(binaries) as plane:
+            print(f"apiserver {plane.url}\nexport KUBECONFIG={plane.kubeconfig}", flush=True)
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+def _helm() -> None:
+    started = time.monotonic()
+    helm = ensure_helm()
+    print(f"helm: {helm}\nready in {time.monotonic() - started:.1f} s")
+
+
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lbctl controlplane")
-    parser.add_argument("action", choices=["build", "up"])
-    args = parser.parse_args(argv)
+    """``argv`` starts with the command: ``controlplane build|up`` or ``helm build``."""
+    command, rest = argv[0], argv[1:]
+    parser = argparse.ArgumentParser(prog=f"lbctl {command}")
+    parser.add_argument(
+        "action", choices=["build", "up"] if command == "controlplane" else ["build"]
+    )
+    args = parser.parse_args(rest)
     try:
-        started = time.monotonic()
-        binaries = ensure_binaries()
-        print(
-            f"kube-apiserver {binaries.kube_version}: {binaries.kube_apiserver}\n"
-            f"etcd {binaries.etcd_version}: {binaries.etcd}\n"
-            f"ready in {time.monotonic() - started:.1f} s"
-        )
-        if args.action == "up":
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-            with LocalControlPlane(binaries) as plane:
-                print(f"apiserver {plane.url}\nexport KUBECONFIG={plane.kubeconfig}", flush=True)
-                signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except (ControlPlaneBuildError, ControlPlaneStartError) as err:
-        print(f"lbctl controlplane: {err}", file=sys.stderr)
+        if command == "controlplane":
+            _control_plane(args.action)
+        else:
+            _helm()
+    except MissingWrapperError as err:
+        print(f"lbctl {command}: {err}", file=sys.stderr)
+        return 2
+    except (GoBuildError, ControlPlaneStartError) as err:
+        print(f"lbctl {command}: {err}", file=sys.stderr)
         return 1
     return 0

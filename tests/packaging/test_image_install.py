@@ -1,5 +1,6 @@
 """The container image's install step, without a Docker daemon: wheel + pinned constraints
-into a clean virtualenv, then ``lbctl --help`` from that environment."""
+into a clean virtualenv, then ``lbctl --help`` from that environment; the development commands
+that need the repository's Go wrapper modules say so in one line."""
 
 from __future__ import annotations
 
@@ -55,3 +56,12 @@ def test_wheel_installs_with_pinned_constraints_and_runs(tmp_path: Path) -> None
             assert installed[name.lower().replace("_", "-")] == pinned, name
     help_text = run(env_dir / "bin" / "lbctl", "--help", cwd=tmp_path)
     assert "--vip-range" in help_text
+    for command, missing in (("controlplane", "hack/controlplane/etcd"), ("helm", "hack/helm")):
+        built = subprocess.run(
+            [env_dir / "bin" / "lbctl", command, "build"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert built.returncode == 2, built.stderr
+        assert built.stderr.count("\n") == 1, built.stderr
+        assert f"{missing}/go.mod" in built.stderr
+        assert "not in this installation" in built.stderr
