@@ -59,6 +59,8 @@ KINDS = {
     "ConfigMap": CONFIG_MAPS,
     "Secret": Resource("", "v1", "secrets", "Secret"),
     "Deployment": Resource("apps", "v1", "deployments", "Deployment"),
+    "Service": Resource("", "v1", "services", "Service"),
+    "PodDisruptionBudget": Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     "ClusterRole": Resource(
         "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False
     ),
@@ -75,8 +77,11 @@ KINDS = {
 
 
 def kustomization_documents(directory: Path = MANIFESTS) -> list[JSON]:
-    """Every object the kustomization in ``directory`` lists, in order (no patches used)."""
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    """Every object the kustomization in ``directory`` lists, in order (no patches used).
+
+    The file is named ``Kustomization`` (which kustomize accepts) so that ``kubectl apply -f``
+    of the folder, which reads only ``*.yaml``, ``*.yml`` and ``*.json``, skips it."""
+    kustomization = yaml.safe_load((directory / "Kustomization").read_text())
     documents: list[JSON] = []
     for resource in kustomization["resources"]:
         documents.extend(load_documents(directory / resource))
