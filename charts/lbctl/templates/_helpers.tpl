@@ -1,0 +1,44 @@
+{{/* The release's object name prefix: the release name, or <release>-lbctl when it lacks "lbctl". */}}
+{{- define "lbctl.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lbctl.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "lbctl.labels" -}}
+{{ include "lbctl.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "lbctl.secretName" -}}
+{{- .Values.netscaler.existingSecret | default (printf "%s-netscaler" (include "lbctl.fullname" .)) -}}
+{{- end -}}
+
+{{- define "lbctl.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lbctl.checks" -}}
+{{- if and (not .Values.leaderElection.enabled) (gt (int .Values.replicas) 1) -}}
+{{- fail "replicas > 1 needs leaderElection.enabled: without it every replica would reconcile" -}}
+{{- end -}}
+{{- if and .Values.netscaler.existingSecret (or .Values.netscaler.username .Values.netscaler.password) -}}
+{{- fail "netscaler: set existingSecret or username/password, not both" -}}
+{{- end -}}
+{{- if ne (empty .Values.netscaler.username) (empty .Values.netscaler.password) -}}
+{{- fail "netscaler: username and password are set together" -}}
+{{- end -}}
+{{- end -}}
