@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from lbctl.config import AdcSettings
+from lbctl.devenv.build import HELM_WRAPPER_DIR, ensure_helm, required_version
 from lbctl.reconcile.controller import Controller
 from tests.chart import (
     CHART,
@@ -34,6 +35,15 @@ def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     (only,) = pod["containers"]
     return dict(only)
+
+
+def test_helm_is_the_pinned_release_and_built_once() -> None:
+    """A second call finds the cached binary without building; it reports the pinned version."""
+    messages: list[str] = []
+    ensure_helm(progress=messages.append)
+    assert messages == []
+    pinned = required_version(HELM_WRAPPER_DIR / "go.mod", "helm.sh/helm/v3")
+    assert helm("version", "--template", "{{.Version}}") == pinned
 
 
 def test_chart_and_app_versions_are_the_package_version() -> None:
