@@ -102,7 +102,11 @@ async def test_helm_install_run_upgrade_uninstall(
         pools=parse_vip_range(config_map["data"]["VIP_RANGE"]),
         namespace=args[args.index("--namespace") + 1],
         metrics_bind_address="0",
-        leader_election=LeaderElectionConfig(namespace=namespace, name=release, identity="t"),
+        leader_election=LeaderElectionConfig(
+            namespace=namespace,
+            name=args[args.index("--leader-elect-lease-name") + 1],
+            identity="t",
+        ),
     )
     api = await api_client_from(str(config))
     api.set_default_header("Impersonate-User", f"system:serviceaccount:{namespace}:{release}")

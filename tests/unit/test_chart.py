@@ -164,7 +164,7 @@ def test_class_namespace_scope_logging_and_extra_args() -> None:
     args = container(objects)["args"]
     assert args == [
         "--metrics-bind-address", ":8080", "--log-format", "console", "--log-level", "debug",
-        "--load-balancer-class", "example.com/lbctl", "--namespace", "shop", "--workers", "8",
+        "--leader-elect-lease-name", "lbctl", "--load-balancer-class", "example.com/lbctl", "--namespace", "shop", "--workers", "8",
     ]  # fmt: skip
     assert {"name": "NS_TIMEOUT", "value": "20"} in container(objects)["env"]
     assert one(objects, "ConfigMap")["data"]["NS_APPS_NAME_PREFIX"] == "prod"
@@ -178,6 +178,12 @@ def test_one_replica_without_leader_election() -> None:
     assert one(objects, "Deployment")["spec"]["replicas"] == 1
     assert "--no-leader-elect" in container(objects)["args"]
     assert "--no-leader-elect" not in container(render())["args"]
+    assert "--leader-elect-lease-name" not in container(objects)["args"]
+
+
+def test_each_release_elects_on_its_own_lease() -> None:
+    args = container(render(release="edge"))["args"]
+    assert args[args.index("--leader-elect-lease-name") + 1] == "edge-lbctl"
 
 
 def test_digest_wins_over_tag() -> None:
