@@ -1,4 +1,4 @@
-"""manifests/monitoring applies to a real apiserver serving prometheus-operator's own CRDs,
+"""monitoring applies to a real apiserver serving prometheus-operator's own CRDs,
 and the apiserver keeps every field (a field the schema does not know would be pruned)."""
 
 from __future__ import annotations

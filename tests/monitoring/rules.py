@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "charts" / "lbctl" / "files" / "prometheus-rules.yaml"
 DASHBOARD = ROOT / "charts" / "lbctl" / "files" / "grafana-dashboard.json"
 RULES_TEST = Path(__file__).resolve().parent / "prometheus-rules-test.yaml"
-MONITORING = ROOT / "manifests" / "monitoring"
+MONITORING = ROOT / "monitoring"
 README = ROOT / "README.md"
 
 

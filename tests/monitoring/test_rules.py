@@ -71,6 +71,8 @@ def test_monitoring_manifests_scrape_lbctl_metrics_and_carry_the_rule_file() -> 
     monitor = documents["ServiceMonitor"]
     assert monitor["metadata"]["namespace"] == "lbctl-system"
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["lbctl-system"]}
-    assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "lbctl"}}
+    assert monitor["spec"]["selector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "lbctl", "app.kubernetes.io/component": "metrics"}
+    }
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http-metrics"]
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
