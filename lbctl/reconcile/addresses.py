@@ -179,7 +179,8 @@ class AddressRecords:
             body = address_record(address, holder, self._allocator.pool_of(address), sharing_key)
             try:
                 await self._client.create(VIP_ADDRESSES, None, body)
-                log.info("address recorded", address=str(address), holder=holder.key)
+                # debug: the Service's status write logs the outcome at info, once
+                log.debug("address recorded", address=str(address), holder=holder.key)
                 return True
             except AlreadyExists:
                 record = await self.fresh(address)

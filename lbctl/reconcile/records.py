@@ -165,7 +165,7 @@ class VipRecords:
         vip = VipView.from_raw(created)
         if address is not None:
             self._allocator.bind_token(service.key, vip.uid)
-        log.info("vip created", vip=service.key, address=str(address or ""))
+        log.debug("vip created", vip=service.key, address=str(address or ""))
         return vip
 
     async def set_status(self, vip: VipView, status: dict[str, Any]) -> None:
