@@ -116,6 +116,7 @@ def metallb_binary() -> Path:
         module_dir=METALLB_WRAPPER,
         module=METALLB_MODULE,
         package=f"{METALLB_MODULE}/controller",
+        progress=lambda message: print(f"[metallb] {message}", file=sys.stderr, flush=True),
     )
 
 

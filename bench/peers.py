@@ -206,6 +206,8 @@ async def one_run(
     all_addressed = max(shown.values()) - started
     cpu_addressed = controller.cpu_seconds() - cpu_before
     watching.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watching
     after = await settled(apiserver)
     result = {
         "controller": controller.name,
