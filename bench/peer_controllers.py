@@ -21,7 +21,7 @@ from typing import IO
 import aiohttp
 import yaml
 
-from lbctl.devenv.build import ControlPlaneBuildError, ensure_go_tool
+from lbctl.devenv.build import GoBinary, GoBuildError, GoTool
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
 from lbctl.kube.client import CRDS, NAMESPACES, KubeClient, Resource
 from lbctl.kube.errors import NotFound
@@ -109,15 +109,29 @@ class LbctlController(ControllerProcess):
             return False
 
 
+def metallb_tool(wrapper_dir: Path = METALLB_WRAPPER) -> GoTool:
+    """MetalLB's controller as a Go tool: built like the control plane, from a pinned wrapper
+    module, into ``<cache>/metallb/metallb-<version>_<hash>/``."""
+    return GoTool(
+        name="metallb",
+        wrapper_dir=wrapper_dir,
+        binaries=(
+            GoBinary(
+                name="metallb",
+                module_dir=".",
+                package=f"{METALLB_MODULE}/controller",
+                version_module=METALLB_MODULE,
+                ldflags=lambda _version, _go_mod: "-s -w",
+            ),
+        ),
+        label=lambda versions: f"metallb-{versions['metallb']}",
+    )
+
+
 def metallb_binary() -> Path:
     """MetalLB's controller, built once into the cache (several minutes the first time)."""
-    return ensure_go_tool(
-        name="metallb",
-        module_dir=METALLB_WRAPPER,
-        module=METALLB_MODULE,
-        package=f"{METALLB_MODULE}/controller",
-        progress=lambda message: print(f"[metallb] {message}", file=sys.stderr, flush=True),
-    )
+    progress = lambda message: print(f"[metallb] {message}", file=sys.stderr, flush=True)  # noqa: E731
+    return metallb_tool().ensure(progress)["metallb"]
 
 
 def metallb_source() -> Path:
@@ -138,7 +152,7 @@ def metallb_source() -> Path:
             env=dict(os.environ, GOFLAGS="-mod=readonly"),
         )
     if not source.is_dir():
-        raise ControlPlaneBuildError(f"{source} is missing after 'go mod download'")
+        raise GoBuildError(f"{source} is missing after 'go mod download'")
     return source
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lbctl.devenv.build import ControlPlaneBuildError, ensure_go_tool
-
-METALLB_WRAPPER = Path(__file__).resolve().parents[2] / "bench" / "metallb"
+from bench.peer_controllers import METALLB_WRAPPER, metallb_tool
+from lbctl.devenv.build import GoBuildError
 
 
 def test_a_failed_tool_build_says_what_failed_and_caches_nothing(
@@ -22,15 +21,9 @@ def test_a_failed_tool_build_says_what_failed_and_caches_nothing(
     (wrapper / "go.sum").write_text("")
     cache = tmp_path / "cache"
     monkeypatch.setenv("LBCTL_CACHE_DIR", str(cache))
-    with pytest.raises(ControlPlaneBuildError) as caught:
-        ensure_go_tool(
-            name="metallb",
-            module_dir=wrapper,
-            module="go.universe.tf/metallb",
-            package="go.universe.tf/metallb/controller",
-            progress=lambda _: None,
-        )
+    with pytest.raises(GoBuildError) as caught:
+        metallb_tool(wrapper).ensure(lambda _: None)
     message = str(caught.value)
-    assert "building metallb v0.15.3" in message
+    assert "metallb v0.15.3" in message
     assert "go.sum" in message
     assert not [p for p in cache.rglob("metallb") if p.is_file()]
