@@ -34,3 +34,30 @@ def test_a_record_holder_freeing_a_port_wakes_waiters() -> None:
     more["spec"]["holders"][0]["ports"] = ["TCP/8080", "TCP/8443"]
     tracker("MODIFIED", new, more)
     assert not woken, "a port added frees nothing"
+
+
+def test_an_address_gone_leaves_every_other_holders_addresses_in_place() -> None:
+    """Releasing one address forgets it for its holder only; the tracker's maps shrink as
+    records go, and a replay rebuilds them exactly."""
+    allocator = Allocator(parse_vip_range('["10.0.0.0/29"]'))
+    tracker = AddressTracker(allocator, lambda _key: None, lambda: None)
+    records = []
+    for index, name in enumerate(("a", "b", "c"), start=1):
+        holder = Holder("Service", "ns", name, f"uid-{name}", frozenset({("TCP", 80)}), None)
+        record = address_record(ipaddress.ip_address(f"10.0.0.{index}"), holder, "default", None)
+        record["metadata"]["resourceVersion"] = str(index)
+        records.append(record)
+        tracker("ADDED", None, record)
+    tracker.gone(ipaddress.ip_address("10.0.0.2"))
+    assert {k: sorted(map(str, held)) for k, held in tracker.by_holder.items()} == {
+        "ns/a": ["10.0.0.1"], "ns/c": ["10.0.0.3"],
+    }  # fmt: skip
+    assert allocator.holder(ipaddress.ip_address("10.0.0.2")) is None
+    tracker("DELETED", records[0], None)
+    assert list(tracker.by_holder) == ["ns/c"]
+    tracker.gone(ipaddress.ip_address("10.0.0.3"))
+    assert tracker.by_holder == {}
+    tracker.replay([records[1]])
+    assert {k: sorted(map(str, held)) for k, held in tracker.by_holder.items()} == {
+        "ns/b": ["10.0.0.2"]
+    }
