@@ -259,12 +259,12 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         workers=settings.workers,
     )
     adc_controller = health = None
-    if adc is not None and nitro is not None:
+    if adc is not None and nitro is not None and settings.adc is not None:
         health = AdcHealth(nitro, adc, enqueue_adc)
         step = AdcStep(adc, client, recorder, health)
         adc_reconciler = AdcReconciler(services, step, allocator, service_reconciler.handles)
         adc_controller = Controller(
-            adc_queue, {ADC_KIND: adc_reconciler.reconcile}, workers=settings.workers
+            adc_queue, {ADC_KIND: adc_reconciler.reconcile}, workers=settings.adc.workers
         )
     return Runtime(
         client, allocator, services, vips, queue, controller, service_reconciler, tracker,

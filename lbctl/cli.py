@@ -90,8 +90,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(_env("LBCTL_WORKERS", "4") or 4),
-        help="concurrent reconciles (env LBCTL_WORKERS; default 4)",
+        default=int(_env("LBCTL_WORKERS", "32") or 32),
+        help="concurrent reconciles of Services, Vips and VipPools (env LBCTL_WORKERS; default 32)",
     )
     parser.add_argument(
         "--load-balancer-class",
@@ -202,6 +202,13 @@ def run_parser() -> argparse.ArgumentParser:
         "default 600)",
     )
     adc.add_argument(
+        "--adc-workers",
+        type=int,
+        default=int(_env("LBCTL_ADC_WORKERS", "8") or 8),
+        help="concurrent NetScaler reconciles, i.e. NITRO requests in flight at most "
+        "(env LBCTL_ADC_WORKERS; default 8)",
+    )
+    adc.add_argument(
         "--adc-health-period",
         type=float,
         default=float(_env("LBCTL_ADC_HEALTH_PERIOD", "30") or 30),
@@ -285,6 +292,8 @@ def adc_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AdcSe
         parser.error(f"--netscaler-timeout must be positive, got {args.netscaler_timeout}")
     if args.adc_health_period < 0:
         parser.error(f"--adc-health-period must be 0 or more, got {args.adc_health_period}")
+    if args.adc_workers < 1:
+        parser.error(f"--adc-workers must be at least 1, got {args.adc_workers}")
     if args.netscaler_save_interval < 1:
         parser.error(
             f"--netscaler-save-interval must be at least 1 s, got {args.netscaler_save_interval}"
@@ -308,6 +317,7 @@ def adc_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AdcSe
         save_config=args.netscaler_save_config,
         save_interval=args.netscaler_save_interval,
         health_period=args.adc_health_period,
+        workers=args.adc_workers,
     )
 
 

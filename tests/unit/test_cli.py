@@ -106,6 +106,7 @@ def test_help_lists_every_setting_with_its_variable() -> None:
         ("--netscaler-insecure", "NS_INSECURE"),
         ("--adc-prefix", "NS_APPS_NAME_PREFIX"),
         ("--adc-resync-period", "LBCTL_ADC_RESYNC_PERIOD"),
+        ("--adc-workers", "LBCTL_ADC_WORKERS"),
     ]:
         assert flag in result.stdout
         assert env in result.stdout
@@ -197,6 +198,11 @@ def test_without_a_netscaler_url_the_adc_is_off(clean_env: pytest.MonkeyPatch) -
             {"NS_URL": "https://a", "NS_USER": "u", "NS_PASSWORD": "pw-Xy9"},
             ["--netscaler-timeout", "0"],
             "--netscaler-timeout must be positive",
+        ),
+        (
+            {"NS_URL": "https://a", "NS_USER": "u", "NS_PASSWORD": "pw-Xy9"},
+            ["--adc-workers", "0"],
+            "--adc-workers must be at least 1, got 0",
         ),
     ],
 )
