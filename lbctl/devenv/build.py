@@ -101,7 +101,7 @@ class GoTool:
             )
         target = self.install_dir()
         versions = self.versions()
-        with _build_lock(target):
+        with build_lock(target):
             found = self.find()
             if found:
                 return found
@@ -159,7 +159,8 @@ def _wrapper_digest(wrapper_dir: Path) -> str:
 
 
 @contextmanager
-def _build_lock(directory: Path) -> Iterator[None]:
+def build_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock for building ``directory``, so concurrent builds wait, not race."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     with open(directory.parent / f".{directory.name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
