@@ -122,9 +122,9 @@ class Podman:
 
 def cached_podman() -> Podman:
     """podman on the cache's storage (``~/.cache/lbctl/image/storage``), so a later run reuses
-    the loaded base and the build's layers; its run state lives in the temporary directory."""
-    runroot = Path(tempfile.gettempdir()) / f"lbctl-podman-{os.getuid()}"
-    return Podman(root=cache_root() / "image" / "storage", runroot=runroot)
+    the loaded base and the build's layers.  Its run state lives beside it (``run``): podman
+    refuses a storage whose run state directory has moved."""
+    return Podman(root=cache_root() / "image" / "storage", runroot=cache_root() / "image" / "run")
 
 
 def ensure_base_archive(progress: Progress = _stderr) -> Path:
