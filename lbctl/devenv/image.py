@@ -48,6 +48,8 @@ _BASE_CONFIG = ('CMD ["python3"]', "ENV LANG=C.UTF-8")
 # Container resource limits.  podman's defaults (about a million open files) cannot be set by
 # a root without CAP_SYS_RESOURCE, as in sandboxed CI machines; these suit lbctl and pip.
 CONTAINER_ULIMITS = ("nofile=4096:4096", "nproc=4096:4096")
+# Build arguments the Dockerfile turns into OCI labels.
+_LABEL_ARGS = {"VERSION": "version", "REVISION": "revision", "CREATED": "created"}
 # Where the build's pip finds the CA bundle named by the caller's PIP_CERT (or SSL_CERT_FILE).
 _BUILD_CA_PATH = "/run/lbctl-build-ca.pem"
 
@@ -197,6 +199,13 @@ def build_image(
         *(f"--ulimit={limit}" for limit in CONTAINER_ULIMITS),
         *host_build_options(),
         *(f"--build-arg={name}={value}" for name, value in sorted(build_args.items())),
+        # podman 4.3 (buildah 1.28) leaves build arguments out of its layer cache key, so a
+        # cached LABEL step would keep an older build's values; labels given here count.
+        *(
+            f"--label=org.opencontainers.image.{label}={build_args[name]}"
+            for name, label in _LABEL_ARGS.items()
+            if name in build_args
+        ),
     ]
     podman.check("build", *options, "--target=build", f"--tag={BUILD_STAGE_TAG}", str(context),
                  timeout=timeout)  # fmt: skip
