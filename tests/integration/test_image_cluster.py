@@ -9,6 +9,7 @@ from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
 from lbctl.devenv.image import CONTAINER_ULIMITS
@@ -17,7 +18,9 @@ from tests.image_build import BuiltImage
 from tests.integration.conftest import load_balancer, wait_for_ip
 from tests.waiting import eventually
 
-POOL = "10.79.0.0/24"
+pytestmark = pytest.mark.integration
+
+POOL = "10.86.0.0/24"  # no other test uses it: VipAddress records are cluster-wide
 
 
 def readable_kubeconfig(control_plane: LocalControlPlane, directory: Path) -> tuple[Path, Path]:
