@@ -22,6 +22,7 @@ from pathlib import Path
 
 from lbctl.devenv.build import Progress, build_lock, cache_root
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_NAME = "ghcr.io/lbctl/lbctl"
 # The Dockerfile's default BASE_IMAGE, fully qualified as podman stores it.
 UPSTREAM_BASE = "docker.io/library/python:3.11-slim"
@@ -213,35 +214,53 @@ def build_image(
     return podman.check("image", "inspect", "--format={{.Id}}", tag).strip()
 
 
-def _git(*args: str) -> str:
-    found = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+def _git(root: Path, *args: str) -> str:
+    found = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+    )
     return found.stdout.strip() if found.returncode == 0 else "unknown"
 
 
-def main() -> int:
-    """``python -m lbctl.devenv.image``: build ``ghcr.io/lbctl/lbctl:<version>`` from this tree
-    on the local base, pinned by digest, into the cache's podman storage."""
+@dataclass(frozen=True)
+class TreeImage:
+    """An image built from a source tree: its tag, image ID and the build arguments used
+    (BASE_IMAGE with the base's digest, VERSION, REVISION, CREATED)."""
+
+    tag: str
+    image_id: str
+    build_args: dict[str, str]
+
+
+def build_tree(podman: Podman, root: Path = REPO_ROOT) -> TreeImage:
+    """Build ``ghcr.io/lbctl/lbctl:<version>`` from the tree at ``root`` on the local base,
+    pinned by digest; the labels take the tree's last commit (hash and commit time)."""
     from lbctl import __version__
 
-    root = Path(__file__).resolve().parents[2]
+    digest = load_base(podman, ensure_base_archive())
+    tag = f"{IMAGE_NAME}:{__version__}"
+    build_args = {
+        "BASE_IMAGE": f"{UPSTREAM_BASE_REPOSITORY}@{digest}",
+        "VERSION": __version__,
+        "REVISION": _git(root, "rev-parse", "HEAD"),
+        "CREATED": _git(root, "log", "-1", "--format=%cI"),
+    }
+    return TreeImage(tag, build_image(podman, root, tag, build_args), build_args)
+
+
+def main() -> int:
+    """``python -m lbctl.devenv.image``: build the image from this tree into the cache's podman
+    storage and say how to run it."""
     podman = cached_podman()
     try:
-        digest = load_base(podman, ensure_base_archive())
-        tag = f"{IMAGE_NAME}:{__version__}"
-        build_args = {
-            "BASE_IMAGE": f"{UPSTREAM_BASE_REPOSITORY}@{digest}",
-            "VERSION": __version__,
-            "REVISION": _git("-C", str(root), "rev-parse", "HEAD"),
-            "CREATED": _git("-C", str(root), "log", "-1", "--format=%cI"),
-        }
-        image_id = build_image(podman, root, tag, build_args)
+        built = build_tree(podman)
     except ImageBuildError as err:
         print(f"lbctl image: {err}", file=sys.stderr)
         return 1
-    size = podman.check("image", "inspect", "--format={{.Size}}", image_id).strip()
-    print(f"{tag} {image_id[:12]} ({int(size) / 1e6:.0f} MB), base {digest}")
+    size = podman.check("image", "inspect", "--format={{.Size}}", built.image_id).strip()
+    base = built.build_args["BASE_IMAGE"]
+    print(f"{built.tag} {built.image_id[:12]} ({int(size) / 1e6:.0f} MB) on {base}")
     limits = [f"--ulimit={limit}" for limit in CONTAINER_ULIMITS]
-    print(f"run it: {' '.join(podman.argv('run', '--rm', *limits, tag, '--help'))}")
+    print(f"run it: {' '.join(podman.argv('run', '--rm', *limits, built.tag, '--help'))}")
     return 0
 
 

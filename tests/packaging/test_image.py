@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lbctl.devenv.image import IMAGE_NAME, build_image
-from tests.image_build import TAG, VERSION, BuiltImage
+from lbctl.devenv.image import IMAGE_NAME, REPO_ROOT, build_image
+from tests.image_build import VERSION, BuiltImage
 
 SIZE_LIMIT = 400 * 1000 * 1000  # bytes, as podman counts them (decimal MB)
 
@@ -56,8 +56,8 @@ def test_image_is_labelled_and_small(lbctl_image: BuiltImage, tmp_path: Path) ->
         "source": "https://github.com/lbctl/lbctl",
         "licenses": "Apache-2.0",
         "version": VERSION,
-        "revision": lbctl_image.revision,
-        "created": lbctl_image.created,
+        "revision": lbctl_image.build_args["REVISION"],
+        "created": lbctl_image.build_args["CREATED"],
     }
     for key, value in expected.items():
         assert labels[f"org.opencontainers.image.{key}"] == value, key
@@ -65,7 +65,7 @@ def test_image_is_labelled_and_small(lbctl_image: BuiltImage, tmp_path: Path) ->
     assert inspected["Config"]["User"] == "65532:65532"
     size = int(inspected["Size"])
     report = tmp_path / "image-size.txt"
-    report.write_text(f"{TAG} {size / 1e6:.1f} MB on the local Debian base\n")
+    report.write_text(f"{lbctl_image.tag} {size / 1e6:.1f} MB on the local Debian base\n")
     print(report.read_text(), end="")
     assert size < SIZE_LIMIT, report.read_text()
 
@@ -75,9 +75,9 @@ def test_dockerfile_default_base_name_builds_the_same_image(lbctl_image: BuiltIm
     same base as the digest pin: the build is the same image, every layer from the cache."""
     by_name = build_image(
         lbctl_image.podman,
-        Path(__file__).resolve().parents[2],
+        REPO_ROOT,
         f"{IMAGE_NAME}:by-name",
-        {"VERSION": VERSION, "REVISION": lbctl_image.revision, "CREATED": lbctl_image.created},
+        {name: value for name, value in lbctl_image.build_args.items() if name != "BASE_IMAGE"},
     )
     try:
         assert by_name == lbctl_image.image_id
