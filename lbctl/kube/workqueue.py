@@ -6,6 +6,7 @@
 * ``add_rate_limited`` delays by the larger of per-key exponential backoff and a shared token
   bucket; ``forget`` resets the key's backoff.
 * ``shutdown`` refuses new keys and drops queued ones; ``get`` then returns None.
+* A key added wakes one waiting worker, not all of them (many workers wait on one queue).
 
 Time comes from an injected clock so tests run without real waiting.
 """
@@ -97,7 +98,10 @@ class WorkQueue:
         self._delayed: list[tuple[float, int, str]] = []
         self._delayed_at: dict[str, float] = {}
         self._seq = itertools.count()
-        self._wakeup = asyncio.Event()
+        self._getters: deque[asyncio.Future[None]] = deque()
+        """Workers waiting in ``get``; each new key wakes one."""
+        self._idle = asyncio.Event()
+        """Set whenever a key's processing ends during shutdown (for ``drained``)."""
         self._shutting_down = False
         self.adds = 0
 
@@ -107,6 +111,11 @@ class WorkQueue:
     @property
     def processing(self) -> int:
         return len(self._processing)
+
+    @property
+    def idle_workers(self) -> int:
+        """Workers waiting in ``get`` that no key has woken yet."""
+        return sum(not getter.done() for getter in self._getters)
 
     def running_for(self) -> list[float]:
         """Seconds each key taken by ``get`` and not yet ``done`` has been worked on (the work
@@ -122,7 +131,7 @@ class WorkQueue:
         self._added_at.setdefault(key, self._clock.now())
         if key not in self._processing:
             self._queue.append(key)
-            self._wakeup.set()
+            self._wake_one()
 
     def add_after(self, key: str, delay: float) -> None:
         if self._shutting_down:
@@ -135,7 +144,7 @@ class WorkQueue:
             return
         self._delayed_at[key] = ready_at
         heapq.heappush(self._delayed, (ready_at, next(self._seq), key))
-        self._wakeup.set()
+        self._wake_one()  # to wait for this key's time if it is the soonest
 
     def add_rate_limited(self, key: str) -> None:
         self.retries += 1
@@ -151,9 +160,16 @@ class WorkQueue:
             self.observer.worked_for(self._clock.now() - started)
         if key in self._dirty:
             self._queue.append(key)
-            self._wakeup.set()
+            self._wake_one()
         elif self._shutting_down and not self._processing:
-            self._wakeup.set()
+            self._idle.set()
+
+    def _wake_one(self) -> None:
+        while self._getters:
+            getter = self._getters.popleft()
+            if not getter.done():
+                getter.set_result(None)
+                return
 
     def shutdown(self) -> None:
         """Refuse new keys and drop queued ones; keys being processed may finish."""
@@ -163,7 +179,9 @@ class WorkQueue:
         self._added_at.clear()
         self._delayed.clear()
         self._delayed_at.clear()
-        self._wakeup.set()
+        while self._getters:
+            self._wake_one()
+        self._idle.set()
 
     def reopen(self) -> None:
         """Accept keys again after ``shutdown`` (a new leadership term)."""
@@ -200,17 +218,25 @@ class WorkQueue:
                 return key
             if self._shutting_down:
                 return None
-            self._wakeup.clear()
-            waiter = asyncio.ensure_future(self._wakeup.wait())
-            timers = [asyncio.ensure_future(self._clock.sleep(next_due))] if next_due else []
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            timer = asyncio.ensure_future(self._clock.sleep(next_due)) if next_due else None
             try:
-                await asyncio.wait([waiter, *timers], return_when=asyncio.FIRST_COMPLETED)
+                if timer is None:
+                    await getter
+                else:
+                    await asyncio.wait([getter, timer], return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                if getter.done() and not getter.cancelled():
+                    self._wake_one()  # woken for a key it will not take: pass it on
+                raise
             finally:
-                for task in (waiter, *timers):
-                    task.cancel()
+                getter.cancel()  # a getter left in the queue is skipped when waking
+                if timer is not None:
+                    timer.cancel()
 
     async def drained(self) -> None:
         """Wait until no key is being processed (used after ``shutdown``)."""
         while self._processing:
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            self._idle.clear()
+            await self._idle.wait()

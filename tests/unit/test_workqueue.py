@@ -119,3 +119,28 @@ async def test_shutdown_drops_queued_keys_and_releases_waiters(queue: WorkQueue)
     queue.shutdown()
     queue.add("z")
     assert await next_key(queue) is None
+
+
+async def test_a_new_key_wakes_one_waiting_worker_and_a_cancelled_one_passes_it_on(
+    queue: WorkQueue,
+) -> None:
+    """Eight workers wait; one key wakes one of them (not all eight), and a worker cancelled
+    after it was woken hands the key to another; shutdown releases the rest."""
+    workers = [asyncio.create_task(queue.get()) for _ in range(8)]
+    await asyncio.sleep(0)  # one loop turn: every worker reaches its wait
+    assert queue.idle_workers == 8
+    queue.add("a")
+    assert queue.idle_workers == 7
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert [w.result() for w in workers if w.done()] == ["a"]
+    waiting = [w for w in workers if not w.done()]
+    queue.add("b")
+    woken = waiting[0]  # the longest waiting is woken first
+    woken.cancel()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert [w.result() for w in waiting[1:] if w.done()] == ["b"]
+    queue.shutdown()
+    rest = [w for w in waiting[1:] if not w.done()]
+    assert await asyncio.gather(*rest) == [None] * len(rest)
