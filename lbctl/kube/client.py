@@ -9,7 +9,6 @@ transport errors are mapped here, once, into ``lbctl.kube.errors``.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass
 
 import aiohttp
+import orjson
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
@@ -175,7 +175,7 @@ class KubeClient:
                 self._host + path,
                 params=query,
                 headers=headers,
-                data=None if body is None else json.dumps(body, separators=(",", ":")),
+                data=None if body is None else orjson.dumps(body),
                 timeout=timeout,
                 proxy=rest.proxy,
                 server_hostname=rest.server_hostname,
@@ -202,7 +202,7 @@ class KubeClient:
             raise KubeUnavailable(f"{method} {path}: reading the answer: {err}") from err
         finally:
             response.release()
-        result: JSON = json.loads(data)
+        result: JSON = orjson.loads(data)
         return result
 
     async def list(
@@ -263,7 +263,7 @@ class KubeClient:
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
-                        yield json.loads(line)
+                        yield orjson.loads(line)
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             raise KubeUnavailable(f"watch {resource.plural}: {type(err).__name__}: {err}") from err
         finally:
