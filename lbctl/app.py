@@ -47,7 +47,7 @@ from lbctl.reconcile.adc_health import AdcHealth
 from lbctl.reconcile.adc_step import AdcStep
 from lbctl.reconcile.adc_worker import ADC_KIND, AdcReconciler
 from lbctl.reconcile.addresses import AddressRecords, AddressTracker
-from lbctl.reconcile.backends import Backends
+from lbctl.reconcile.backends import Backends, node_as_planned, slice_as_planned
 from lbctl.reconcile.controller import Controller
 from lbctl.reconcile.pools import Pools, follow_vip_range_file
 from lbctl.reconcile.poolstatus import PoolStatusWriter
@@ -165,8 +165,10 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     adc = nodes = slices = None
     if settings.adc is not None:
         nitro = nitro or nitro_client(settings.adc)
-        nodes = Informer(client, NODES)
-        slices = Informer(client, ENDPOINT_SLICES, namespace=settings.namespace)
+        nodes = Informer(client, NODES, trim=node_as_planned)
+        slices = Informer(
+            client, ENDPOINT_SLICES, namespace=settings.namespace, trim=slice_as_planned
+        )
 
         def all_services() -> None:
             for key, _ in services.items():

@@ -47,10 +47,17 @@ UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
 """Per resource, fields no reconciler reads: dropped from cached objects."""
 
 
-def slim(obj: JSON, plural: str = "") -> JSON:
+Trim = Callable[[JSON], JSON]
+"""Reduces an object to what its readers need (given per informer by who reads it)."""
+
+
+def slim(obj: JSON, plural: str = "", trim: Trim | None = None) -> JSON:
     """Keep a cached object small: drop ``managedFields`` (often half its size), kubectl's copy
-    of the last applied object and the fields in ``UNREAD``, and share dict keys (each watch
-    event decodes fresh key strings; thousands of cached objects would each hold copies)."""
+    of the last applied object and the fields in ``UNREAD``, apply the informer's ``trim``, and
+    share dict keys (each watch event decodes fresh key strings; thousands of cached objects
+    would each hold copies)."""
+    if trim is not None:
+        obj = trim(obj)
     meta = obj.get("metadata", {})
     meta.pop("managedFields", None)
     (meta.get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
@@ -110,8 +117,10 @@ class Informer:
         watch_timeout: tuple[int, int] = (240, 360),
         read_timeout: float = 90.0,
         backoff: Backoff | None = None,
+        trim: Trim | None = None,
     ) -> None:
         self._client = client
+        self._trim = trim
         self.resource = resource
         self._namespace = namespace
         self._watch_timeout = watch_timeout
@@ -184,7 +193,7 @@ class Informer:
     async def _list(self) -> None:
         plural = self.resource.plural
         items, resource_version = await self._client.list(
-            self.resource, self._namespace, each=lambda item: slim(item, plural)
+            self.resource, self._namespace, each=lambda item: slim(item, plural, self._trim)
         )
         # Oldest first, so handlers meet objects in creation order (the older of two Vips
         # claiming one address keeps it, whatever their names).
@@ -232,7 +241,7 @@ class Informer:
             self._resource_version = str(resource_version)
         if kind == "BOOKMARK":
             return
-        obj = slim(obj, self.resource.plural)
+        obj = slim(obj, self.resource.plural, self._trim)
         key = object_key(obj)
         old = self._store.get(key)
         if kind in ("ADDED", "MODIFIED"):

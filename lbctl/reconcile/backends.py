@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lbctl.adc.plan import Endpoint, Node, endpoints_from_slices
+from lbctl.adc.plan import EXCLUDE_LABEL, Endpoint, Node, endpoints_from_slices
 from lbctl.kube.client import JSON
 from lbctl.kube.informer import Informer, object_key
 
@@ -84,3 +84,60 @@ class Backends:
 def _serves(node: Node | None) -> tuple[str, str | None] | None:
     """What of a Node the ADC's members depend on: its name and address while it is eligible."""
     return (node.name, node.address) if node is not None and node.eligible else None
+
+
+def node_as_planned(raw: JSON) -> JSON:
+    """A Node cut to what ``Node.from_raw`` reads: name, the exclusion label, addresses and the
+    Ready condition (a Node's images, other conditions and labels are most of its size)."""
+    meta = raw.get("metadata") or {}
+    status = raw.get("status") or {}
+    excluded = (meta.get("labels") or {}).get(EXCLUDE_LABEL)
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+            **({"labels": {EXCLUDE_LABEL: excluded}} if excluded is not None else {}),
+        },
+        "status": {
+            "addresses": [
+                a for a in status.get("addresses") or [] if a.get("type") in _NODE_ADDRESSES
+            ],
+            "conditions": [
+                {"type": "Ready", "status": c.get("status")}
+                for c in status.get("conditions") or []
+                if c.get("type") == "Ready"
+            ],
+        },
+    }
+
+
+_NODE_ADDRESSES = frozenset({"InternalIP", "ExternalIP"})
+
+
+def slice_as_planned(raw: JSON) -> JSON:
+    """An EndpointSlice cut to what ``endpoints_from_slices`` reads: its Service label, ports,
+    and per endpoint its first address and readiness (target references, zones, hints and
+    node names are dropped)."""
+    meta = raw.get("metadata") or {}
+    service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    endpoints = []
+    for endpoint in raw.get("endpoints") or []:
+        trimmed: JSON = {"addresses": (endpoint.get("addresses") or [])[:1]}
+        if (endpoint.get("conditions") or {}).get("ready") is False:
+            trimmed["conditions"] = {"ready": False}
+        endpoints.append(trimmed)
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+            **({"labels": {SERVICE_NAME_LABEL: service}} if service is not None else {}),
+        },
+        "ports": [
+            {k: port[k] for k in ("name", "port", "protocol") if k in port}
+            for port in raw.get("ports") or []
+        ],
+        "endpoints": endpoints,
+    }

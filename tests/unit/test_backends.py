@@ -79,3 +79,68 @@ def test_a_services_slice_index_shrinks_when_its_last_slice_goes() -> None:
     assert cast(Any, found)._by_service == {"ns/web": {"ns/web-x"}}
     slices.emit("DELETED", slice_, None)
     assert cast(Any, found)._by_service == {}
+
+
+def full_node(name: str, *, ready: str, excluded: str | None) -> JSON:
+    labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}
+    if excluded is not None:
+        labels["node.kubernetes.io/exclude-from-external-load-balancers"] = excluded
+    return {
+        "metadata": {"name": name, "uid": "u", "resourceVersion": "9", "labels": labels,
+                     "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
+        "spec": {"podCIDR": "10.244.0.0/24"},
+        "status": {
+            "addresses": [{"type": "Hostname", "address": name},
+                          {"type": "ExternalIP", "address": "192.0.2.7"},
+                          {"type": "InternalIP", "address": "10.0.0.7"}],
+            "conditions": [{"type": "MemoryPressure", "status": "False", "message": "ok" * 40},
+                           {"type": "Ready", "status": ready, "message": "kubelet ready"}],
+            "images": [{"names": [f"registry/image-{i}:v1"], "sizeBytes": i} for i in range(50)],
+        },
+    }  # fmt: skip
+
+
+def full_slice() -> JSON:
+    return {
+        "metadata": {"name": "web-abc", "namespace": "ns", "resourceVersion": "5",
+                     "labels": {"kubernetes.io/service-name": "web",
+                                "endpointslice.kubernetes.io/managed-by": "x"},
+                     "ownerReferences": [{"kind": "Service", "name": "web"}]},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"},
+                  {"name": "dns", "port": 53, "protocol": "UDP"}],
+        "endpoints": [
+            {"addresses": ["10.1.0.1", "10.1.0.9"], "conditions": {"ready": True},
+             "nodeName": "n1", "zone": "z", "targetRef": {"kind": "Pod", "name": "p1"}},
+            {"addresses": ["10.1.0.2"], "conditions": {"ready": False, "serving": True},
+             "targetRef": {"kind": "Pod", "name": "p2"}},
+            {"addresses": ["10.1.0.3"], "hints": {"forZones": [{"name": "z"}]}},
+            *({"addresses": [f"10.1.1.{i}"], "conditions": {"ready": True, "serving": True,
+                                                           "terminating": False},
+               "nodeName": f"node-{i}", "zone": "zone-a",
+               "targetRef": {"kind": "Pod", "namespace": "ns", "name": f"web-7d9c-{i}",
+                             "uid": f"5c0f5a52-8f53-4b1e-9a5e-{i:012d}"}} for i in range(20)),
+        ],
+    }  # fmt: skip
+
+
+def test_the_trimmed_node_and_slice_plan_the_same_and_are_smaller() -> None:
+    """What the informers keep of a Node and an EndpointSlice gives the planner exactly what
+    the whole objects give, in a fraction of the size."""
+    import json
+
+    from lbctl.adc.plan import Node, endpoints_from_slices
+    from lbctl.reconcile.backends import node_as_planned, slice_as_planned
+
+    for ready in ("True", "False"):
+        for excluded in (None, "true", "false"):
+            raw = full_node("n1", ready=ready, excluded=excluded)
+            trimmed = node_as_planned(raw)
+            assert Node.from_raw(trimmed) == Node.from_raw(raw)
+            assert len(json.dumps(trimmed)) * 5 < len(json.dumps(raw))
+    raw_slice = full_slice()
+    trimmed_slice = slice_as_planned(raw_slice)
+    assert endpoints_from_slices([trimmed_slice]) == endpoints_from_slices([raw_slice])
+    assert len(endpoints_from_slices([raw_slice])) == 44  # 22 ready endpoints, two ports
+    assert trimmed_slice["metadata"]["labels"] == {"kubernetes.io/service-name": "web"}
+    assert len(json.dumps(trimmed_slice)) * 4 < len(json.dumps(raw_slice))
