@@ -148,11 +148,11 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
     namespaces = Informer(client, NAMESPACES)
 
     def pools_changed() -> None:
-        for key, _ in services.items():
+        for key in services.cached_keys():
             enqueue_service(key)
-        for key, _ in vips.items():
+        for key in vips.cached_keys():
             enqueue_vip(key)
-        for name, _ in pool_objects.items():
+        for name in pool_objects.cached_keys():
             queue.add(f"VipPool:{name}")
 
     pools = Pools(allocator, settings.pools, pool_objects, namespaces, pools_changed)
@@ -171,7 +171,7 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         )
 
         def all_services() -> None:
-            for key, _ in services.items():
+            for key in services.cached_keys():
                 enqueue_adc(key)
 
         backends = Backends(nodes, slices, all_services, lambda key: enqueue_adc(key))
@@ -292,14 +292,14 @@ async def lead(runtime: Runtime, settings: Settings) -> None:
     owners: set[str] = set()
     if runtime.adc is not None:
         owners = await read_adc(runtime.adc)
-    for key in {k for k, _ in runtime.services.items()} | owners:
+    for key in set(runtime.services.cached_keys()) | owners:
         runtime.controller.enqueue("Service", key)
     if runtime.adc_controller is not None:
-        for key, _ in runtime.services.items():
+        for key in runtime.services.cached_keys():
             runtime.adc_controller.enqueue(ADC_KIND, key)
-    for key, _ in runtime.vips.items():
+    for key in runtime.vips.cached_keys():
         runtime.controller.enqueue("Vip", key)
-    for name, _ in runtime.pool_objects.items():
+    for name in runtime.pool_objects.cached_keys():
         runtime.controller.enqueue("VipPool", name)
     runtime.leading.set()
     log.info(

@@ -47,7 +47,7 @@ async def drift_passes(runtime: Runtime, adc: AdcSync, period: float) -> None:
     while True:
         await asyncio.sleep(period)
         owners = await read_adc(adc)
-        keys = {k for k, _ in runtime.services.items()}
+        keys = set(runtime.services.cached_keys())
         log.info("ADC drift pass", services=len(keys), owners=len(owners))
         for key in owners:
             runtime.controller.enqueue("Service", key)  # e.g. gone: its objects are removed

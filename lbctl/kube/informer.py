@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import structlog
 
 from lbctl.kube.client import JSON, KubeClient, Resource
@@ -53,9 +53,8 @@ Trim = Callable[[JSON], JSON]
 
 def slim(obj: JSON, plural: str = "", trim: Trim | None = None) -> JSON:
     """Keep a cached object small: drop ``managedFields`` (often half its size), kubectl's copy
-    of the last applied object and the fields in ``UNREAD``, apply the informer's ``trim``, and
-    share dict keys (each watch event decodes fresh key strings; thousands of cached objects
-    would each hold copies)."""
+    of the last applied object and the fields in ``UNREAD``, and apply the informer's
+    ``trim``."""
     if trim is not None:
         obj = trim(obj)
     meta = obj.get("metadata", {})
@@ -66,15 +65,12 @@ def slim(obj: JSON, plural: str = "", trim: Trim | None = None) -> JSON:
         if isinstance(part, dict):
             for name in fields:
                 part.pop(name, None)
-    return _shared_keys(obj)  # type: ignore[no-any-return]
+    return obj
 
 
-def _shared_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {sys.intern(k): _shared_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shared_keys(v) for v in value]
-    return value
+def _unpack(packed: bytes) -> JSON:
+    found: JSON = orjson.loads(packed)
+    return found
 
 
 def by_age(obj: JSON) -> tuple[str, int]:
@@ -127,7 +123,9 @@ class Informer:
         self._read_timeout = read_timeout
         self._backoff = backoff or Backoff()
         self._handlers: list[Handler] = []
-        self._store: dict[str, JSON] = {}
+        self._store: dict[str, bytes] = {}
+        """Key → the slimmed object as JSON: a quarter of the memory of the dicts it decodes
+        to (about 1 KB against 4 KB for a Service), read back on demand in microseconds."""
         self._resource_version = ""
         self.synced = asyncio.Event()
         self.relists = 0
@@ -137,10 +135,16 @@ class Informer:
         self._handlers.append(handler)
 
     def get(self, key: str) -> JSON | None:
-        return self._store.get(key)
+        """The cached object (a fresh copy: changing it changes nothing cached)."""
+        packed = self._store.get(key)
+        return None if packed is None else _unpack(packed)
 
     def items(self) -> Iterator[tuple[str, JSON]]:
-        return iter(list(self._store.items()))
+        return ((key, _unpack(packed)) for key, packed in list(self._store.items()))
+
+    def cached_keys(self) -> list[str]:
+        """The cached objects' keys (cheaper than ``items`` when only they are needed)."""
+        return list(self._store)
 
     def __len__(self) -> int:
         return len(self._store)
@@ -199,18 +203,21 @@ class Informer:
         # claiming one address keeps it, whatever their names).
         items.sort(key=by_age)
         fresh = {object_key(item): item for item in items}
-        old_store, self._store = self._store, fresh
+        old_store = self._store
+        self._store = {key: orjson.dumps(item) for key, item in fresh.items()}
         self._resource_version = resource_version
         if self.synced.is_set():
             self.relists += 1
         for key, gone in old_store.items():
             if key not in fresh:
-                self._emit("DELETED", gone, None)
+                self._emit("DELETED", _unpack(gone), None)
         for key, new in fresh.items():
-            old = old_store.get(key)
-            if old is None:
+            packed = old_store.get(key)
+            if packed is None:
                 self._emit("ADDED", None, new)
-            elif old["metadata"].get("resourceVersion") != new["metadata"].get("resourceVersion"):
+                continue
+            old = _unpack(packed)
+            if old["metadata"].get("resourceVersion") != new["metadata"].get("resourceVersion"):
                 self._emit("MODIFIED", old, new)
         self.synced.set()
 
@@ -243,9 +250,9 @@ class Informer:
             return
         obj = slim(obj, self.resource.plural, self._trim)
         key = object_key(obj)
-        old = self._store.get(key)
+        old = self.get(key)
         if kind in ("ADDED", "MODIFIED"):
-            self._store[key] = obj
+            self._store[key] = orjson.dumps(obj)
             self._emit("ADDED" if old is None else "MODIFIED", old, obj)
         elif kind == "DELETED":
             self._store.pop(key, None)

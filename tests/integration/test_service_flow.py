@@ -296,5 +296,9 @@ async def test_restart_in_the_middle_of_300_creates_and_deletes(
     after = await eventually(settled, within=120, what="all live Services served")
     assert len(set(after.values())) == len(live)
     assert all(after[name] == ip for name, ip in before.items() if name in live)
-    vips, _ = await kube.list(VIPS, namespace)
-    assert sorted(v["spec"]["ipaddress"] for v in vips) == sorted(after.values())
+
+    async def vips_match() -> bool:  # deleted Services' Vips go after the Services do
+        vips, _ = await kube.list(VIPS, namespace)
+        return sorted(v["spec"]["ipaddress"] for v in vips) == sorted(after.values())
+
+    await eventually(vips_match, within=60, what="one Vip per live Service, with its address")
