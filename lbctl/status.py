@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -185,6 +186,12 @@ def parser() -> argparse.ArgumentParser:
         "the ConfigMap given by --config",
     )
     parser.add_argument(
+        "--vip-range-file",
+        default=os.environ.get("VIP_RANGE_FILE"),
+        help="read the VIP_RANGE from this file (env VIP_RANGE_FILE, set in lbctl's pod, where "
+        "its ServiceAccount may not read the ConfigMap)",
+    )
+    parser.add_argument(
         "--config",
         default="lbctl-system/lbctl-config",
         help="namespace/name of lbctl's ConfigMap (default: lbctl-system/lbctl-config)",
@@ -193,10 +200,14 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _vip_range(client: KubeClient, given: str | None, config: str) -> str:
-    if given is not None:
-        return given
-    namespace, _, name = config.partition("/")
+async def vip_range_of(client: KubeClient, args: argparse.Namespace) -> str:
+    """The VIP_RANGE to report: --vip-range, else the file lbctl reads it from, else the key
+    of lbctl's ConfigMap."""
+    if args.vip_range is not None:
+        return str(args.vip_range)
+    if args.vip_range_file:
+        return await asyncio.to_thread(Path(args.vip_range_file).read_text)
+    namespace, _, name = str(args.config).partition("/")
     try:
         found = await client.get(CONFIG_MAPS, namespace, name)
     except NotFound:
@@ -207,7 +218,7 @@ async def _vip_range(client: KubeClient, given: str | None, config: str) -> str:
 async def _run(args: argparse.Namespace) -> str:
     client = KubeClient(await api_client_from(args.kubeconfig))
     try:
-        static = parse_vip_range(await _vip_range(client, args.vip_range, args.config))
+        static = parse_vip_range(await vip_range_of(client, args))
         found = await report(client, static, args.namespace, args.load_balancer_class)
     finally:
         await client.close()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
+import pytest
+
+from lbctl import status
 from lbctl.ipam.allocator import Allocator
 from lbctl.ipam.ranges import parse_vip_range
+from lbctl.kube.client import KubeClient
 from lbctl.reconcile.shown import ShownIndex
 from lbctl.status import rows_and_allocator
 
@@ -32,3 +37,27 @@ def test_status_counts_an_address_another_controller_shows_as_the_controller_doe
         pools, [], [foreign_service()], [], None, "example.com/other"
     )
     assert [s.free for s in as_its_class.stats()] == [1]  # that instance's own Service
+
+
+class NoConfigMaps:
+    """A client under lbctl's own ServiceAccount, which may not read ConfigMaps."""
+
+    async def get(self, resource: object, namespace: str | None, name: str) -> Any:
+        raise AssertionError(f"read {namespace}/{name}: forbidden to lbctl's ServiceAccount")
+
+
+async def test_status_in_lbctl_pod_reads_the_mounted_vip_range_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kubectl exec deploy/lbctl -- lbctl status` (the chart's NOTES) runs under lbctl's
+    ServiceAccount, which may not read ConfigMaps: the pod's VIP_RANGE_FILE (the mounted
+    ConfigMap key) is where its pools are; --vip-range still wins."""
+    mounted = tmp_path / "VIP_RANGE"
+    mounted.write_text('["10.9.0.0/30"]')
+    monkeypatch.delenv("VIP_RANGE", raising=False)
+    monkeypatch.setenv("VIP_RANGE_FILE", str(mounted))
+    client = cast(KubeClient, NoConfigMaps())
+    args = status.parser().parse_args([])
+    assert await status.vip_range_of(client, args) == '["10.9.0.0/30"]'
+    args = status.parser().parse_args(["--vip-range", '["10.8.0.0/30"]'])
+    assert await status.vip_range_of(client, args) == '["10.8.0.0/30"]'
