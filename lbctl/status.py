@@ -31,6 +31,7 @@ from lbctl.kube.client import (
     VIP_POOLS,
     VIPS,
     KubeClient,
+    Resource,
     api_client_from,
 )
 from lbctl.kube.errors import KubeError, NotFound
@@ -117,6 +118,24 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+class CrdMissing(KubeError):
+    """An lbctl resource the apiserver does not serve: its CRD is not installed."""
+
+
+async def _list(client: KubeClient, resource: Resource, namespace: str | None) -> list[JSON]:
+    try:
+        items, _ = await client.list(resource, namespace)
+    except NotFound as err:
+        if not resource.group:
+            raise
+        raise CrdMissing(
+            f"{resource.api_version} {resource.plural} is not served: is the "
+            f"CustomResourceDefinition {resource.plural}.{resource.group} installed? "
+            "(kubectl apply --server-side -f charts/lbctl/crds/)"
+        ) from err
+    return items
+
+
 async def report(
     client: KubeClient,
     static: tuple[Pool, ...],
@@ -125,11 +144,11 @@ async def report(
 ) -> JSON:
     """``{"pools": [...], "allocations": [...]}``: per pool and family its origin, counts and
     whether it is in effect (with the reason when not); one entry per allocation."""
-    objects, _ = await client.list(VIP_POOLS, None)
+    objects = await _list(client, VIP_POOLS, None)
     pool_set = combine(static, [parse_pool_object(raw) for raw in objects])
-    vips, _ = await client.list(VIPS, namespace)
-    services, _ = await client.list(SERVICES, namespace)
-    records, _ = await client.list(VIP_ADDRESSES, None)
+    vips = await _list(client, VIPS, namespace)
+    services = await _list(client, SERVICES, namespace)
+    records = await _list(client, VIP_ADDRESSES, None)
     rows, allocator = rows_and_allocator(
         pool_set.pools, vips, services, records, namespace, load_balancer_class
     )

@@ -10,7 +10,8 @@ import pytest
 from lbctl import status
 from lbctl.ipam.allocator import Allocator
 from lbctl.ipam.ranges import parse_vip_range
-from lbctl.kube.client import KubeClient
+from lbctl.kube.client import KubeClient, Resource
+from lbctl.kube.errors import KubeError, NotFound
 from lbctl.reconcile.shown import ShownIndex
 from lbctl.status import rows_and_allocator
 
@@ -61,3 +62,22 @@ async def test_status_in_lbctl_pod_reads_the_mounted_vip_range_file(
     assert await status.vip_range_of(client, args) == '["10.9.0.0/30"]'
     args = status.parser().parse_args(["--vip-range", '["10.8.0.0/30"]'])
     assert await status.vip_range_of(client, args) == '["10.8.0.0/30"]'
+
+
+class NoCrds:
+    """An apiserver without lbctl's CRDs: every list of an ipam.citrix.com resource is 404."""
+
+    async def list(self, resource: Resource, namespace: str | None) -> Any:
+        if resource.group:
+            raise NotFound(404, "", "b'404 page not found\\n'")
+        return [], "1"
+
+
+async def test_status_without_the_crds_names_the_missing_crd() -> None:
+    """`kubectl lbctl` on a cluster without lbctl's CRDs says which CRD is missing, as the
+    controller's log does, rather than `404 : b'404 page not found'`."""
+    with pytest.raises(KubeError) as raised:
+        await status.report(cast(KubeClient, NoCrds()), (), None)
+    assert "vippools.ipam.citrix.com" in str(raised.value)
+    assert "CustomResourceDefinition" in str(raised.value)
+    assert "404 page not found" not in str(raised.value)
