@@ -279,3 +279,33 @@ def test_vip_range_and_vip_pools() -> None:
     ]
     assert all("namespace" not in o["metadata"] for o in rendered)
     assert json.loads(one(render({"vipRange": []}), "ConfigMap")["data"]["VIP_RANGE"]) == []
+
+
+NAMESPACED = {"services", "services/status", "endpointslices", "events", "vips"}
+"""The namespaced resources lbctl reads and writes: with --namespace, only in that namespace."""
+
+
+def rule_pairs(role: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(res, verb) for rule in role["rules"] for res in rule["resources"]
+            for verb in rule["verbs"]}  # fmt: skip
+
+
+def test_namespace_scope_grants_namespaced_resources_in_that_namespace_only() -> None:
+    """watchNamespace: Services, their status, EndpointSlices, Events and Vips of that
+    namespace only (a Role there); the ClusterRole keeps the cluster-scoped resources (Nodes,
+    Namespaces, VipPools, VipAddress records). Without it, everything stays cluster-wide."""
+    everywhere = rule_pairs(one(render(), "ClusterRole"))
+    objects = render({"watchNamespace": "shop"}, release="lbctl-shop", namespace="lbctl-system")
+    cluster = rule_pairs(one(objects, "ClusterRole"))
+    assert not {res for res, _ in cluster} & NAMESPACED
+    role = one(objects, "Role", "lbctl-shop")
+    assert role["metadata"]["namespace"] == "shop"
+    assert cluster | rule_pairs(role) == everywhere
+    binding = one(objects, "RoleBinding", "lbctl-shop")
+    assert binding["metadata"]["namespace"] == "shop"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lbctl-shop",
+    }  # fmt: skip
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "lbctl-shop", "namespace": "lbctl-system"}
+    ]

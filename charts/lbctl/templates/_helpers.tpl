@@ -42,3 +42,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- fail "netscaler: username and password are set together" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The rules on namespaced resources: in the ClusterRole, or with watchNamespace in a Role there. */}}
+{{- define "lbctl.namespacedRules" -}}
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch"]
+# Finalizer, annotation and status are all written through the status subresource, which
+# applies metadata and status but never the spec.
+- apiGroups: [""]
+  resources: ["services/status"]
+  verbs: ["patch"]
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["list", "watch"]
+# get: a restarted lbctl (or the other replica) reporting the same thing finds its Event
+# by name and raises its count.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "get", "patch"]
+- apiGroups: ["ipam.citrix.com"]
+  resources: ["vips"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end -}}
