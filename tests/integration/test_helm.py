@@ -9,7 +9,7 @@ import secrets
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from lbctl import app
+from lbctl import app, status
 from lbctl.config import Settings
 from lbctl.devenv.cluster import KINDS
 from lbctl.devenv.controlplane import LocalControlPlane
@@ -89,6 +89,9 @@ async def test_helm_install_run_upgrade_uninstall(
 
     notes = await asyncio.to_thread(release_helm, "install", first)
     assert "kubectl get vips -A" in notes
+    # The NOTES' `lbctl status` in the pod runs under the release's ServiceAccount: scoped to
+    # the namespace the release may read.
+    assert f"-- lbctl status --namespace {namespace}\n" in notes
     made = render(values(first), release=release, namespace=namespace)
     for obj in made:
         resource = KINDS.get(obj["kind"], VIP_POOLS if obj["kind"] == "VipPool" else None)
@@ -118,6 +121,8 @@ async def test_helm_install_run_upgrade_uninstall(
         await eventually(runtime.leading.is_set, what="lbctl leads under the release's RBAC")
         await kube.create(SERVICES, namespace, load_balancer("web"))
         assert in_network(await wait_for_ip(kube, namespace, "web"), first)
+        shown = await status.report(client, settings.pools, namespace)
+        assert [a["holder"] for a in shown["allocations"]] == [f"{namespace}/web"]
 
         await asyncio.to_thread(release_helm, "upgrade", moved)
         assert (await kube.get(VIP_POOLS, None, pool))["spec"]["addresses"] == [moved]
