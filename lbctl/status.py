@@ -194,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"),
                         help="kubeconfig file (env KUBECONFIG); default: in-cluster")  # fmt: skip
-    parser.add_argument("--namespace", help="only allocations in this namespace")
+    parser.add_argument("-n", "--namespace", help="only allocations in this namespace")
     parser.add_argument(
         "--load-balancer-class", help="the class of the lbctl instance to look at (default: none)"
     )

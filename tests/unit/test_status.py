@@ -81,3 +81,8 @@ async def test_status_without_the_crds_names_the_missing_crd() -> None:
     assert "vippools.ipam.citrix.com" in str(raised.value)
     assert "CustomResourceDefinition" in str(raised.value)
     assert "404 page not found" not in str(raised.value)
+
+
+def test_status_takes_kubectls_short_namespace_flag() -> None:
+    """`kubectl lbctl status -n shop`, as every kubectl command and plugin takes it."""
+    assert status.parser().parse_args(["-n", "shop"]).namespace == "shop"
