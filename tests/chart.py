@@ -23,9 +23,11 @@ HELM_OWN_LABELS = frozenset(
         "app.kubernetes.io/managed-by",
         "app.kubernetes.io/instance",
         "app.kubernetes.io/version",
+        "checksum/netscaler",
     }
 )
-"""Labels only a Helm release carries; everything else must match the manifests."""
+"""Labels (and the pod annotation) only a Helm release carries; everything else must match the
+manifests."""
 
 JSON = dict[str, Any]
 
@@ -92,7 +94,9 @@ def kustomized() -> list[JSON]:
 def without_helm_labels(value: Any) -> Any:
     """``value`` with Helm's own label keys removed from every mapping (labels and selectors)."""
     if isinstance(value, dict):
-        return {k: without_helm_labels(v) for k, v in value.items() if k not in HELM_OWN_LABELS}
+        kept = {k: without_helm_labels(v) for k, v in value.items() if k not in HELM_OWN_LABELS}
+        # A pod template's annotations left empty without the checksum: none, as in manifests/.
+        return {k: v for k, v in kept.items() if not (k == "annotations" and v == {})}
     if isinstance(value, list):
         return [without_helm_labels(item) for item in value]
     return value

@@ -309,3 +309,22 @@ def test_namespace_scope_grants_namespaced_resources_in_that_namespace_only() ->
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "lbctl-shop", "namespace": "lbctl-system"}
     ]
+
+
+def pod_template(values: dict[str, Any]) -> dict[str, Any]:
+    return dict(one(render(values), "Deployment")["spec"]["template"])
+
+
+def test_upgrading_the_netscaler_settings_rolls_the_pods_and_pools_do_not() -> None:
+    """lbctl reads NS_URL and NS_APPS_NAME_PREFIX (env from the ConfigMap) and the credentials
+    Secret's name once, at start: `helm upgrade` of any of them must change the pod template
+    (a rollout), or the running pods keep the old NetScaler. Pools are re-read from the
+    mounted VIP_RANGE file: changing them must not restart lbctl."""
+    base = pod_template({})
+    for changed in (
+        {"netscaler": {"url": "https://10.0.0.6"}},
+        {"netscaler": {"appsNamePrefix": "prod"}},
+        {"netscaler": {"existingSecret": "other"}},
+    ):
+        assert pod_template(changed) != base, changed
+    assert pod_template({"vipRange": ["10.1.0.0/24"]}) == base

@@ -65,3 +65,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   resources: ["vips"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end -}}
+
+{{/* What lbctl reads only at start (not the password: no hash of it in the pod's metadata). */}}
+{{- define "lbctl.netscalerChecksum" -}}
+{{- list .Values.netscaler.url .Values.netscaler.appsNamePrefix (include "lbctl.secretName" .) .Values.netscaler.username | toJson | sha256sum | trunc 16 | quote -}}
+{{- end -}}
