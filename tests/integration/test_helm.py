@@ -5,8 +5,10 @@ and uninstalled."""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from ipaddress import ip_address, ip_network
+from pathlib import Path
 from typing import Any
 
 from lbctl import app, status
@@ -17,7 +19,7 @@ from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.client import CRDS, SERVICES, VIP_POOLS, KubeClient, Resource, api_client_from
 from lbctl.kube.errors import NotFound
 from lbctl.kube.leader import LeaderElectionConfig
-from tests.chart import CHART, MANIFESTS, documents, helm, kubectl, one, render
+from tests.chart import CHART, MANIFESTS, ROOT, documents, helm, kubectl, one, render
 from tests.integration.conftest import load_balancer, wait_for_ip
 from tests.waiting import cancel_and_wait, eventually
 
@@ -160,3 +162,40 @@ async def test_helm_install_run_upgrade_uninstall(
             await kube.get(CRDS, None, crd["metadata"]["name"])
     listed = await asyncio.to_thread(helm, "list", "-n", namespace, "-q", kubeconfig=config)
     assert listed.strip() == ""
+
+
+async def test_the_documented_crd_upgrade_applies_over_crds_helm_installed(
+    control_plane: LocalControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """`helm install` creates crds/ (field manager helm) and never upgrades them; the command
+    the NOTES and the README give for an upgrade must then apply a changed CRD, not stop at a
+    conflict with helm's fields. (A throwaway copy of the VipPool CRD under another group.)"""
+    config = control_plane.kubeconfig
+    group = f"h{secrets.token_hex(3)}.example.com"
+    source = (CHART / "crds" / "vippool.yaml").read_text().replace("ipam.citrix.com", group)
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    (crds / "vippool.yaml").write_text(source)
+    await asyncio.to_thread(
+        kubectl, "create", "--field-manager=helm", "-f", str(crds), kubeconfig=config
+    )
+    try:
+        changed = source.replace(
+            "lbctl gives to LoadBalancer", "lbctl (next) gives to LoadBalancer"
+        )
+        assert changed != source
+        (crds / "vippool.yaml").write_text(changed)
+        notes = await asyncio.to_thread(
+            helm, "install", "notes", str(CHART), "-n", namespace, "--dry-run", kubeconfig=config
+        )
+        documented = re.findall(r"kubectl apply --server-side[^\n`]*charts/lbctl/crds/", notes)
+        documented += re.findall(
+            r"kubectl apply --server-side[^\n`]*charts/lbctl/crds/",
+            (ROOT / "README.md").read_text(),
+        )
+        assert documented, "no CRD upgrade command in the NOTES and README"
+        for command in set(documented):
+            args = command.split()[1:-1]  # kubectl ... <the chart's crds/>
+            await asyncio.to_thread(kubectl, *args, str(crds), kubeconfig=config)
+    finally:
+        await asyncio.to_thread(kubectl, "delete", "-f", str(crds), kubeconfig=config)
