@@ -106,8 +106,14 @@ async def test_exhaustion_is_reported_and_resolved_when_an_address_frees(
     reasons = [e["reason"] for e in await events_for(kube, namespace, "holder")]
     assert reasons == ["EnsuredLoadBalancer"], "one Event per outcome"
 
-    pending = (await kube.get(VIPS, namespace, "waiter"))["status"]
-    assert pending["state"] == "Pending"
+    async def recorded_pending() -> JSON | None:  # the Vip is written after the Event
+        try:
+            status: JSON = (await kube.get(VIPS, namespace, "waiter")).get("status") or {}
+        except NotFound:
+            return None
+        return status if status.get("state") == "Pending" else None
+
+    pending = await eventually(recorded_pending, what="the waiter's Vip Pending")
     assert pending["conditions"][0]["reason"] == "PoolExhausted"
     (failures,) = [m for m in RuntimeCollector(running.runtime).collect()
                    if m.name == "lbctl_ipam_allocation_failures"]  # fmt: skip
