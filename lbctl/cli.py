@@ -1,6 +1,7 @@
 """Command line: ``lbctl [run] [flags]`` runs the controller; ``lbctl demo`` the local demo;
 ``lbctl controlplane build`` builds the local kube-apiserver and etcd, ``lbctl helm build``
-helm; ``kubectl lbctl`` (the ``kubectl-lbctl`` executable, a kubectl plugin) reports status.
+helm, ``lbctl kubectl build`` kubectl; ``kubectl lbctl`` (the ``kubectl-lbctl`` executable, a
+kubectl plugin) reports status.
 
 Every flag has an environment variable; a bad setting exits with code 2 and names it.
 """
@@ -67,7 +68,8 @@ def run_parser() -> argparse.ArgumentParser:
         description="Give type: LoadBalancer Services a VIP from VIP_RANGE and VipPool objects, "
         "recorded in a Vip.",
         epilog="Other commands: 'lbctl status [flags]' (pools and allocations in the cluster), "
-        "'lbctl demo' (local demo), 'lbctl controlplane build|up', 'lbctl helm build'.",
+        "'lbctl demo' (local demo), 'lbctl controlplane build|up', 'lbctl helm build', "
+        "'lbctl kubectl build'.",
     )
     parser.add_argument("--version", action="version", version=f"lbctl {__version__}")
     parser.add_argument(
@@ -380,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lbctl.devenv import demo
 
         return demo.main(argv[1:])
-    if argv[:1] in (["controlplane"], ["helm"]):
+    if argv[:1] in (["controlplane"], ["helm"], ["kubectl"]):
         from lbctl.devenv import commands
 
         return commands.main(argv)

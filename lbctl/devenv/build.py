@@ -1,9 +1,9 @@
 """Build the development tools that no registry ships as binaries from pinned Go modules.
 
-kube-apiserver and etcd (the local control plane) and helm (the chart tests) are compiled from
-the wrapper modules in ``hack/<tool>/`` into a per-user cache.  A finished build is keyed by the
-versions and a hash of the wrapper files, so a second call finds it and returns at once; a file
-lock lets parallel callers share one build.
+kube-apiserver and etcd (the local control plane), helm and kubectl (the tests' clients) are
+compiled from the wrapper modules in ``hack/<tool>/`` into a per-user cache.  A finished build is
+keyed by the versions and a hash of the wrapper files, so a second call finds it and returns at
+once; a file lock lets parallel callers share one build.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 HACK_DIR = Path(__file__).resolve().parents[2] / "hack"
 WRAPPER_DIR = HACK_DIR / "controlplane"
 HELM_WRAPPER_DIR = HACK_DIR / "helm"
+KUBECTL_WRAPPER_DIR = HACK_DIR / "kubectl"
 
 Progress = Callable[[str], None]
 
@@ -51,6 +52,8 @@ class GoBinary:
     """The module whose required version is this binary's version."""
     ldflags: Callable[[str, Path], str]
     """(version, wrapper go.mod) -> the linker flags."""
+    release: Callable[[str], str] = str
+    """The version of ``version_module`` -> the version the binary reports."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,10 @@ class GoTool:
 
     def versions(self) -> dict[str, str]:
         self.check_wrappers()
-        return {b.name: required_version(self.go_mod(b), b.version_module) for b in self.binaries}
+        return {
+            b.name: b.release(required_version(self.go_mod(b), b.version_module))
+            for b in self.binaries
+        }
 
     def install_dir(self) -> Path:
         name = f"{self.label(self.versions())}_{_wrapper_digest(self.wrapper_dir)}"
@@ -151,8 +157,9 @@ def cache_root() -> Path:
 
 
 def _wrapper_digest(wrapper_dir: Path) -> str:
+    """The module files and any Go source of the wrapper's own (a main package)."""
     digest = hashlib.sha256()
-    for path in sorted(wrapper_dir.rglob("go.*")):
+    for path in sorted({*wrapper_dir.rglob("go.*"), *wrapper_dir.rglob("*.go")}):
         digest.update(path.relative_to(wrapper_dir).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
@@ -210,12 +217,16 @@ class Binaries:
     etcd_version: str
 
 
-def _kube_ldflags(version: str, _go_mod: Path) -> str:
-    stamp = "k8s.io/component-base/version"
+def _kube_stamp(package: str, version: str) -> str:
+    """Linker flags setting the version variables of a Kubernetes ``version`` package."""
     return (
-        f"-s -w -X {stamp}.gitVersion={version} -X {stamp}.gitMajor=1 "
-        f"-X {stamp}.gitMinor={version.split('.')[1]} -X {stamp}.gitTreeState=clean"
+        f"-X {package}.gitVersion={version} -X {package}.gitMajor=1 "
+        f"-X {package}.gitMinor={version.split('.')[1]} -X {package}.gitTreeState=clean"
     )
+
+
+def _kube_ldflags(version: str, _go_mod: Path) -> str:
+    return f"-s -w {_kube_stamp('k8s.io/component-base/version', version)}"
 
 
 def control_plane_tool(wrapper_dir: Path = WRAPPER_DIR) -> GoTool:
@@ -304,3 +315,45 @@ def helm_tool(wrapper_dir: Path = HELM_WRAPPER_DIR) -> GoTool:
 def ensure_helm(progress: Progress = _stderr, wrapper_dir: Path = HELM_WRAPPER_DIR) -> Path:
     """The cached helm binary, built first if this machine has none yet."""
     return helm_tool(wrapper_dir).ensure(progress)["helm"]
+
+
+# kubectl ------------------------------------------------------------------------------------
+
+
+def kube_release(staging_version: str) -> str:
+    """A staging module's ``v0.Y.Z`` tag -> the Kubernetes release ``v1.Y.Z`` it is cut from."""
+    major, rest = staging_version.split(".", 1)
+    if major != "v0":
+        raise GoBuildError(f"{staging_version!r} is not a Kubernetes staging module version")
+    return f"v1.{rest}"
+
+
+def _kubectl_ldflags(version: str, _go_mod: Path) -> str:
+    """As Kubernetes' own build: ``kubectl version`` reads component-base's version, the
+    User-Agent client-go's."""
+    packages = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+    return "-s -w " + " ".join(_kube_stamp(package, version) for package in packages)
+
+
+def kubectl_tool(wrapper_dir: Path = KUBECTL_WRAPPER_DIR) -> GoTool:
+    """kubectl from its staging module, at the release of the control plane's kube-apiserver."""
+    return GoTool(
+        name="kubectl",
+        wrapper_dir=wrapper_dir,
+        binaries=(
+            GoBinary(
+                name="kubectl",
+                module_dir=".",
+                package=".",
+                version_module="k8s.io/kubectl",
+                ldflags=_kubectl_ldflags,
+                release=kube_release,
+            ),
+        ),
+        label=lambda v: f"kubectl-{v['kubectl']}",
+    )
+
+
+def ensure_kubectl(progress: Progress = _stderr, wrapper_dir: Path = KUBECTL_WRAPPER_DIR) -> Path:
+    """The cached kubectl binary, built first if this machine has none yet."""
+    return kubectl_tool(wrapper_dir).ensure(progress)["kubectl"]

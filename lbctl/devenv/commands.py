@@ -1,5 +1,5 @@
 """``lbctl controlplane build|up``: build the local control plane, or run it until Ctrl-C.
-``lbctl helm build``: build the helm the chart tests use.
+``lbctl helm build``, ``lbctl kubectl build``: build the helm and the kubectl the tests use.
 
 Exit codes: 0 done, 1 a build or start failed, 2 this installation has no wrapper modules
 (an installed wheel: the tools are built from a clone of the repository).
@@ -13,7 +13,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from lbctl.devenv.build import GoBuildError, MissingWrapperError, ensure_binaries, ensure_helm
+from lbctl.devenv.build import (
+    GoBuildError,
+    MissingWrapperError,
+    ensure_binaries,
+    ensure_helm,
+    ensure_kubectl,
+)
 from lbctl.devenv.controlplane import ControlPlaneStartError, LocalControlPlane
 
 
@@ -32,14 +38,16 @@ def _control_plane(action: str) -> None:
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
 
 
-def _helm() -> None:
+def _client(command: str) -> None:
+    """Build helm or kubectl; print its path."""
     started = time.monotonic()
-    helm = ensure_helm()
-    print(f"helm: {helm}\nready in {time.monotonic() - started:.1f} s")
+    path = ensure_helm() if command == "helm" else ensure_kubectl()
+    print(f"{command}: {path}\nready in {time.monotonic() - started:.1f} s")
 
 
 def main(argv: Sequence[str]) -> int:
-    """``argv`` starts with the command: ``controlplane build|up`` or ``helm build``."""
+    """``argv`` starts with the command: ``controlplane build|up``, ``helm build`` or
+    ``kubectl build``."""
     command, rest = argv[0], argv[1:]
     parser = argparse.ArgumentParser(prog=f"lbctl {command}")
     parser.add_argument(
@@ -50,7 +58,7 @@ def main(argv: Sequence[str]) -> int:
         if command == "controlplane":
             _control_plane(args.action)
         else:
-            _helm()
+            _client(command)
     except MissingWrapperError as err:
         print(f"lbctl {command}: {err}", file=sys.stderr)
         return 2

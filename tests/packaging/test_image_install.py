@@ -59,7 +59,12 @@ def test_wheel_installs_with_pinned_constraints_and_runs(tmp_path: Path) -> None
             assert installed[name.lower().replace("_", "-")] == pinned, name
     help_text = run(env_dir / "bin" / "lbctl", "--help", cwd=tmp_path)
     assert "--vip-range" in help_text
-    for command, missing in (("controlplane", "hack/controlplane/etcd"), ("helm", "hack/helm")):
+    wrappers = {
+        "controlplane": "hack/controlplane/etcd",
+        "helm": "hack/helm",
+        "kubectl": "hack/kubectl",
+    }
+    for command, missing in wrappers.items():
         built = subprocess.run(
             [env_dir / "bin" / "lbctl", command, "build"],
             cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
