@@ -1,5 +1,5 @@
-"""The chart and the kustomize manifests as objects: helm (built from Go modules) and kubectl run
-as subprocesses, their YAML parsed."""
+"""The chart and the kustomize manifests as objects: helm and kubectl (both built from Go modules)
+run as subprocesses, their YAML parsed."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from typing import Any
 
 import yaml
 
-from lbctl.devenv.build import cache_root, ensure_helm
+from lbctl.devenv.build import cache_root, ensure_helm, ensure_kubectl
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "lbctl"
 MANIFESTS = ROOT / "manifests"
-KUBECTL = "/usr/bin/kubectl"
 HELM_OWN_LABELS = frozenset(
     {
         "helm.sh/chart",
@@ -66,8 +65,14 @@ def helm(*args: str, values: JSON | None = None, kubeconfig: Path | None = None)
     return _run([str(ensure_helm()), *args, *extra], stdin, kubeconfig)
 
 
+def kubectl_binary() -> Path:
+    """The kubectl every test runs: the pinned release, built on first use."""
+    return ensure_kubectl()
+
+
 def kubectl(*args: str, stdin: str | None = None, kubeconfig: Path | None = None) -> str:
-    return _run([KUBECTL, *args], stdin, kubeconfig)
+    """``kubectl args...`` (``stdin`` as its input); its stdout, or CommandFailed."""
+    return _run([str(kubectl_binary()), *args], stdin, kubeconfig)
 
 
 def documents(text: str) -> list[JSON]:

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
 from lbctl.kube.client import SERVICES, VIP_ADDRESSES, VIPS, KubeClient
 from lbctl.vipaddress import Holder, address_record
+from tests.chart import kubectl_binary
 from tests.integration.conftest import (
     SIM_PASSWORD,
     CreatePool,
@@ -220,9 +221,10 @@ async def test_status_reads_vippools_from_the_cluster_and_prints_json_or_yaml(
 async def test_kubectl_runs_lbctl_status_as_a_plugin(
     kube: KubeClient, namespace: str, control_plane: LocalControlPlane, start_lbctl: StartLbctl
 ) -> None:
-    """``kubectl lbctl status`` finds the installed ``kubectl-lbctl`` on PATH and reports the
-    allocations; ``kubectl lbctl`` alone is status too, and the controller cannot be started
-    through kubectl."""
+    """``kubectl lbctl status`` (the built kubectl) finds the installed ``kubectl-lbctl`` on PATH
+    and reports the allocations; ``kubectl lbctl`` alone is status too, and the controller cannot
+    be started through kubectl."""
+    kubectl_path = str(await asyncio.to_thread(kubectl_binary))
     await start_lbctl(vip_range='["10.81.3.0/29"]')
     await kube.create(SERVICES, namespace, load_balancer("web"))
     address = await wait_for_ip(kube, namespace, "web")
@@ -233,7 +235,7 @@ async def test_kubectl_runs_lbctl_status_as_a_plugin(
 
     async def kubectl(*args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
-            "kubectl", "lbctl", *args, env=env,
+            kubectl_path, "lbctl", *args, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
