@@ -267,11 +267,17 @@ async def scenario(
 
         # Idle: nothing changes; a drift pass runs every DRIFT_PERIOD seconds.
         sim.reset_counts()
-        cpu_before, writes_before = lbctl.cpu_seconds(), sum(writes(m).values())
+        cpu_before, written_before = lbctl.cpu_seconds(), writes(m)
         await asyncio.sleep(idle)
         m = await lbctl.metrics()
         result["idle_s"] = idle
-        result["idle_apiserver_writes"] = sum(writes(m).values()) - writes_before
+        idle_writes_by_resource = {
+            resource: count - written_before.get(resource, 0)
+            for resource, count in writes(m).items()
+            if count != written_before.get(resource, 0)
+        }
+        result["idle_writes_by_resource"] = idle_writes_by_resource
+        result["idle_apiserver_writes"] = sum(idle_writes_by_resource.values())
         result["idle_cpu_s"] = lbctl.cpu_seconds() - cpu_before
         requests, idle_writes = nitro_counts(sim)
         result["idle_nitro_writes"] = idle_writes
