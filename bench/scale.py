@@ -301,7 +301,7 @@ ROWS = [
     ("all_adc_s", "time until all are configured on the ADC", "s", None),
     ("vip_latency_p50_ms", "create → VIP latency p50", "ms", None),
     ("vip_latency_p99_ms", "create → VIP latency p99", "ms", None),
-    ("apiserver_writes_per_service", "apiserver writes per Service (Events apart)", "", 3),
+    ("apiserver_writes_per_service", "apiserver writes per Service (Events apart)", "", 4),
     ("event_writes_per_service", "Event writes per Service", "", None),
     ("apiserver_requests_per_service", "apiserver requests per Service", "", None),
     ("nitro_requests_per_service", "NITRO requests per Service (listings apart)", "", 4),
