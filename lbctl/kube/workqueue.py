@@ -144,7 +144,11 @@ class WorkQueue:
             return
         self._delayed_at[key] = ready_at
         heapq.heappush(self._delayed, (ready_at, next(self._seq), key))
-        self._wake_one()  # to wait for this key's time if it is the soonest
+        # Every waiting worker times its wait by the soonest delayed key: all wait again with
+        # this one counted (one woken worker might take a queued key instead and leave the
+        # others' waits untimed, so the key would wait for the next add).
+        while self._getters:
+            self._wake_one()
 
     def add_rate_limited(self, key: str) -> None:
         self.retries += 1

@@ -144,3 +144,22 @@ async def test_a_new_key_wakes_one_waiting_worker_and_a_cancelled_one_passes_it_
     queue.shutdown()
     rest = [w for w in waiting[1:] if not w.done()]
     assert await asyncio.gather(*rest) == [None] * len(rest)
+
+
+async def test_a_delayed_key_is_taken_on_time_though_the_woken_worker_took_another_key(
+    queue: WorkQueue, clock: FakeClock
+) -> None:
+    """Two workers wait; a delayed key and a ready key arrive at once.  Whichever worker takes
+    the ready key, the other one wakes for the delayed key when its time comes (a delayed key
+    that woke no waiting worker would wait for the next add)."""
+    first, second = asyncio.create_task(queue.get()), asyncio.create_task(queue.get())
+    await asyncio.sleep(0)  # one loop turn: both wait, untimed
+    queue.add_after("later", 5)
+    queue.add("now")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    taken = [t for t in (first, second) if t.done()]
+    assert [t.result() for t in taken] == ["now"]
+    (waiting,) = [t for t in (first, second) if not t.done()]
+    clock.advance(5)
+    assert await asyncio.wait_for(waiting, timeout=5) == "later"
