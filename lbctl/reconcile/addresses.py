@@ -74,6 +74,8 @@ class AddressTracker:
         self._holder_keys: dict[IPAddress, set[str]] = {}
         """The other way round (address → holder keys), so releasing one address at the end of
         a mass deletion costs O(1), not a scan of every holder."""
+        self._indexed: dict[IPAddress, str] = {}
+        """Address → UID of the record the index holds for it."""
 
     def __call__(self, kind: str, old: JSON | None, new: JSON | None) -> None:
         before = AddressRecordView.from_raw(old) if old is not None else None
@@ -81,7 +83,10 @@ class AddressTracker:
         if before is not None and before.address is not None:
             for holder in before.holders:
                 self._forget(holder.key, before.address)
+            if self._indexed.get(before.address) == before.uid:
+                del self._indexed[before.address]
         if after is not None and after.address is not None:
+            self._indexed[after.address] = after.uid
             self._allocator.record(
                 after.address, after.holder_keys, after.sharing_key, closed=after.deleting,
                 ports={h.key: h.ports for h in after.holders},
@@ -106,12 +111,18 @@ class AddressTracker:
         """Rebuild the allocator's record index (cleared by the caller) from cached records."""
         self.by_holder.clear()
         self._holder_keys.clear()
+        self._indexed.clear()
         for raw in records:
             self("ADDED", None, raw)
 
-    def gone(self, address: IPAddress) -> None:
-        """The record of ``address`` is gone from the apiserver (this process deleted it): free
-        the address now rather than when the watch reports it."""
+    def gone(self, address: IPAddress, uid: str) -> None:
+        """The record of ``address`` with ``uid`` is gone from the apiserver (this process
+        deleted it): free the address now rather than when the watch reports it.  If the watch
+        has reported it already, and maybe a new record of the address since (another
+        instance's claim), the index is left as it is."""
+        if self._indexed.get(address) != uid:
+            return
+        del self._indexed[address]
         for key in list(self._holder_keys.get(address, ())):
             self._forget(key, address)
         if self._allocator.unrecord(address):
@@ -267,13 +278,13 @@ class AddressRecords:
                     uid=record.uid, resource_version=record.resource_version,
                 )  # fmt: skip
             except NotFound:
-                self._tracker.gone(address)
+                self._tracker.gone(address, record.uid)
                 return True
         with contextlib.suppress(NotFound):
             await self._client.patch(
                 VIP_ADDRESSES, None, record.name, {"metadata": {"finalizers": None}}
             )
-        self._tracker.gone(address)
+        self._tracker.gone(address, record.uid)
         log.info("address record deleted", address=str(address))
         return True
 

@@ -134,8 +134,13 @@ async def test_a_pool_created_grown_shrunk_disabled_and_deleted_live(
             {"spec": {"addresses": ["10.130.0.3-10.130.0.4"], "disabled": True}},
         )
         await pool_says(kube, pool, ipv4=counts(2, 1), ready=("False", "Disabled"))
-        waiting = await condition_is(kube, namespace, "next", "False", "PoolExhausted")
-        assert "disabled" in waiting["message"]
+
+        async def told_disabled() -> bool:  # the condition was already PoolExhausted: wait
+            found = await condition(kube, namespace, "next")  # for its new message
+            return bool(found and found["reason"] == "PoolExhausted"
+                        and "disabled" in found["message"])  # fmt: skip
+
+        await eventually(told_disabled, what="next told its pool is disabled")
 
         await kube.delete(VIP_POOLS, None, pool)
         await vip_reason(kube, namespace, "late", "OutsidePools")

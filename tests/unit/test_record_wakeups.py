@@ -46,18 +46,41 @@ def test_an_address_gone_leaves_every_other_holders_addresses_in_place() -> None
         holder = Holder("Service", "ns", name, f"uid-{name}", frozenset({("TCP", 80)}), None)
         record = address_record(ipaddress.ip_address(f"10.0.0.{index}"), holder, "default", None)
         record["metadata"]["resourceVersion"] = str(index)
+        record["metadata"]["uid"] = f"record-{index}"
         records.append(record)
         tracker("ADDED", None, record)
-    tracker.gone(ipaddress.ip_address("10.0.0.2"))
+    tracker.gone(ipaddress.ip_address("10.0.0.2"), "record-2")
     assert {k: sorted(map(str, held)) for k, held in tracker.by_holder.items()} == {
         "ns/a": ["10.0.0.1"], "ns/c": ["10.0.0.3"],
     }  # fmt: skip
     assert allocator.holder(ipaddress.ip_address("10.0.0.2")) is None
     tracker("DELETED", records[0], None)
     assert list(tracker.by_holder) == ["ns/c"]
-    tracker.gone(ipaddress.ip_address("10.0.0.3"))
+    tracker.gone(ipaddress.ip_address("10.0.0.3"), "record-3")
     assert tracker.by_holder == {}
     tracker.replay([records[1]])
     assert {k: sorted(map(str, held)) for k, held in tracker.by_holder.items()} == {
         "ns/b": ["10.0.0.2"]
     }
+
+
+def test_a_record_deleted_here_and_claimed_again_elsewhere_stays_in_the_index() -> None:
+    """This process deletes a's record of X; before its delete call returns, the watch has
+    already reported the deletion and another instance's new record of X for b.  Freeing X
+    "now" must not forget b's record: the index would offer X again, to be refused for ever."""
+    allocator = Allocator(parse_vip_range('["10.0.0.0/29"]'))
+    tracker = AddressTracker(allocator, lambda _key: None, lambda: None)
+    x = ipaddress.ip_address("10.0.0.1")
+    ports = frozenset({("TCP", 80)})
+    ours = address_record(x, Holder("Service", "ns", "a", "uid-a", ports, None), "default", None)
+    ours["metadata"].update(resourceVersion="1", uid="record-a")
+    theirs = address_record(
+        x, Holder("Service", "other", "b", "uid-b", ports, None), "default", None
+    )
+    theirs["metadata"].update(resourceVersion="3", uid="record-b")
+    tracker("ADDED", None, ours)
+    tracker("DELETED", ours, None)
+    tracker("ADDED", None, theirs)
+    tracker.gone(x, "record-a")
+    assert allocator.recorded_for(x) == frozenset({"other/b"})
+    assert list(tracker.by_holder) == ["other/b"]
