@@ -96,12 +96,12 @@ class AddressTracker:
                 self._holder_keys.setdefault(after.address, set()).add(holder.key)
             if before is not None and _frees(before, after):
                 self._on_release()  # a sharer left or freed a port: a waiter may fit now
-        elif (
-            before is not None
-            and before.address is not None
-            and self._allocator.unrecord(before.address)
-        ):
-            self._on_release()
+        elif before is not None and before.address is not None:
+            freed = self._allocator.unrecord(before.address)
+            # The record left the cache: wake waiters even if ``gone`` freed the address in the
+            # index already, since one woken then may have read the record here and waited again.
+            if freed or after is None:
+                self._on_release()
         for view in (before, after):
             for holder in view.holders if view is not None else ():
                 if holder.kind == "Service":

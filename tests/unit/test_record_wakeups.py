@@ -84,3 +84,26 @@ def test_a_record_deleted_here_and_claimed_again_elsewhere_stays_in_the_index() 
     tracker.gone(x, "record-a")
     assert allocator.recorded_for(x) == frozenset({"other/b"})
     assert list(tracker.by_holder) == ["other/b"]
+
+
+def test_a_record_freed_here_wakes_waiters_again_when_the_watch_reports_its_deletion() -> None:
+    """This process frees X (``gone``) and wakes the waiters; one of them reads the record
+    from the informer cache before the watch has reported the deletion, finds it still there
+    (being deleted), and waits again.  The deletion event must wake it: the index had freed X
+    already, so nothing else would (it waited for its 60 s retry; seen with 32 workers)."""
+    allocator = Allocator(parse_vip_range('["10.0.0.1"]'))
+    woken: list[int] = []
+    tracker = AddressTracker(allocator, lambda _key: None, lambda: woken.append(1))
+    x = ipaddress.ip_address("10.0.0.1")
+    web = Holder("Service", "ns", "web", "uid-web", frozenset({("TCP", 80)}), None)
+    record = address_record(x, web, "default", None)
+    record["metadata"].update(resourceVersion="1", uid="record-x")
+    tracker("ADDED", None, record)
+    deleting = copy.deepcopy(record)
+    deleting["metadata"].update(resourceVersion="2", deletionTimestamp="2026-11-30T00:00:00Z")
+    tracker("MODIFIED", record, deleting)
+    tracker.gone(x, "record-x")
+    assert woken == [1]
+    tracker("DELETED", deleting, None)
+    assert woken == [1, 1], "the record's deletion from the cache woke nobody"
+    assert allocator.recorded_for(x) is None
