@@ -92,7 +92,7 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(_env("LBCTL_WORKERS", "4") or 4),
+        default=_env("LBCTL_WORKERS", "4"),
         help="concurrent reconciles of Services, Vips and VipPools (env LBCTL_WORKERS; default 4)",
     )
     parser.add_argument(
@@ -139,7 +139,7 @@ def run_parser() -> argparse.ArgumentParser:
         election.add_argument(
             f"--leader-elect-{name}",
             type=float,
-            default=float(_env(env, default) or default),
+            default=_env(env, default),
             help=f"{what}, seconds (env {env}; default {default})",
         )
     adc = parser.add_argument_group(
@@ -186,34 +186,34 @@ def run_parser() -> argparse.ArgumentParser:
     adc.add_argument(
         "--adc-resync-period",
         type=float,
-        default=float(_env("LBCTL_ADC_RESYNC_PERIOD", "300") or 300),
+        default=_env("LBCTL_ADC_RESYNC_PERIOD", "300"),
         help="seconds between drift passes that re-read the ADC, repair changes and delete "
         "orphans (env LBCTL_ADC_RESYNC_PERIOD; default 300)",
     )
     adc.add_argument(
         "--netscaler-timeout",
         type=float,
-        default=float(_env("NS_TIMEOUT", "10") or 10),
+        default=_env("NS_TIMEOUT", "10"),
         help="seconds per NITRO request (env NS_TIMEOUT; default 10)",
     )
     adc.add_argument(
         "--netscaler-session-timeout",
         type=int,
-        default=int(_env("NS_SESSION_TIMEOUT", "600") or 600),
+        default=_env("NS_SESSION_TIMEOUT", "600"),
         help="NITRO session idle timeout asked for at login, seconds (env NS_SESSION_TIMEOUT; "
         "default 600)",
     )
     adc.add_argument(
         "--adc-workers",
         type=int,
-        default=int(_env("LBCTL_ADC_WORKERS", "8") or 8),
+        default=_env("LBCTL_ADC_WORKERS", "8"),
         help="concurrent NetScaler reconciles, i.e. NITRO requests in flight at most "
         "(env LBCTL_ADC_WORKERS; default 8)",
     )
     adc.add_argument(
         "--adc-health-period",
         type=float,
-        default=float(_env("LBCTL_ADC_HEALTH_PERIOD", "30") or 30),
+        default=_env("LBCTL_ADC_HEALTH_PERIOD", "30"),
         help="seconds between reads of the lb vservers' state and members UP, shown on each "
         "Service (env LBCTL_ADC_HEALTH_PERIOD; default 30; 0: never)",
     )
@@ -227,7 +227,7 @@ def run_parser() -> argparse.ArgumentParser:
     adc.add_argument(
         "--netscaler-save-interval",
         type=float,
-        default=float(_env("NS_SAVE_INTERVAL", "60") or 60),
+        default=_env("NS_SAVE_INTERVAL", "60"),
         help="seconds between saves of the NetScaler's configuration (env NS_SAVE_INTERVAL; "
         "default 60)",
     )

@@ -223,3 +223,27 @@ def test_bad_netscaler_settings_exit_2_naming_the_setting(
     err = capsys.readouterr().err
     assert message in err
     assert env.get("NS_PASSWORD", "\0") not in err
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ("LBCTL_WORKERS", "argument --workers: invalid int value: 'many'"),
+        ("LBCTL_ADC_WORKERS", "argument --adc-workers: invalid int value: 'many'"),
+        ("NS_TIMEOUT", "argument --netscaler-timeout: invalid float value: 'many'"),
+        (
+            "LBCTL_LEADER_ELECT_RETRY_PERIOD",
+            "argument --leader-elect-retry-period: invalid float value: 'many'",
+        ),
+    ],
+)
+def test_a_number_setting_from_the_environment_that_is_no_number_exits_2_naming_it(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: str, message: str
+) -> None:
+    """Not a traceback from building the parser (which every command, --help too, did)."""
+    clean_env.setenv("VIP_RANGE", '["10.0.0.1"]')
+    clean_env.setenv(env, "many")
+    with pytest.raises(SystemExit) as caught:
+        settings_from([])
+    assert caught.value.code == 2
+    assert message in capsys.readouterr().err
