@@ -92,8 +92,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         type=int,
-        default=_env("LBCTL_WORKERS", "4"),
-        help="concurrent reconciles of Services, Vips and VipPools (env LBCTL_WORKERS; default 4)",
+        default=_env("LBCTL_WORKERS", "32"),
+        help="concurrent reconciles of Services, Vips and VipPools (env LBCTL_WORKERS; default 32)",
     )
     parser.add_argument(
         "--load-balancer-class",
