@@ -192,10 +192,16 @@ def claim(
 def _keep_shown(
     allocator: Allocator, service: ServiceView, may_keep: Callable[[IPAddress], bool]
 ) -> Claimed | None:
-    """Hold again an address the Service already shows, if nobody else may hold it."""
+    """Hold again an address the Service already shows, if nobody else may hold it: one in a
+    pool, or one outside every pool whose record names the Service (its pool was deleted or
+    shrunk while it held it: an address in use is never moved for that)."""
     version = service.families[0]
     for address in service.held_addresses():
-        if address.version != version or allocator.pool_of(address) is None:
+        if address.version != version:
+            continue
+        if allocator.pool_of(address) is None and service.key not in (
+            allocator.recorded_for(address) or ()
+        ):
             continue
         if not may_keep(address):
             continue

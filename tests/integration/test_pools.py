@@ -554,3 +554,31 @@ async def test_a_service_that_comes_to_name_the_pool_it_was_given_first_moves_in
     assert await wait_for_ip_change(kube, namespace, "web", "10.158.0.3") == "10.158.0.9"
     vip = await kube.get(VIPS, namespace, "web")
     assert vip["metadata"]["annotations"]["lbctl.io/requested-pool"] == first
+
+
+async def test_a_service_whose_pool_and_vip_are_gone_keeps_its_address_and_gets_its_vip_back(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl, vip_pools: CreatePool
+) -> None:
+    """The pool of a Service's address is deleted (the address stays, outside every pool), the
+    Service comes to ask for an address no pool holds, and its Vip is deleted by hand while
+    lbctl is down: the restarted lbctl keeps the address the Service shows (its record names
+    the Service) and writes the Vip again with it, rather than leaving the Service showing an
+    address beside a Pending Vip."""
+    first = await start_lbctl(STATIC_ONLY)
+    gone = unique("gone")
+    await vip_pools(gone, ["10.146.0.1"])
+    await kube.create(SERVICES, namespace, annotated("kept", **{IPAM_RANGE_ANNOTATION: gone}))
+    assert await wait_for_ip(kube, namespace, "kept") == "10.146.0.1"
+    await kube.delete(VIP_POOLS, None, gone)
+    await vip_reason(kube, namespace, "kept", "OutsidePools")
+    await first.stop()
+    request = {"metadata": {"annotations": {"service.citrix.com/frontend-ip": "10.146.9.9"}}}
+    await kube.patch(SERVICES, namespace, "kept", request)
+    await kube.delete(VIPS, namespace, "kept")
+    async with ShownAddresses(kube, namespace) as watch:
+        await start_lbctl(STATIC_ONLY)
+        await vip_reason(kube, namespace, "kept", "OutsidePools")
+        vip = await kube.get(VIPS, namespace, "kept")
+        assert (vip["spec"]["ipaddress"], vip["status"]["state"]) == ("10.146.0.1", "Allocated")
+        assert shown_ip(await kube.get(SERVICES, namespace, "kept")) == "10.146.0.1"
+    assert not watch.violations, watch.violations
