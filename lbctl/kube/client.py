@@ -26,6 +26,9 @@ from lbctl.kube.errors import KubeUnavailable, status_error
 
 JSON = dict[str, Any]
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+READ_BUFSIZE = 2**21
+"""Bytes aiohttp may buffer for one line of a watch: etcd's largest request is 1.5 MiB
+(kubernetes_asyncio's rest client sets the same; kubernetes/kubernetes#19781)."""
 
 
 def _rbac_resource(path: str) -> str:
@@ -118,7 +121,7 @@ def _read_environment_once(api: k8s_client.ApiClient) -> None:
     rest = api.rest_client
     trusting: aiohttp.ClientSession = rest.pool_manager
     rest.pool_manager = aiohttp.ClientSession(
-        connector=trusting.connector, trust_env=False, read_bufsize=trusting._read_bufsize
+        connector=trusting.connector, trust_env=False, read_bufsize=READ_BUFSIZE
     )
     trusting.detach()  # the connector now belongs to the new session alone
     proxy = environment_proxy(api.configuration.host or "")
@@ -178,6 +181,7 @@ class KubeClient:
                 data=None if body is None else orjson.dumps(body),
                 timeout=timeout,
                 proxy=rest.proxy,
+                proxy_headers=rest.proxy_headers,
                 server_hostname=rest.server_hostname,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as err:

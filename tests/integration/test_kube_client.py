@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from lbctl.devenv.controlplane import LocalControlPlane
@@ -46,3 +48,32 @@ async def test_requests_go_through_the_environments_proxy_read_at_start(
                 await client.get(NAMESPACES, None, "default", timeout=5)
     finally:
         await client.close()
+
+
+async def test_a_configured_proxy_gets_its_proxy_headers(control_plane: LocalControlPlane) -> None:
+    """The configuration's ``proxy_headers`` (e.g. Proxy-Authorization) reach the proxy on the
+    CONNECT that tunnels to the apiserver; here a proxy that records the request and refuses."""
+    seen: list[bytes] = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    api = await api_client_from(str(control_plane.kubeconfig))
+    api.rest_client.proxy = f"http://127.0.0.1:{port}"
+    api.rest_client.proxy_headers = {"Proxy-Authorization": "Basic bGJjdGw6cHJveHk="}
+    client = KubeClient(api)
+    try:
+        with pytest.raises(KubeUnavailable):
+            await client.get(NAMESPACES, None, "default", timeout=5)
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+    assert len(seen) == 1
+    assert seen[0].startswith(b"CONNECT 127.0.0.1:")
+    assert b"Proxy-Authorization: Basic bGJjdGw6cHJveHk=" in seen[0]
