@@ -21,7 +21,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from lbctl.model import ServiceView
-from lbctl.reconcile.vipstatus import PENDING
 
 if TYPE_CHECKING:
     from lbctl.app import Runtime
@@ -181,14 +180,10 @@ class RuntimeCollector(Collector):
         (read from the informers' caches, so a standby reports the same as the leader)."""
         rt = self._runtime
         counts: Counter[str] = Counter(dict.fromkeys(NO_ADDRESS_REASONS, 0))
-        for key, vip in rt.vips.items():
-            status = vip.get("status") or {}
-            if status.get("state") != PENDING:
-                continue
+        for key, reason in list(rt.tracker.pending.items()):
             service = rt.services.get(key)
             if service is None or not rt.service_reconciler.handles(ServiceView.from_raw(service)):
                 continue
-            reason = ((status.get("conditions") or [{}])[0]).get("reason")
             counts[reason if reason in PENDING_REASONS else "Other"] += 1
         pending = GaugeMetricFamily(
             "lbctl_services_pending",

@@ -53,11 +53,15 @@ class VipTracker:
         self._on_release = on_release
         self.conflicts: dict[str, str] = {}
         """Vip key → the owner already holding its address (two Vips claim one address)."""
+        self.pending: dict[str, str | None] = {}
+        """Vip key → its first condition's reason, for every Vip whose state is Pending (so
+        /metrics counts the waiting Services without reading every cached Vip)."""
 
     def __call__(self, kind: str, old: JSON | None, new: JSON | None) -> None:
         if kind == "DELETED" and old is not None:
             vip = VipView.from_raw(old)
             self.conflicts.pop(vip.key, None)
+            self.pending.pop(vip.key, None)
             first = self._allocator.release(vip.key, token=vip.uid)
             second = self._allocator.release(secondary_owner(vip.key), token=vip.uid)
             if first is not None or second is not None:
@@ -65,6 +69,7 @@ class VipTracker:
         elif new is not None:
             vip = VipView.from_raw(new)
             self._observe(vip)
+            self._note_pending(vip)
         else:
             return
         if vip.service:
@@ -72,6 +77,13 @@ class VipTracker:
         if vip.managed and vip.service != vip.name:
             self._enqueue_service(vip.key)  # lbctl names a Vip after its Service
         self._enqueue_vip(vip.key)
+
+    def _note_pending(self, vip: VipView) -> None:
+        if vip.status.get("state") != PENDING:
+            self.pending.pop(vip.key, None)
+            return
+        conditions = vip.status.get("conditions") or [{}]
+        self.pending[vip.key] = conditions[0].get("reason")
 
     def _observe(self, vip: VipView) -> None:
         self._observe_secondary(vip)
