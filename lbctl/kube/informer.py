@@ -68,6 +68,14 @@ def slim(obj: JSON, plural: str = "", trim: Trim | None = None) -> JSON:
     return obj
 
 
+def _pack(obj: JSON) -> bytes:
+    """The object as JSON bytes sized to their content: orjson's result keeps its whole
+    write buffer (at least 4 KiB, for a 1 KiB Service), so a cache of them held four times
+    what it stored (orjson 3.12; measured with tracemalloc and RSS).  The copy costs about
+    0.5 µs per object."""
+    return bytes(memoryview(orjson.dumps(obj)))
+
+
 def _unpack(packed: bytes) -> JSON:
     found: JSON = orjson.loads(packed)
     return found
@@ -204,7 +212,7 @@ class Informer:
         items.sort(key=by_age)
         fresh = {object_key(item): item for item in items}
         old_store = self._store
-        self._store = {key: orjson.dumps(item) for key, item in fresh.items()}
+        self._store = {key: _pack(item) for key, item in fresh.items()}
         self._resource_version = resource_version
         if self.synced.is_set():
             self.relists += 1
@@ -252,7 +260,7 @@ class Informer:
         key = object_key(obj)
         old = self.get(key)
         if kind in ("ADDED", "MODIFIED"):
-            self._store[key] = orjson.dumps(obj)
+            self._store[key] = _pack(obj)
             self._emit("ADDED" if old is None else "MODIFIED", old, obj)
         elif kind == "DELETED":
             self._store.pop(key, None)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 import structlog.testing
 
 from lbctl.devenv.controlplane import LocalControlPlane
+from lbctl.kube import informer as informer_module
 from lbctl.kube.client import JSON, SERVICES, KubeClient, Resource
 from lbctl.kube.informer import Backoff, Handler, Informer
 from tests.integration.conftest import load_balancer
@@ -124,3 +127,29 @@ async def test_a_missing_crd_is_logged_by_name(kube: KubeClient) -> None:
     assert reports[0]["log_level"] == "error"
     assert "CustomResourceDefinition" in reports[0]["event"]
     assert not informer.synced.is_set()
+
+
+async def test_the_cache_holds_about_what_it_stores(kube: KubeClient, namespace: str) -> None:
+    """Listed and watched objects alike cost about their JSON size in the cache (orjson's own
+    result keeps a 4 KiB buffer per object: a cache of them held four times as much)."""
+    await asyncio.gather(
+        *(kube.create(SERVICES, namespace, cluster_ip(f"l{i}")) for i in range(80))
+    )
+    informer = Informer(kube, SERVICES, namespace=namespace, backoff=Backoff(0.05, 0.5))
+    tracemalloc.start()
+    try:
+        task = asyncio.create_task(informer.run())
+        await eventually(informer.synced.is_set, what="informer synced")
+        await asyncio.gather(
+            *(kube.create(SERVICES, namespace, cluster_ip(f"w{i}")) for i in range(40))
+        )
+        await eventually(lambda: len(informer) == 120, what="watched Services cached")
+        held = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(True, informer_module.__file__)]
+        )
+    finally:
+        tracemalloc.stop()
+    await cancel_and_wait(task)
+    content = sum(len(orjson.dumps(obj)) for _, obj in informer.items())
+    cached = sum(stat.size for stat in held.statistics("filename"))
+    assert cached < 1.5 * content + 16 * 1024, (cached, content)
