@@ -33,19 +33,29 @@ class AdcReconciler:
         self._step = step
         self._allocator = allocator
         self._handles = handles
+        self._outdated: dict[str, str] = {}
+        """Service key → the version the last status write here replaced: while the cache
+        still shows it, the cached Service is older than what this worker wrote, and a
+        write guarded by it could only conflict (the write's own watch event brings the key
+        back).  Seen as 1 refused status write for every 3 new Services."""
 
     async def reconcile(self, key: str) -> Requeue | None:
         """Program the ADC for the Service ``key`` if it shows an address lbctl holds for it;
         raises ``AdcNotReady`` (retried with backoff) while the ADC is not configured."""
         raw = self._services.get(key)
         if raw is None:
+            self._outdated.pop(key, None)
             return None
         service = ServiceView.from_raw(raw)
+        if self._outdated.get(key) == service.resource_version:
+            return None
+        self._outdated.pop(key, None)
         if service.deleting or not self._handles(service):
             return None
         addresses = self.shown(service)
         if addresses:
-            await self._step.ensure(raw, service, addresses, lambda: self._wanted(service))
+            if await self._step.ensure(raw, service, addresses, lambda: self._wanted(service)):
+                self._outdated[key] = service.resource_version
         elif not service.ingress_addresses() and not any(
             self._allocator.get(owner) for owner in (key, secondary_owner(key))
         ):

@@ -102,7 +102,7 @@ class ServiceReconciler:
             load_balancer_class=load_balancer_class,
         )  # fmt: skip
         self._superseded: dict[str, set[str]] = {}
-        """Service key → versions lbctl wrote and overwrote itself: their events are skipped."""
+        """Service key → versions lbctl's own writes replaced: their events are skipped."""
 
     def handles(self, service: ServiceView) -> bool:
         return service.is_load_balancer and service.load_balancer_class == self._class
@@ -191,7 +191,7 @@ class ServiceReconciler:
             prune_later = None
         else:
             prune_later = await self.addresses.prune(service, addresses, self.shown.showing)
-        self._remember(service.key, written)
+        self._remember(service, written)
         if self._adc is not None:
             self._on_shown(service.key)  # the ADC's own queue takes it from here
         return Requeue(prune_later + 0.5) if prune_later is not None else None
@@ -308,7 +308,7 @@ class ServiceReconciler:
             await self.records.create(service, None, status)
         else:
             await self.records.set_status(vip, status)
-        self._remember(service.key, written)
+        self._remember(service, written)
         if prune_later is not None:
             return Requeue(prune_later + 0.5)
         return Requeue(RETRY_PENDING_AFTER) if why.waits_for_release else None
@@ -346,8 +346,13 @@ class ServiceReconciler:
 
         return joinable
 
-    def _remember(self, key: str, written: list[str]) -> None:
-        if len(written) > 1:
-            self._superseded[key] = set(written[:-1])
+    def _remember(self, service: ServiceView, written: list[str]) -> None:
+        """The versions a reconcile that wrote made stale: the one it decided on and every
+        one it wrote but the last.  While the cache shows one of them, a reconcile would
+        decide on an older Service than lbctl wrote, and its guarded write could only
+        conflict (with a NetScaler, 1 in 3 new Services did); the last write's watch event
+        brings the key back."""
+        if written:
+            self._superseded[service.key] = {service.resource_version, *written[:-1]}
         else:
-            self._superseded.pop(key, None)
+            self._superseded.pop(service.key, None)
