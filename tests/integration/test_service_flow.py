@@ -93,7 +93,8 @@ async def test_type_change_away_from_load_balancer_cleans_up(
         )
 
     await eventually(cleaned, what="service cleaned up")
-    assert await gone(kube, VIPS, namespace, "web")
+    # The Vip goes after the status is cleared (its deletion is the cleanup's last step).
+    await eventually(lambda: gone(kube, VIPS, namespace, "web"), what="Vip deleted")
     assert running.runtime.allocator.get(f"{namespace}/web") is None
 
 
