@@ -84,21 +84,28 @@ class ControllerProcess:
 
 
 class LbctlController(ControllerProcess):
-    """lbctl, IPAM only: Vips and Service status, no NetScaler."""
+    """lbctl, IPAM only: Vips and Service status, no NetScaler; or, given ``adc_url``, with
+    the NITRO simulator there as its NetScaler (own class, name and log)."""
 
     name = "lbctl"
     load_balancer_class = "bench.lbctl.io/lbctl"
 
-    def __init__(self, plane: LocalControlPlane, cidr: str) -> None:
+    def __init__(
+        self, plane: LocalControlPlane, cidr: str, adc_url: str | None = None, password: str = ""
+    ) -> None:
         self.port = free_port()
         env = dict(os.environ, LBCTL_LOG_LEVEL="warning", LBCTL_LOG_FORMAT="json")
+        if adc_url is not None:
+            self.name, self.load_balancer_class = "lbctl+ADC", "bench.lbctl.io/lbctl-adc"
+            env.update(NS_URL=adc_url, NS_USER="nsroot", NS_PASSWORD=password)
         argv = [
             sys.executable, "-m", "lbctl", "--kubeconfig", str(plane.kubeconfig),
             "--metrics-bind-address", f"127.0.0.1:{self.port}",
             "--load-balancer-class", self.load_balancer_class,
             "--vip-range", json.dumps([cidr]),
         ]  # fmt: skip
-        super().__init__(argv, env, plane.workdir / "lbctl-peers.log")
+        log = "lbctl-adc-peers.log" if adc_url is not None else "lbctl-peers.log"
+        super().__init__(argv, env, plane.workdir / log)
 
     async def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.port}/readyz"

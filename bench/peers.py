@@ -1,12 +1,14 @@
 """lbctl next to MetalLB's controller: the time to give N new Services their address.
 
-One local control plane; lbctl (IPAM only, no NetScaler) and MetalLB's controller v0.15.3 run
-one after the other, each as its own process on its own loadBalancerClass with a pool of the
-same size, for the given number of rounds.  Each run starts a fresh controller, waits until it
+One local control plane; lbctl (IPAM only, no NetScaler), lbctl with the NITRO simulator as
+its NetScaler (served by this process) and MetalLB's controller v0.15.3 run one after the
+other, each as its own process on its own loadBalancerClass with a pool of the same size, for
+the given number of rounds.  Each run starts a fresh controller, waits until it
 is ready, creates N Services of its class at once (32 requests in flight) in a namespace of its
 own, and measures:
 
-- the time from the first create until every Service shows an address in its status;
+- the time from the first create until every Service shows an address in its status (and
+  for lbctl+ADC until every lb vserver is bound to its service group on the simulator);
 - the controller's CPU seconds over that time and until its writes settle (from /proc);
 - apiserver writes per new Service, objects and Events apart, from the deltas of the
   apiserver's ``apiserver_request_total`` (the runs are sequential, so every write in the
@@ -48,8 +50,10 @@ from lbctl.devenv.controlplane import LocalControlPlane
 from lbctl.kube.client import NAMESPACES, SERVICES, VIP_ADDRESSES, VIPS, KubeClient, api_client_from
 from lbctl.kube.errors import NotFound
 from lbctl.kube.informer import Informer
+from lbctl.nitro.simulator import Simulator
 
 RESULTS = Path(__file__).parent / "results" / "peers.json"
+ADC_PASSWORD = "bench-password"
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"})
 APISERVER_OWN = frozenset({"ipaddresses", "leases"})
 """Written by the apiserver itself: a ClusterIP per new Service, its identity Lease."""
@@ -176,9 +180,13 @@ async def one_run(
     controller: ControllerProcess,
     namespace: str,
     n: int,
+    sim: Simulator | None = None,
 ) -> dict[str, Any]:
-    """N Services of the controller's class at once; the measures of the run."""
+    """N Services of the controller's class at once; the measures of the run (with ``sim``,
+    the lbctl+ADC run, also the time until every Service's lb vserver is bound to its
+    service group on the simulator)."""
     await controller.wait_ready()
+    bound_before = len(sim.objects("lbvserver_servicegroup_binding")) if sim else 0
     shown: dict[str, float] = {}
 
     def on_service(kind: str, old: Any, new: Any) -> None:
@@ -205,6 +213,14 @@ async def one_run(
     await creating
     all_addressed = max(shown.values()) - started
     cpu_addressed = controller.cpu_seconds() - cpu_before
+    configured: dict[str, float] = {}
+    if sim is not None:
+
+        async def all_configured() -> bool:
+            return len(sim.objects("lbvserver_servicegroup_binding")) - bound_before >= n
+
+        await until(all_configured, "every lbctl+ADC Service configured on the simulator")
+        configured["all_configured_s"] = time.monotonic() - started
     watching.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watching
@@ -215,41 +231,54 @@ async def one_run(
         "cpu_s_until_addressed": cpu_addressed,
         "cpu_s": controller.cpu_seconds() - cpu_before,
         "rss_peak_mb": controller.rss_peak_mb(),
+        **configured,
         **split_writes(after - before, n),
     }
     await delete_all(kube, namespace, n)
     return result
 
 
+CONTENDERS = ("lbctl", "lbctl+ADC", "MetalLB")
+
+
 async def run(n: int, rounds: int) -> dict[str, Any]:
     binaries = ensure_binaries()
     metallb = metallb_binary()
-    lbctl_pool, metallb_pool = pool_cidr("10.64.0.0", n), pool_cidr("10.80.0.0", n)
-    result: dict[str, Any] = {"services": n, "rounds": rounds, "pools": {
-        "lbctl": lbctl_pool, "MetalLB": metallb_pool}, "runs": []}  # fmt: skip
+    pools = {
+        "lbctl": pool_cidr("10.64.0.0", n),
+        "lbctl+ADC": pool_cidr("10.72.0.0", n),
+        "MetalLB": pool_cidr("10.80.0.0", n),
+    }
+    result: dict[str, Any] = {"services": n, "rounds": rounds, "pools": pools, "runs": []}
+    sim = Simulator(username="nsroot", password=ADC_PASSWORD)
     with LocalControlPlane(binaries) as plane:
         kube = KubeClient(await api_client_from(str(plane.kubeconfig)))
         try:
-            await install_crds(kube)
-            await install_metallb(kube, metallb_pool)
-            apiserver = Apiserver(plane)
-            for r in range(1, rounds + 1):
-                for name in ("lbctl", "metallb"):
-                    namespace = f"peers-{name}-{r}"
-                    await kube.create(NAMESPACES, None, {"metadata": {"name": namespace}})
-                    controller: ControllerProcess = (
-                        LbctlController(plane, lbctl_pool)
-                        if name == "lbctl"
-                        else MetalLBController(plane, kube, metallb)
-                    )
-                    try:
-                        measured = await one_run(kube, apiserver, controller, namespace, n)
-                    finally:
-                        controller.stop()
-                    measured["round"] = r
-                    result["runs"].append(measured)
-                    print(f"round {r}: {controller.name} {measured['all_addressed_s']:.1f} s",
-                          file=sys.stderr, flush=True)  # fmt: skip
+            async with sim.serve() as adc_url:
+                await install_crds(kube)
+                await install_metallb(kube, pools["MetalLB"])
+                apiserver = Apiserver(plane)
+                for r in range(1, rounds + 1):
+                    for index, name in enumerate(CONTENDERS):
+                        namespace = f"peers-{index}-{r}"
+                        await kube.create(NAMESPACES, None, {"metadata": {"name": namespace}})
+                        controller: ControllerProcess = (
+                            MetalLBController(plane, kube, metallb)
+                            if name == "MetalLB"
+                            else LbctlController(
+                                plane, pools[name], adc_url if name == "lbctl+ADC" else None,
+                                ADC_PASSWORD,
+                            )
+                        )  # fmt: skip
+                        adc = sim if name == "lbctl+ADC" else None
+                        try:
+                            measured = await one_run(kube, apiserver, controller, namespace, n, adc)
+                        finally:
+                            controller.stop()
+                        measured["round"] = r
+                        result["runs"].append(measured)
+                        print(f"round {r}: {controller.name} {measured['all_addressed_s']:.1f} s",
+                              file=sys.stderr, flush=True)  # fmt: skip
             result["lbctl_address_records_left"] = len((await kube.list(VIP_ADDRESSES))[0])
         finally:
             await kube.close()
@@ -260,19 +289,22 @@ def table(result: dict[str, Any]) -> str:
     runs = result["runs"]
     header = (
         f"{'N':>6} {'round':>5} | {'all addressed: lbctl':>20} {'MetalLB':>8} {'ratio':>6} | "
-        f"{'CPU: lbctl':>10} {'MetalLB':>8} | {'writes/Service: lbctl':>21} {'MetalLB':>9} | "
-        f"{'peak RSS: lbctl':>15} {'MetalLB':>8}"
+        f"{'lbctl+ADC':>9} {'vs lbctl':>8} {'configured':>10} | "
+        f"{'CPU: lbctl':>10} {'+ADC':>6} {'MetalLB':>8} | "
+        f"{'writes/Service: lbctl':>21} {'+ADC':>9} {'MetalLB':>9} | "
+        f"{'peak RSS: lbctl':>15} {'+ADC':>6} {'MetalLB':>8}"
     )
     lines = [
         f"lbctl vs MetalLB controller v0.15.3: {result['services']} new LoadBalancer Services "
-        "at once, IPAM only, one local apiserver (writes: objects+Events)",
+        "at once, one local apiserver; lbctl IPAM only, then with the NITRO simulator as its "
+        "NetScaler (writes: objects+Events)",
         "",
         header,
         "-" * len(header),
     ]
     for r in range(1, result["rounds"] + 1):
-        lb, ml = (next(x for x in runs if x["round"] == r and x["controller"] == c)
-                  for c in ("lbctl", "MetalLB"))  # fmt: skip
+        lb, adc, ml = (next(x for x in runs if x["round"] == r and x["controller"] == c)
+                       for c in CONTENDERS)  # fmt: skip
 
         def writes(x: dict[str, Any]) -> str:
             return f"{x['object_writes_per_service']:.2f}+{x['event_writes_per_service']:.2f}"
@@ -280,8 +312,12 @@ def table(result: dict[str, Any]) -> str:
         lines.append(
             f"{result['services']:>6} {r:>5} | {lb['all_addressed_s']:>18.1f} s "
             f"{ml['all_addressed_s']:>6.1f} s {lb['all_addressed_s'] / ml['all_addressed_s']:>6.2f}"
-            f" | {lb['cpu_s']:>8.1f} s {ml['cpu_s']:>6.1f} s | {writes(lb):>21} {writes(ml):>9} | "
-            f"{lb['rss_peak_mb']:>12.0f} MB {ml['rss_peak_mb']:>5.0f} MB"
+            f" | {adc['all_addressed_s']:>7.1f} s "
+            f"{adc['all_addressed_s'] / lb['all_addressed_s']:>8.2f} "
+            f"{adc['all_configured_s']:>8.1f} s | {lb['cpu_s']:>8.1f} s {adc['cpu_s']:>4.1f} s "
+            f"{ml['cpu_s']:>6.1f} s | {writes(lb):>21} {writes(adc):>9} {writes(ml):>9} | "
+            f"{lb['rss_peak_mb']:>12.0f} MB {adc['rss_peak_mb']:>3.0f} MB "
+            f"{ml['rss_peak_mb']:>5.0f} MB"
         )
     return "\n".join(lines)
 
