@@ -46,7 +46,8 @@ from lbctl.reconcile.adc import AdcSync
 from lbctl.reconcile.adc_health import AdcHealth
 from lbctl.reconcile.adc_step import AdcStep
 from lbctl.reconcile.adc_worker import ADC_KIND, AdcReconciler
-from lbctl.reconcile.addresses import AddressRecords, AddressTracker
+from lbctl.reconcile.address_index import AddressTracker
+from lbctl.reconcile.addresses import AddressRecords
 from lbctl.reconcile.backends import Backends, node_as_planned, slice_as_planned
 from lbctl.reconcile.controller import Controller
 from lbctl.reconcile.pools import Pools, follow_vip_range_file

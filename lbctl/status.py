@@ -37,7 +37,7 @@ from lbctl.kube.client import (
 from lbctl.kube.errors import KubeError, NotFound
 from lbctl.kube.informer import by_age, object_key
 from lbctl.model import ServiceView, VipView
-from lbctl.reconcile.addresses import AddressTracker
+from lbctl.reconcile.address_index import AddressTracker
 from lbctl.reconcile.shown import ShownIndex
 from lbctl.reconcile.vip import VipTracker
 from lbctl.vipaddress import AddressRecordView

@@ -7,7 +7,7 @@ import ipaddress
 
 from lbctl.ipam.allocator import Allocator
 from lbctl.ipam.ranges import parse_vip_range
-from lbctl.reconcile.addresses import AddressTracker
+from lbctl.reconcile.address_index import AddressTracker
 from lbctl.vipaddress import Holder, address_record
 
 
