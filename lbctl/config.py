@@ -13,6 +13,18 @@ from lbctl.ipam.ranges import Pool
 from lbctl.kube.leader import LeaderElectionConfig
 
 
+def env_value(name: str, default: str | None = None) -> str | None:
+    """The environment variable ``name``, or ``default`` when it is unset or empty."""
+    return os.environ.get(name) or default
+
+
+def env_flag(value: str | None) -> bool | None:
+    """A boolean setting's text (1/true/yes/on, any case, is true); None when unset."""
+    if value is None:
+        return None
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class AdcSettings:
     """Where and how to reach the NetScaler; the password is never shown in a repr."""
