@@ -18,11 +18,11 @@ from urllib.request import getproxies_environment, proxy_bypass
 
 import aiohttp
 import orjson
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
 
 from lbctl import __version__
 from lbctl.kube.errors import KubeUnavailable, status_error
+from lbctl.kube.k8s import client as k8s_client
+from lbctl.kube.k8s import config as k8s_config
 
 JSON = dict[str, Any]
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
