@@ -9,10 +9,11 @@ transport errors are mapped here, once, into ``lbctl.kube.errors``.
 
 from __future__ import annotations
 
+import builtins
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass
 
@@ -25,6 +26,7 @@ from lbctl.kube.k8s import client as k8s_client
 from lbctl.kube.k8s import config as k8s_config
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
 READ_BUFSIZE = 2**21
 """Bytes aiohttp may buffer for one line of a watch: etcd's largest request is 1.5 MiB
@@ -210,16 +212,21 @@ class KubeClient:
         return result
 
     async def list(
+        self, resource: Resource, namespace: str | None = None, page_size: int = 500
+    ) -> tuple[list[JSON], str]:
+        """All objects and the list's resourceVersion, paging through ``continue`` tokens."""
+        return await self.list_each(resource, namespace, lambda item: item, page_size)
+
+    async def list_each(
         self,
         resource: Resource,
-        namespace: str | None = None,
+        namespace: str | None,
+        each: Callable[[JSON], T],
         page_size: int = 500,
-        each: Callable[[JSON], JSON] | None = None,
-    ) -> tuple[list[JSON], str]:
-        """All objects and the list's resourceVersion, paging through ``continue`` tokens;
-        ``each`` is applied to every object as its page arrives (e.g. to slim it, so a big
-        list never sits in memory whole)."""
-        items: list[JSON] = []
+    ) -> tuple[builtins.list[T], str]:
+        """As ``list``, with ``each`` applied to every object as its page arrives (e.g. to
+        pack it, so a big list never sits in memory whole as dicts)."""
+        items: builtins.list[T] = []
         token = ""
         while True:
             query: list[tuple[str, Any]] = [("limit", page_size)]
@@ -227,7 +234,7 @@ class KubeClient:
                 query.append(("continue", token))
             page = await self._json("list", "GET", resource.path(namespace), query=query)
             found = page.get("items") or []
-            items.extend(map(each, found) if each is not None else found)
+            items.extend(map(each, found))
             token = page.get("metadata", {}).get("continue") or ""
             if not token:
                 return items, str(page["metadata"]["resourceVersion"])

@@ -204,27 +204,35 @@ class Informer:
 
     async def _list(self) -> None:
         plural = self.resource.plural
-        items, resource_version = await self._client.list(
-            self.resource, self._namespace, each=lambda item: slim(item, plural, self._trim)
+
+        def entry(item: JSON) -> tuple[tuple[str, int], str, bytes]:
+            obj = slim(item, plural, self._trim)
+            return by_age(obj), object_key(obj), _pack(obj)
+
+        # Packed as each page arrives: a relist of 10,000 objects never holds them all as
+        # dicts (every informer relists at once when lbctl starts).
+        entries, resource_version = await self._client.list_each(
+            self.resource, self._namespace, entry
         )
         # Oldest first, so handlers meet objects in creation order (the older of two Vips
         # claiming one address keeps it, whatever their names).
-        items.sort(key=by_age)
-        fresh = {object_key(item): item for item in items}
+        entries.sort(key=lambda e: e[0])
         old_store = self._store
-        self._store = {key: _pack(item) for key, item in fresh.items()}
+        self._store = {key: packed for _, key, packed in entries}
         self._resource_version = resource_version
         if self.synced.is_set():
             self.relists += 1
         for key, gone in old_store.items():
-            if key not in fresh:
+            if key not in self._store:
                 self._emit("DELETED", _unpack(gone), None)
-        for key, new in fresh.items():
-            packed = old_store.get(key)
-            if packed is None:
-                self._emit("ADDED", None, new)
+        for _, key, packed in entries:
+            before = old_store.get(key)
+            if before is None:
+                self._emit("ADDED", None, _unpack(packed))
                 continue
-            old = _unpack(packed)
+            if before == packed:
+                continue
+            old, new = _unpack(before), _unpack(packed)
             if old["metadata"].get("resourceVersion") != new["metadata"].get("resourceVersion"):
                 self._emit("MODIFIED", old, new)
         self.synced.set()

@@ -47,14 +47,13 @@ class Faulty(KubeClient):
         resource: Resource,
         namespace: str | None = None,
         page_size: int = 500,
-        each: Callable[[JSON], JSON] | None = None,
     ) -> tuple[list[JSON], str]:
-        if resource == VIPS and each is None:  # the new leader's read, not the informer's
+        if resource == VIPS:  # the new leader's read (the informer's goes through list_each)
             self.vip_lists += 1
             if self.failing_vip_lists:
                 self.failing_vip_lists -= 1
                 raise KubeUnavailable("injected: 503 Service Unavailable")
-        return await super().list(resource, namespace, page_size, each)
+        return await super().list(resource, namespace, page_size)
 
     async def watch(
         self,
