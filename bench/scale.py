@@ -30,6 +30,7 @@ from lbctl.devenv.controlplane import LocalControlPlane, free_port
 from lbctl.kube.client import NAMESPACES, NODES, SERVICES, KubeClient, api_client_from
 from lbctl.kube.informer import Informer
 from lbctl.nitro.simulator import Simulator
+from lbctl.reconcile.conditions import ADC_CONDITION
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
 NAMESPACE = "bench"
@@ -122,6 +123,17 @@ def configured(sim: Simulator, n: int) -> bool:
     bound = sim.objects("lbvserver_servicegroup_binding")
     members = sim.objects("servicegroup_servicegroupmember_binding")
     return len(bound) >= n and len(members) >= n * len(NODE_IPS)
+
+
+async def all_say_configured(kube: KubeClient, n: int) -> bool:
+    """Every Service's status carries the ADC worker's last write (``NetScalerConfigured``
+    True), so the restart starts with everything in place, not with conditions in flight."""
+    services, _ = await kube.list(SERVICES, NAMESPACE)
+    return n <= sum(
+        any(c.get("type") == ADC_CONDITION and c.get("status") == "True"
+            for c in (s.get("status") or {}).get("conditions") or [])
+        for s in services
+    )  # fmt: skip
 
 
 def nitro_counts(sim: Simulator) -> tuple[int, int]:
@@ -226,6 +238,9 @@ async def scenario(
         latencies = sorted(shown[k] - created[k] for k in shown)
         result["vip_latency_p50_ms"] = 1000 * statistics.median(latencies)
         result["vip_latency_p99_ms"] = 1000 * latencies[int(0.99 * (len(latencies) - 1))]
+        await until(
+            lambda: all_say_configured(kube, n), "every Service says NetScalerConfigured", poll=2.0
+        )
         await asyncio.sleep(2.0)  # let trailing status events settle
         after = await lbctl.metrics()
         w_before, w_after = writes(before), writes(after)
