@@ -35,3 +35,18 @@ def test_a_kubernetes_asyncio_imported_before_lbctl_is_used_as_it_is() -> None:
         " hasattr(kubernetes_asyncio.client, 'CoreV1Api'))\n"
     )
     assert out.split() == ["True", "True", "True"]
+
+
+def test_kubernetes_asyncio_imported_after_lbctl_is_whole() -> None:
+    """A program that imports lbctl first, then uses kubernetes_asyncio's generated client,
+    models or other packages, gets them (loaded when first asked for)."""
+    out = run(
+        "import lbctl.app\n"
+        "from kubernetes_asyncio.client import CoreV1Api, ApiClient\n"
+        "from kubernetes_asyncio.client.models import V1Pod\n"
+        "import kubernetes_asyncio, kubernetes_asyncio.dynamic, kubernetes_asyncio.utils\n"
+        "from lbctl.kube import k8s\n"
+        "print(CoreV1Api.__name__, V1Pod.__name__, kubernetes_asyncio.__version__ != '',"
+        " ApiClient is k8s.client.ApiClient, kubernetes_asyncio.client is k8s.client)\n"
+    )
+    assert out.split() == ["CoreV1Api", "V1Pod", "True", "True", "True"]
