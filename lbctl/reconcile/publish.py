@@ -102,8 +102,8 @@ class ServiceWrites:
             conflict = None if address in shown else await self._sharers.conflict(service, address)
             if conflict is not None:
                 message = f"{conflict}; waiting until it may be shown"
-                await self._recorder.record(raw, "Warning", "AddressInUse", message)
                 self._waiting.add(service.key)  # woken when one of them stops showing it
+                await self._recorder.record(raw, "Warning", "AddressInUse", message)
                 return Requeue(RETRY_PENDING_AFTER)
             fresh = address not in service.held_addresses() and address not in proven
             if fresh and not await self._addresses.confirm(service, address):

@@ -216,8 +216,9 @@ class ServiceReconciler:
                 )
         except AddressInUse as err:
             message = f"Vip {service.key} records {address}, which is held by {err.holder}"
-            await self._recorder.record(raw, "Warning", "AddressConflict", message + "; not used")
+            # Waiting before the Event's write: a release meanwhile must wake it.
             self.waiting.add(service.key)  # woken when the holder lets go
+            await self._recorder.record(raw, "Warning", "AddressConflict", message + "; not used")
             return Requeue(RETRY_PENDING_AFTER)
         try:
             address = await self._follow.request(raw, service, vip, address, proven)
@@ -228,8 +229,8 @@ class ServiceReconciler:
                 await self._follow.restate(service, vip, address)
                 return address
             why = Unsatisfied("AllocationFailed", "PortConflict", f"{err}; waiting", True)
-            await self._recorder.record(raw, "Warning", why.reason, why.message)
             self.waiting.add(service.key)
+            await self._recorder.record(raw, "Warning", why.reason, why.message)
             await self.records.clear(vip)
             self.records.release(service.key)  # both families
             return await self._record_pending(service, vip, why)
@@ -289,8 +290,8 @@ class ServiceReconciler:
         except AddressTaken as err:
             message = f"{err}; waiting until it is freed"
             log.info("address claim refused", service=service.key, reason=str(err))
-            await self._recorder.record(raw, "Warning", "AddressInUse", message)
             self.waiting.add(service.key)
+            await self._recorder.record(raw, "Warning", "AddressInUse", message)
             return False
         return True
 
@@ -328,12 +329,14 @@ class ServiceReconciler:
         if isinstance(result, Claimed):
             return result.address
         self.allocation_failures[result.condition] += 1
-        await self._recorder.record(raw, "Warning", result.reason, result.message)
-        log.info("no address for service", service=service.key, reason=result.message)
+        # Waiting from the moment the index said no: a release while the Event below is
+        # written wakes it (nothing else would: a Service that waits already writes nothing).
         if result.waits_for_release:
             self.waiting.add(service.key)
         else:
             self.waiting.discard(service.key)
+        await self._recorder.record(raw, "Warning", result.reason, result.message)
+        log.info("no address for service", service=service.key, reason=result.message)
         return result
 
     def _joinable(self, service: ServiceView) -> Callable[[IPAddress], bool]:
