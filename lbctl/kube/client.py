@@ -9,6 +9,7 @@ transport errors are mapped here, once, into ``lbctl.kube.errors``.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -103,15 +104,33 @@ async def api_client_from(kubeconfig: str | None) -> k8s_client.ApiClient:
     """An ApiClient from a kubeconfig file, or the in-cluster service account when None."""
     configuration = k8s_client.Configuration()
     if kubeconfig:
-        await k8s_config.load_kube_config(
+        loader = await k8s_config.load_kube_config(
             config_file=kubeconfig, client_configuration=configuration
         )
+        _refresh_exec_token(loader, configuration)
     else:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     api = k8s_client.ApiClient(configuration=configuration)
     api.user_agent = f"lbctl/{__version__}"
     _read_environment_once(api)
     return api
+
+
+def _refresh_exec_token(loader: Any, configuration: k8s_client.Configuration) -> None:
+    """An exec credential plugin's token that names its expiry (EKS's, GKE's) is fetched
+    again once it is (about to be) expired: kubernetes_asyncio's loader knows how, but only
+    its ``refresh_token`` loop, which lbctl does not run, would ask it to.  The token is
+    checked before each request, as the in-cluster account's token file is."""
+    if getattr(loader, "exec_plugin_expiry", None) is None:
+        return  # no exec plugin, or a token with no expiry: used as given
+    lock = asyncio.Lock()
+
+    async def refresh(conf: k8s_client.Configuration) -> None:
+        async with lock:
+            await loader.load_from_exec_plugin()  # runs the plugin only when expired
+            conf.api_key["BearerToken"] = loader.token
+
+    configuration.refresh_api_key_hook = refresh
 
 
 def _read_environment_once(api: k8s_client.ApiClient) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +80,38 @@ async def test_a_configured_proxy_gets_its_proxy_headers(control_plane: LocalCon
     assert len(seen) == 1
     assert seen[0].startswith(b"CONNECT 127.0.0.1:")
     assert b"Proxy-Authorization: Basic bGJjdGw6cHJveHk=" in seen[0]
+
+
+async def test_an_exec_plugins_expiring_token_is_fetched_again(
+    control_plane: LocalControlPlane, tmp_path: Path
+) -> None:
+    """A kubeconfig whose user is an exec credential plugin (as EKS's and GKE's are) gives a
+    token with an expiry: lbctl runs the plugin again once the token is (about to be) expired,
+    rather than sending the first token for ever.  (kubernetes_asyncio treats a token as
+    expired 5 minutes early, so one that expires in a minute is fetched for each request.)"""
+    plane = json.loads(control_plane.kubeconfig.read_text())
+    token = plane["users"][0]["user"]["token"]
+    calls = tmp_path / "calls"
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(
+        f"#!{sys.executable}\n"
+        "import datetime, json, pathlib\n"
+        f"pathlib.Path({str(calls)!r}).open('a').write('run\\n')\n"
+        "expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=1)\n"
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1',"
+        " 'kind': 'ExecCredential', 'status': {'token': "
+        f"{token!r}, 'expirationTimestamp': expiry.strftime('%Y-%m-%dT%H:%M:%SZ')}}}}))\n"
+    )
+    plugin.chmod(0o755)
+    exec_user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
+                          "command": str(plugin), "interactiveMode": "Never"}}  # fmt: skip
+    plane["users"][0]["user"] = exec_user
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps(plane))
+    client = KubeClient(await api_client_from(str(kubeconfig)))
+    try:
+        for _ in range(3):
+            await client.get(NAMESPACES, None, "default")
+    finally:
+        await client.close()
+    assert len(calls.read_text().splitlines()) >= 3
