@@ -75,10 +75,16 @@ class SecondFamily:
 
     def _keep_shown(self, service: ServiceView, vip: VipView, version: int) -> Allocation | None:
         """Hold again the second-family address the Service shows (its Vip was lost, as the
-        first family's is kept), if nobody else may hold it."""
+        first family's is kept), if nobody else may hold it: one in a pool, or one outside
+        every pool whose record names the Service (its pool was deleted or shrunk)."""
         owner = secondary_owner(service.key)
         for address in service.held_addresses():
-            if address.version == version and self._allocator.pool_of(address) is not None:
-                with contextlib.suppress(AddressInUse):
-                    return self._allocator.assign(owner, address, token=vip.uid)
+            if address.version != version:
+                continue
+            if self._allocator.pool_of(address) is None and service.key not in (
+                self._allocator.recorded_for(address) or ()
+            ):
+                continue
+            with contextlib.suppress(AddressInUse):
+                return self._allocator.assign(owner, address, token=vip.uid)
         return None

@@ -153,3 +153,35 @@ async def test_a_dual_stack_service_whose_vip_is_deleted_keeps_both_addresses(
         assert await eventually(recreated, what="the Vip again, with both addresses") == before
         assert await ingress_ips(kube, namespace, "both") == before
     assert not watch.violations, watch.violations
+
+
+async def test_a_second_family_address_outside_every_pool_is_kept_when_its_vip_is_gone(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl
+) -> None:
+    """As for the first family: a dual-stack Service whose IPv6 address left every pool (the
+    range was shrunk) and whose Vip was deleted by hand while lbctl was down keeps both
+    addresses it shows (their records name it), rather than losing its IPv6 address."""
+    first = await start_lbctl(vip_range='["10.147.0.0/29", "fd00:147::/125"]')
+    await kube.create(SERVICES, namespace, dual("kept"))
+    assert await wait_for_ips(kube, namespace, "kept", 2) == ["10.147.0.1", "fd00:147::1"]
+    await first.stop()
+    await kube.delete(VIPS, namespace, "kept")
+    async with ShownAddresses(kube, namespace) as watch:
+        await start_lbctl(vip_range='["10.147.0.0/29"]')
+
+        async def decided() -> tuple[str, str | None, list[str]] | None:
+            """The Vip written again and the Service's second family decided: kept (the Vip
+            records it) or dropped (the Service shows one address)."""
+            with contextlib.suppress(NotFound):
+                vip = await kube.get(VIPS, namespace, "kept")
+                spec, ips = vip["spec"], await ingress_ips(kube, namespace, "kept")
+                if (vip.get("status") or {}).get("state") == "Allocated" and (
+                    "secondaryIpaddress" in spec or len(ips) == 1
+                ):
+                    return spec["ipaddress"], spec.get("secondaryIpaddress"), ips
+            return None
+
+        assert await eventually(decided, what="Vip written again") == (
+            "10.147.0.1", "fd00:147::1", ["10.147.0.1", "fd00:147::1"],
+        )  # fmt: skip
+    assert not watch.violations, watch.violations
