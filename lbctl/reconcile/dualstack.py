@@ -24,9 +24,17 @@ from lbctl.reconcile.records import VipRecords
 
 class SecondFamily:
     def __init__(
-        self, allocator: Allocator, records: VipRecords, recorder: EventRecorder, pools: PoolChoice
+        self,
+        allocator: Allocator,
+        records: VipRecords,
+        recorder: EventRecorder,
+        pools: PoolChoice,
+        waiting: set[str],
     ) -> None:
+        """``waiting``: the Services woken when an address is freed (one waiting for its second
+        family joins it before the Event that says so is written)."""
         self._allocator = allocator
+        self._waiting = waiting
         self._pools = pools
         self._records = records
         self._recorder = recorder
@@ -68,6 +76,7 @@ class SecondFamily:
                 kind, reason = (
                     ("Warning", "AllocationFailed") if required else ("Normal", "SingleFamily")
                 )
+                self._waiting.add(service.key)  # before the write: a release meanwhile wakes it
                 await self._recorder.record(raw, kind, reason, message)
                 return None, True
         await self._records.set_secondary(vip, held.address)

@@ -90,7 +90,7 @@ class ServiceReconciler:
         self._writes = ServiceWrites(
             client, allocator, recorder, self._sharers, addresses, self.waiting, self._mark
         )
-        self._second_family = SecondFamily(allocator, self.records, recorder, pools)
+        self._second_family = SecondFamily(allocator, self.records, recorder, pools, self.waiting)
         self._follow = Follow(
             allocator, self.records, recorder, self._hold, self.waiting, addresses, pools
         )
