@@ -3,7 +3,9 @@ NetScaler sees UP, read for every vserver in one request per pass (``stat/lbvser
 
 Nothing else tells a Service's owner that traffic cannot flow (no member passes its
 monitor); the Service's ``NetScalerConfigured`` condition says it in its message, and a
-Warning Event when a vserver goes DOWN.
+Warning Event when a vserver seen UP goes DOWN.  A pass does not judge a Service whose
+objects were being written while it read (a new lb vserver has no members bound yet and
+reads DOWN): that was a Warning and two status writes for a new Service now and then.
 """
 
 from __future__ import annotations
@@ -52,21 +54,33 @@ class AdcHealth:
         self.went_down: set[str] = set()
         """Services a vserver of which went DOWN since the ADC worker last said so."""
         self.passes = 0
+        self._writing: set[str] = set()
+        """Services whose NetScaler objects are being written now."""
+        self._written_during_pass: set[str] = set()
+
+    def writing(self, owner: str) -> None:
+        """The ADC worker starts writing the Service's objects (``written`` when done)."""
+        self._writing.add(owner)
+        self._written_during_pass.add(owner)
+
+    def written(self, owner: str) -> None:
+        self._writing.discard(owner)
 
     async def refresh(self) -> None:
         """One pass: one NITRO request, whatever the number of Services.  Raises NitroError."""
+        self._written_during_pass = set(self._writing)
         rows = {str(r.get("name")): r for r in await self._client.stats("lbvserver")}
         found: dict[str, list[VserverHealth]] = {}
         for name, owner in self._adc.vservers().items():
             row = rows.get(name)
-            if row is None:
+            if row is None or owner in self._written_during_pass:
                 continue
             up = int(row.get("actsvcs") or 0)
             total = up + int(row.get("inactsvcs") or 0)
             found.setdefault(owner, []).append(
                 VserverHealth(name, str(row.get("state") or "UNKNOWN"), up, total)
             )
-        for owner in set(self.by_service) - set(found):
+        for owner in set(self.by_service) - set(found) - self._written_during_pass:
             del self.by_service[owner]
             self.went_down.discard(owner)
         for owner, vservers in found.items():
@@ -74,7 +88,7 @@ class AdcHealth:
             before = self.by_service.get(owner)
             if before == health:
                 continue
-            if health.down and (before is None or not before.down):
+            if health.down and before is not None and not before.down:
                 self.went_down.add(owner)
             elif not health.down:
                 self.went_down.discard(owner)

@@ -7,7 +7,7 @@ makes the work queue retry the Service with backoff.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import structlog
@@ -121,7 +121,8 @@ class AdcStep:
         write guarded by the version ``raw`` was read at; ``EnsuredLoadBalancer`` once the ADC
         holds the configuration (again, after a failure: then the Event says from what).
         Raises :class:`AdcNotReady` while it does not.  The versions written."""
-        outcome = await self._backend.ensure(raw, [str(a) for a in addresses], still_wanted)
+        texts = [str(a) for a in addresses]
+        outcome = await self._writing(service.key, self._backend.ensure(raw, texts, still_wanted))
         if outcome.skipped:
             return []
         if outcome.problem is not None:
@@ -200,12 +201,22 @@ class AdcStep:
         )  # fmt: skip
         return [str(updated["metadata"]["resourceVersion"])]
 
+    async def _writing(self, owner: str, writes: Awaitable[AdcOutcome]) -> AdcOutcome:
+        """Await ``writes`` to the Service's objects; health passes meanwhile skip it."""
+        if self._health is None:
+            return await writes
+        self._health.writing(owner)
+        try:
+            return await writes
+        finally:
+            self._health.written(owner)
+
     async def remove(self, raw: dict[str, Any] | None, key: str, known: bool) -> None:
         """Delete the Service's ADC objects; unless ``known`` to have been ours, only when
         the ADC was seen holding some (so an unreachable ADC never blocks other Services)."""
         if not (known or self._backend.may_own(key)):
             return
-        outcome = await self._backend.remove(key)
+        outcome = await self._writing(key, self._backend.remove(key))
         if outcome.retry is not None:
             if raw is not None:
                 message = f"NetScaler objects not removed yet: {outcome.retry}"

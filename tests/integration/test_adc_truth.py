@@ -213,6 +213,36 @@ async def test_the_service_shows_what_the_netscaler_sees_of_its_members(
                         "0/2 members UP"]  # fmt: skip
 
 
+async def test_health_passes_never_judge_a_service_whose_objects_are_being_written(
+    kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
+    simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
+) -> None:  # fmt: skip
+    """Health passes every 20 ms while each NITRO request takes 30 ms: a new lb vserver
+    read before its members are bound is DOWN to the NetScaler, but that is configuration
+    under way, not a Service going DOWN: no LoadBalancerDown Warning, and each Service's
+    status is written twice (its address, then NetScalerConfigured), nothing more."""
+    await nodes(f"{namespace}-a", "10.10.0.1")
+    running = await start_lbctl('["10.156.0.0/28"]', adc=simulator.settings(health_period=0.02))
+    health = running.runtime.health
+    assert health is not None
+    simulator.sim.faults.latency = 0.03
+    names = [f"s{i}" for i in range(6)]
+    for name in names:
+        await kube.create(SERVICES, namespace, load_balancer(name))
+
+    async def all_served() -> bool:
+        found = [await adc_condition(kube, namespace, name) for name in names]
+        return all(c is not None and c["message"].startswith("the NetScaler serves") and
+                   ";" not in c["message"] for c in found)  # fmt: skip
+
+    await eventually(all_served, within=60, what="every Service served, with no health note")
+    passes = health.passes
+    await eventually(lambda: health.passes >= passes + 3, what="three more passes")
+    for name in names:
+        assert [r for r, _ in await reasons(kube, namespace, name) if r == "LoadBalancerDown"] == []
+    assert running.runtime.client.calls[("services/status", "patch")] == 2 * len(names)
+
+
 async def test_a_service_deleted_while_its_netscaler_writes_are_under_way_leaves_nothing(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
     simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
