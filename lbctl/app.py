@@ -267,8 +267,9 @@ def build(settings: Settings, client: KubeClient, nitro: NitroClient | None = No
         step = AdcStep(adc, client, recorder, health)
         adc_reconciler = AdcReconciler(services, step, allocator, service_reconciler.handles)
         adc_controller = Controller(
-            adc_queue, {ADC_KIND: adc_reconciler.reconcile}, workers=settings.adc.workers
-        )
+            adc_queue, {ADC_KIND: adc_reconciler.reconcile}, workers=settings.adc.workers,
+            gives_way_to=queue,
+        )  # fmt: skip
     return Runtime(
         client, allocator, services, vips, queue, controller, service_reconciler, tracker,
         address_records, address_tracker, pools, pool_objects, namespaces, pool_status,

@@ -7,6 +7,7 @@
   bucket; ``forget`` resets the key's backoff.
 * ``shutdown`` refuses new keys and drops queued ones; ``get`` then returns None.
 * A key added wakes one waiting worker, not all of them (many workers wait on one queue).
+* ``idle`` is set while no key is queued or being processed (keys delayed for later aside).
 
 Time comes from an injected clock so tests run without real waiting.
 """
@@ -100,10 +101,14 @@ class WorkQueue:
         self._seq = itertools.count()
         self._getters: deque[asyncio.Future[None]] = deque()
         """Workers waiting in ``get``; each new key wakes one."""
-        self._idle = asyncio.Event()
+        self._ended = asyncio.Event()
         """Set whenever a key's processing ends during shutdown (for ``drained``)."""
         self._shutting_down = False
         self.adds = 0
+        self.idle = asyncio.Event()
+        """Set while no key is queued or being processed (e.g. for another queue's workers to
+        give way to this one's)."""
+        self.idle.set()
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -131,6 +136,7 @@ class WorkQueue:
         self._added_at.setdefault(key, self._clock.now())
         if key not in self._processing:
             self._queue.append(key)
+            self.idle.clear()
             self._wake_one()
 
     def add_after(self, key: str, delay: float) -> None:
@@ -166,7 +172,9 @@ class WorkQueue:
             self._queue.append(key)
             self._wake_one()
         elif self._shutting_down and not self._processing:
-            self._idle.set()
+            self._ended.set()
+        if not self._queue and not self._processing:
+            self.idle.set()
 
     def _wake_one(self) -> None:
         while self._getters:
@@ -185,7 +193,9 @@ class WorkQueue:
         self._delayed_at.clear()
         while self._getters:
             self._wake_one()
-        self._idle.set()
+        self._ended.set()
+        if not self._processing:
+            self.idle.set()
 
     def reopen(self) -> None:
         """Accept keys again after ``shutdown`` (a new leadership term)."""
@@ -242,5 +252,5 @@ class WorkQueue:
     async def drained(self) -> None:
         """Wait until no key is being processed (used after ``shutdown``)."""
         while self._processing:
-            self._idle.clear()
-            await self._idle.wait()
+            self._ended.clear()
+            await self._ended.wait()

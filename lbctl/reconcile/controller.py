@@ -7,6 +7,7 @@ one that returns ``Requeue`` is looked at again later; success forgets the key's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -24,10 +25,23 @@ Reconcile = Callable[[str], Awaitable[Requeue | None]]
 
 
 class Controller:
-    def __init__(self, queue: WorkQueue, reconcilers: dict[str, Reconcile], workers: int) -> None:
+    def __init__(
+        self,
+        queue: WorkQueue,
+        reconcilers: dict[str, Reconcile],
+        workers: int,
+        gives_way_to: WorkQueue | None = None,
+        most_deferred: float = 1.0,
+    ) -> None:
+        """``gives_way_to``: a queue whose work comes first.  While it is busy, each key
+        taken here waits until it is idle, at most ``most_deferred`` seconds: all workers
+        share one event loop, so the NetScaler's work would otherwise slow address allocation
+        (1,000 new Services took 1.2-1.9 times as long to show their address with it)."""
         self._queue = queue
         self._reconcilers = reconcilers
         self._workers = workers
+        self._gives_way_to = gives_way_to
+        self._most_deferred = most_deferred
         self.reconciles = 0
         self.failures = 0
         self.outcomes: Counter[tuple[str, str]] = Counter()
@@ -75,12 +89,19 @@ class Controller:
     async def _work(self) -> None:
         while (item := await self._queue.get()) is not None:
             try:
+                await self._give_way()
                 await self._process(item)
             finally:
                 self._queue.done(item)
             # A reconcile that needed no I/O never suspended: yield, or a key that requeues
             # itself at once would starve every other task (replies, watches) of the loop.
             await asyncio.sleep(0)
+
+    async def _give_way(self) -> None:
+        first = self._gives_way_to
+        if first is not None and not first.idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(first.idle.wait(), self._most_deferred)
 
     async def _process(self, item: str) -> None:
         kind, _, key = item.partition(":")

@@ -174,3 +174,34 @@ async def test_a_key_that_requeues_itself_without_io_does_not_starve_the_loop() 
     finally:
         await cancel_and_wait(task)
     assert seen[-1], "the other task never ran while the key kept requeueing itself"
+
+
+async def test_a_controller_gives_way_to_a_busy_queue_for_a_bounded_time() -> None:
+    """The NetScaler's workers take a key but hold it while the address queue is busy: until
+    that queue is idle, or for ``most_deferred`` seconds at most (never starved)."""
+    first, second = queue(), queue()
+    seen: list[str] = []
+
+    async def reconcile(key: str) -> None:
+        seen.append(key)
+
+    controller = Controller(
+        second, {"Adc": reconcile}, workers=2, gives_way_to=first, most_deferred=0.3
+    )
+    task = asyncio.create_task(controller.run())
+    try:
+        first.add("Service:ns/busy")
+        assert await first.get() == "Service:ns/busy"  # held: the first queue is busy
+        controller.enqueue("Adc", "ns/a")
+        await eventually(lambda: second.processing == 1, what="key taken")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert seen == [], "processed while the first queue was busy"
+        first.done("Service:ns/busy")
+        await eventually(lambda: seen == ["ns/a"], what="given way")
+        first.add("Service:ns/stuck")
+        assert await first.get() == "Service:ns/stuck"  # busy for good now
+        controller.enqueue("Adc", "ns/b")
+        await eventually(lambda: len(seen) == 2, within=5, what="not starved")
+    finally:
+        await cancel_and_wait(task)

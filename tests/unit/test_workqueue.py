@@ -163,3 +163,28 @@ async def test_a_delayed_key_is_taken_on_time_though_the_woken_worker_took_anoth
     (waiting,) = [t for t in (first, second) if not t.done()]
     clock.advance(5)
     assert await asyncio.wait_for(waiting, timeout=5) == "later"
+
+
+async def test_idle_while_nothing_is_queued_or_processed(
+    queue: WorkQueue, clock: FakeClock
+) -> None:
+    """A key queued or held clears ``idle``; the last ``done`` sets it; a delayed key does
+    not count until it is due."""
+    assert queue.idle.is_set()
+    queue.add("a")
+    assert not queue.idle.is_set()
+    assert await next_key(queue) == "a"
+    queue.add("a")
+    queue.add("b")
+    assert await next_key(queue) == "b"
+    queue.done("a")
+    assert not queue.idle.is_set(), "a is queued again, b is held"
+    assert await next_key(queue) == "a"
+    queue.done("b")
+    queue.done("a")
+    assert queue.idle.is_set()
+    queue.add_after("c", 5)
+    assert queue.idle.is_set()
+    clock.advance(5)
+    assert await next_key(queue) == "c"
+    assert not queue.idle.is_set()
