@@ -16,6 +16,9 @@ own, and measures:
   own ClusterIP and Lease writes, which are taken out);
 - the controller's peak RSS.
 
+Three Ready Nodes exist, so the NetScaler's service groups have members (lbctl reports an lb
+vserver without members as DOWN in the Service's condition, a status write of its own).
+
 Then it deletes the Services, waits until they are gone, and stops the controller.  Prints a
 table and writes bench/results/peers.json.  Run: ``python -m bench.peers -n 1000 --rounds 2``.
 """
@@ -44,6 +47,7 @@ from bench.peer_controllers import (
     install_metallb,
     metallb_binary,
 )
+from bench.scale import NODE_IPS, ready_nodes
 from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import LocalControlPlane
@@ -256,6 +260,7 @@ async def run(n: int, rounds: int) -> dict[str, Any]:
         try:
             async with sim.serve() as adc_url:
                 await install_crds(kube)
+                await ready_nodes(kube, NODE_IPS)
                 await install_metallb(kube, pools["MetalLB"])
                 apiserver = Apiserver(plane)
                 for r in range(1, rounds + 1):

@@ -106,6 +106,16 @@ def writes(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dic
     return found
 
 
+async def ready_nodes(kube: KubeClient, addresses: tuple[str, ...]) -> None:
+    """Ready Nodes ``bench-<i>`` with these InternalIPs: the NetScaler's members (a service
+    group without members leaves its lb vserver DOWN, which lbctl reports)."""
+    for i, ip in enumerate(addresses):
+        await kube.create(NODES, None, {"metadata": {"name": f"bench-{i}"}})
+        status = {"addresses": [{"type": "InternalIP", "address": ip}],
+                  "conditions": [{"type": "Ready", "status": "True"}]}  # fmt: skip
+        await kube.patch(NODES, None, f"bench-{i}", {"status": status}, subresource="status")
+
+
 def requests_total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
     return sum(v for (n, _), v in metrics.items() if n == "lbctl_apiserver_calls_total")
 
@@ -186,11 +196,7 @@ async def scenario(
 ) -> dict[str, Any]:
     await install_crds(kube)
     await kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
-    for i, ip in enumerate(NODE_IPS):
-        await kube.create(NODES, None, {"metadata": {"name": f"bench-{i}"}})
-        status = {"addresses": [{"type": "InternalIP", "address": ip}],
-                  "conditions": [{"type": "Ready", "status": "True"}]}  # fmt: skip
-        await kube.patch(NODES, None, f"bench-{i}", {"status": status}, subresource="status")
+    await ready_nodes(kube, NODE_IPS)
     lbctl = Lbctl(plane, url)
     result: dict[str, Any] = {"services": n, "nodes": len(NODE_IPS)}
     try:
