@@ -189,20 +189,27 @@ def claim(
         return Unsatisfied("AllocationFailed", "PoolExhausted", str(err), True)
 
 
+def shown_to_keep(allocator: Allocator, service: ServiceView, version: int) -> list[IPAddress]:
+    """The addresses of IP ``version`` the Service shows that it may hold again (its Vip was
+    lost): one in a pool, or one outside every pool whose record names the Service (its pool
+    was deleted or shrunk while it held it: an address in use is never moved for that)."""
+    return [
+        address
+        for address in service.held_addresses()
+        if address.version == version
+        and (
+            allocator.pool_of(address) is not None
+            or service.key in (allocator.recorded_for(address) or ())
+        )
+    ]
+
+
 def _keep_shown(
     allocator: Allocator, service: ServiceView, may_keep: Callable[[IPAddress], bool]
 ) -> Claimed | None:
-    """Hold again an address the Service already shows, if nobody else may hold it: one in a
-    pool, or one outside every pool whose record names the Service (its pool was deleted or
-    shrunk while it held it: an address in use is never moved for that)."""
-    version = service.families[0]
-    for address in service.held_addresses():
-        if address.version != version:
-            continue
-        if allocator.pool_of(address) is None and service.key not in (
-            allocator.recorded_for(address) or ()
-        ):
-            continue
+    """Hold again an address the Service already shows (``shown_to_keep``), if nobody else
+    may hold it."""
+    for address in shown_to_keep(allocator, service, service.families[0]):
         if not may_keep(address):
             continue
         try:

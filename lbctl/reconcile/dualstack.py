@@ -18,7 +18,7 @@ from lbctl.ipam.allocator import AddressInUse, Allocation, AllocationError, Allo
 from lbctl.ipam.ranges import DEFAULT_POOL
 from lbctl.kube.events import EventRecorder
 from lbctl.model import REQUIRE_DUAL_STACK, IPAddress, ServiceView, VipView, secondary_owner
-from lbctl.reconcile.claims import PoolChoice, Request, request_of
+from lbctl.reconcile.claims import PoolChoice, Request, request_of, shown_to_keep
 from lbctl.reconcile.records import VipRecords
 
 
@@ -84,16 +84,9 @@ class SecondFamily:
 
     def _keep_shown(self, service: ServiceView, vip: VipView, version: int) -> Allocation | None:
         """Hold again the second-family address the Service shows (its Vip was lost, as the
-        first family's is kept), if nobody else may hold it: one in a pool, or one outside
-        every pool whose record names the Service (its pool was deleted or shrunk)."""
+        first family's is kept: ``shown_to_keep``), if nobody else may hold it."""
         owner = secondary_owner(service.key)
-        for address in service.held_addresses():
-            if address.version != version:
-                continue
-            if self._allocator.pool_of(address) is None and service.key not in (
-                self._allocator.recorded_for(address) or ()
-            ):
-                continue
+        for address in shown_to_keep(self._allocator, service, version):
             with contextlib.suppress(AddressInUse):
                 return self._allocator.assign(owner, address, token=vip.uid)
         return None
