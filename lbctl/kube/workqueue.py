@@ -101,8 +101,6 @@ class WorkQueue:
         self._seq = itertools.count()
         self._getters: deque[asyncio.Future[None]] = deque()
         """Workers waiting in ``get``; each new key wakes one."""
-        self._ended = asyncio.Event()
-        """Set whenever a key's processing ends during shutdown (for ``drained``)."""
         self._shutting_down = False
         self.adds = 0
         self.idle = asyncio.Event()
@@ -171,8 +169,6 @@ class WorkQueue:
         if key in self._dirty:
             self._queue.append(key)
             self._wake_one()
-        elif self._shutting_down and not self._processing:
-            self._ended.set()
         if not self._queue and not self._processing:
             self.idle.set()
 
@@ -193,7 +189,6 @@ class WorkQueue:
         self._delayed_at.clear()
         while self._getters:
             self._wake_one()
-        self._ended.set()
         if not self._processing:
             self.idle.set()
 
@@ -251,6 +246,5 @@ class WorkQueue:
 
     async def drained(self) -> None:
         """Wait until no key is being processed (used after ``shutdown``)."""
-        while self._processing:
-            self._ended.clear()
-            await self._ended.wait()
+        if self._processing:
+            await self.idle.wait()  # set by the last ``done``: a shut-down queue queues nothing
