@@ -15,7 +15,7 @@ from lbctl.ipam.allocator import Allocator
 from lbctl.kube.informer import Informer
 from lbctl.model import IPAddress, ServiceView, secondary_owner
 from lbctl.reconcile.adc_step import AdcStep
-from lbctl.reconcile.publish import Requeue
+from lbctl.reconcile.publish import ReplacedVersions, Requeue
 
 ADC_KIND = "Adc"
 """Work-queue kind of the ADC's keys (``Adc:<namespace>/<name>``)."""
@@ -33,29 +33,25 @@ class AdcReconciler:
         self._step = step
         self._allocator = allocator
         self._handles = handles
-        self._outdated: dict[str, str] = {}
-        """Service key → the version the last status write here replaced: while the cache
-        still shows it, the cached Service is older than what this worker wrote, and a
-        write guarded by it could only conflict (the write's own watch event brings the key
-        back).  Seen as 1 refused status write for every 3 new Services."""
+        self._replaced = ReplacedVersions()
 
     async def reconcile(self, key: str) -> Requeue | None:
         """Program the ADC for the Service ``key`` if it shows an address lbctl holds for it;
         raises ``AdcNotReady`` (retried with backoff) while the ADC is not configured."""
         raw = self._services.get(key)
         if raw is None:
-            self._outdated.pop(key, None)
+            self._replaced.forget(key)
             return None
         service = ServiceView.from_raw(raw)
-        if self._outdated.get(key) == service.resource_version:
+        if self._replaced.outdated(service):
             return None
-        self._outdated.pop(key, None)
+        self._replaced.forget(key)
         if service.deleting or not self._handles(service):
             return None
         addresses = self.shown(service)
         if addresses:
             if await self._step.ensure(raw, service, addresses, lambda: self._wanted(service)):
-                self._outdated[key] = service.resource_version
+                self._replaced.replaced(key, [service.resource_version])
         elif not service.ingress_addresses() and not any(
             self._allocator.get(owner) for owner in (key, secondary_owner(key))
         ):

@@ -9,6 +9,7 @@ confirmed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,31 @@ class Requeue:
     """Reconcile again after ``seconds`` (not an error: e.g. waiting for a free address)."""
 
     seconds: float
+
+
+class ReplacedVersions:
+    """Per Service key, the versions lbctl's own status writes replaced.  While the informer
+    cache still shows one of them, the cached Service is older than what lbctl wrote: a
+    reconcile would decide on it, and its guarded write could only conflict (with a
+    NetScaler, 1 in 3 new Services did).  The last write's watch event brings the key back."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, frozenset[str]] = {}
+
+    def replaced(self, key: str, versions: Iterable[str]) -> None:
+        """A reconcile of ``key`` made ``versions`` stale (none: it wrote nothing)."""
+        stale = frozenset(versions)
+        if stale:
+            self._by_key[key] = stale
+        else:
+            self._by_key.pop(key, None)
+
+    def outdated(self, service: ServiceView) -> bool:
+        """The cached ``service`` is one that lbctl's own write replaced."""
+        return service.resource_version in self._by_key.get(service.key, ())
+
+    def forget(self, key: str) -> None:
+        self._by_key.pop(key, None)
 
 
 class ServiceWrites:

@@ -38,7 +38,13 @@ from lbctl.reconcile.claims import (
 )
 from lbctl.reconcile.dualstack import SecondFamily
 from lbctl.reconcile.follow import Follow, NoRoom
-from lbctl.reconcile.publish import RECORD_RETRY, RETRY_PENDING_AFTER, Requeue, ServiceWrites
+from lbctl.reconcile.publish import (
+    RECORD_RETRY,
+    RETRY_PENDING_AFTER,
+    ReplacedVersions,
+    Requeue,
+    ServiceWrites,
+)
 from lbctl.reconcile.records import VipRecords
 from lbctl.reconcile.release import Release
 from lbctl.reconcile.sharers import Sharers
@@ -101,8 +107,7 @@ class ServiceReconciler:
             records=self.records, addresses=addresses, adc=self._adc,
             load_balancer_class=load_balancer_class,
         )  # fmt: skip
-        self._superseded: dict[str, set[str]] = {}
-        """Service key → versions lbctl's own writes replaced: their events are skipped."""
+        self._replaced = ReplacedVersions()
 
     def handles(self, service: ServiceView) -> bool:
         return service.is_load_balancer and service.load_balancer_class == self._class
@@ -112,11 +117,11 @@ class ServiceReconciler:
         raw = self._services.get(key)
         if raw is None:
             self.waiting.discard(key)
-            self._superseded.pop(key, None)
+            self._replaced.forget(key)
             await self._release.gone(namespace, name)
             return None
         service = ServiceView.from_raw(raw)
-        if service.resource_version in self._superseded.get(key, ()):
+        if self._replaced.outdated(service):
             return None
         handled = self.handles(service)
         try:
@@ -124,7 +129,7 @@ class ServiceReconciler:
                 return await self._ensure(raw, service)
             self.waiting.discard(key)
             await self._release.run(raw, service, owned=handled or self._release.marked(service))
-            self._superseded.pop(key, None)
+            self._replaced.forget(key)
         except KubeError as err:
             if not isinstance(err, Conflict):
                 await self._recorder.record(raw, "Warning", "SyncLoadBalancerFailed", str(err))
@@ -351,11 +356,6 @@ class ServiceReconciler:
 
     def _remember(self, service: ServiceView, written: list[str]) -> None:
         """The versions a reconcile that wrote made stale: the one it decided on and every
-        one it wrote but the last.  While the cache shows one of them, a reconcile would
-        decide on an older Service than lbctl wrote, and its guarded write could only
-        conflict (with a NetScaler, 1 in 3 new Services did); the last write's watch event
-        brings the key back."""
-        if written:
-            self._superseded[service.key] = {service.resource_version, *written[:-1]}
-        else:
-            self._superseded.pop(service.key, None)
+        one it wrote but the last."""
+        stale = [service.resource_version, *written[:-1]] if written else []
+        self._replaced.replaced(service.key, stale)
