@@ -68,6 +68,9 @@ class Key:
 
 
 State = dict[Key, Attrs]
+NO_ATTRS: Attrs = {}
+"""What a listing keeps of a binding: it is its key, nothing to compare (one shared dict for
+every binding; never written to)."""
 
 
 def normalise(value: object) -> object:
@@ -151,23 +154,34 @@ class Listing:
 
 
 def read_listing(owner: str | Owner, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> Listing:
-    """Build a :class:`Listing` from full NITRO listings (resource name → rows).
-
-    Objects count as this instance's only when their name has its prefix and their comment
-    names exactly its owner key; bindings only when their parent object is its own.
-    """
+    """Build a :class:`Listing` from full NITRO listings (resource name → rows)."""
     listing = Listing()
     for kind in OBJECT_KINDS:
-        for row in rows.get(kind, ()):
-            name = str(row.get(KEY_FIELD[kind], ""))
-            port = owner_of(owner, name, row.get("comment"))
-            if port is not None:
-                kept = {k: row[k] for k in MANAGED_ATTRS[kind] if k in row}
-                listing.put(Key(kind, name), kept, port.owner)
-    ours = {(k.kind, k.name) for k in listing.objects}
+        read_objects(listing, owner, kind, rows.get(kind, ()))
     for kind, resource in BINDING_RESOURCE.items():
-        for row in rows.get(resource, ()):
-            found = binding_key(kind, row)
-            if found is not None and (BINDING_PARENT[kind], found.name) in ours:
-                listing.put(found, {})  # a binding is its key: nothing to compare
+        read_bindings(listing, kind, rows.get(resource, ()))
     return listing
+
+
+def read_objects(
+    listing: Listing, owner: str | Owner, kind: str, rows: Iterable[Mapping[str, Any]]
+) -> None:
+    """Add the objects of ``kind`` (``lbvserver``, ...) among ``rows`` that are this
+    instance's: their name has its prefix and their comment names exactly its owner key.
+    Rows may come a page at a time."""
+    for row in rows:
+        name = str(row.get(KEY_FIELD[kind], ""))
+        port = owner_of(owner, name, row.get("comment"))
+        if port is not None:
+            kept = {k: row[k] for k in MANAGED_ATTRS[kind] if k in row}
+            listing.put(Key(kind, name), kept, port.owner)
+
+
+def read_bindings(listing: Listing, kind: str, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Add the bindings of ``kind`` (``member``, ...) among ``rows`` whose parent object is
+    already in the listing (read the objects first)."""
+    parent = BINDING_PARENT[kind]
+    for row in rows:
+        found = binding_key(kind, row)
+        if found is not None and Key(parent, found.name) in listing.objects:
+            listing.put(found, NO_ATTRS)

@@ -26,10 +26,12 @@ from lbctl.adc.state import (
     BINDING_RESOURCE,
     KEY_FIELD,
     MANAGED_ATTRS,
+    NO_ATTRS,
     OBJECT_KINDS,
     Key,
     Listing,
-    read_listing,
+    read_bindings,
+    read_objects,
 )
 from lbctl.nitro.client import NitroClient
 from lbctl.nitro.errors import AlreadyExists, AuthFailed, NitroError, NoSuchResource, Unavailable
@@ -37,7 +39,7 @@ from lbctl.nitro.errors import AlreadyExists, AuthFailed, NitroError, NoSuchReso
 log = structlog.get_logger(__name__)
 
 ADC_FAILED = "lbctl.io/ADCConfigFailed"
-LISTED = (*OBJECT_KINDS, *BINDING_RESOURCE.values())
+SERVER_ATTRS = ("name", "ipaddress", "comment")
 
 
 @dataclass
@@ -95,16 +97,28 @@ class AdcSync:
             return await self._refresh()
 
     async def _refresh(self) -> set[str]:
-        rows: dict[str, list[dict[str, Any]]] = {}
+        """Objects a page at a time, then each kind of binding in one bulk GET (``Listing``
+        keeps only lbctl's, so the parsed rows of one reply at a time are all it holds)."""
+        listing = Listing()
         self._journal = []
         try:
-            for resource in LISTED:
-                bulk = resource in BINDING_RESOURCE.values()
-                attrs = MANAGED_ATTRS.get(resource) or BINDING_ATTRS.get(resource)
-                rows[resource] = await self._client.get(resource, bulkbindings=bulk, attrs=attrs)
-            listing = read_listing(self._owner, rows)
-            servers = await self._client.get("server", attrs=["name", "ipaddress", "comment"])
-            self._servers = {str(s.get("name")): str(s.get("comment") or "") for s in servers}
+            for kind in OBJECT_KINDS:
+                async for page in self._client.pages(kind, attrs=MANAGED_ATTRS[kind]):
+                    read_objects(listing, self._owner, kind, page)
+            in_use: set[str] = set()
+            for kind, resource in BINDING_RESOURCE.items():
+                rows = await self._client.get(
+                    resource, bulkbindings=True, attrs=BINDING_ATTRS[resource]
+                )
+                read_bindings(listing, kind, rows)
+                if kind == "member":
+                    in_use = {str(m.get("ip") or m.get("servername")) for m in rows}
+                del rows
+            self._servers = {
+                str(s.get("name")): str(s.get("comment") or "")
+                async for page in self._client.pages("server", attrs=SERVER_ATTRS)
+                for s in page
+            }
             await self.check_features()
             for op, owner in self._journal:
                 _record(listing, op, owner)
@@ -112,10 +126,7 @@ class AdcSync:
             self._journal = None
         self._listing = listing
         self.passes += 1
-        members = rows[BINDING_RESOURCE["member"]]
-        await self._delete_unused_servers(
-            {str(m.get("ip") or m.get("servername")) for m in members}
-        )
+        await self._delete_unused_servers(in_use)
         return self._listing.owner_keys()
 
     async def check_features(self) -> None:
@@ -364,7 +375,9 @@ def _batch_key(op: Op) -> object:
 
 def _record(listing: Listing, op: Op, owner: str) -> None:
     """Apply a successful write to a listing."""
-    if op.action in ("add", "bind"):
+    if op.action == "bind":
+        listing.put(op.key, NO_ATTRS)
+    elif op.action == "add":
         listing.put(op.key, dict(op.attrs), owner)
     elif op.action == "update":
         if op.key in listing.objects:

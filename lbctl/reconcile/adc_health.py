@@ -1,5 +1,7 @@
 """Health from the NetScaler itself: each lb vserver's state and how many of its members the
-NetScaler sees UP, read for every vserver in one request per pass (``stat/lbvserver``).
+NetScaler sees UP, read for every vserver in a pass of paged GETs (``config/lbvserver`` with
+``attrs=name,curstate,activeservices,totalservices``: about 100 bytes a vserver, where
+``stat/lbvserver`` sends some 60 counters, 1.5 KB, that lbctl does not read).
 
 Nothing else tells a Service's owner that traffic cannot flow (no member passes its
 monitor); the Service's ``NetScalerConfigured`` condition says it in its message, and a
@@ -10,22 +12,26 @@ reads DOWN): that was a Warning and two status writes for a new Service now and 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lbctl.nitro.client import NitroClient
 from lbctl.reconcile.adc import AdcSync
 
+ATTRS = ("name", "curstate", "activeservices", "totalservices")
+"""What a pass reads of each lb vserver (read-only attributes of NITRO's ``lbvserver``)."""
+
 
 @dataclass(frozen=True)
 class VserverHealth:
     name: str
     state: str
-    """NITRO's ``state``: UP, DOWN, OUT OF SERVICE, ..."""
+    """NITRO's ``curstate``: UP, DOWN, OUT OF SERVICE, ..."""
     up: int
-    """Members (services) the NetScaler sees UP (``actsvcs``)."""
+    """Members (services) the NetScaler sees UP (``activeservices``)."""
     total: int
-    """``actsvcs`` + ``inactsvcs``."""
+    """Members bound (``totalservices``)."""
 
 
 @dataclass(frozen=True)
@@ -67,23 +73,30 @@ class AdcHealth:
         self._writing.discard(owner)
 
     async def refresh(self) -> None:
-        """One pass: one NITRO request, whatever the number of Services.  Raises NitroError."""
+        """One pass: one GET per page of ``page_size`` vservers, each of a bounded size.  Raises
+        NitroError.  A Service not all of whose vservers were read (gone from the ADC, or
+        missed by the pages: see :meth:`NitroClient.pages`) keeps its health as it was; one
+        without vservers any more loses it."""
         self._written_during_pass = set(self._writing)
-        rows = {str(r.get("name")): r for r in await self._client.stats("lbvserver")}
+        owners = self._adc.vservers()
         found: dict[str, list[VserverHealth]] = {}
-        for name, owner in self._adc.vservers().items():
-            row = rows.get(name)
-            if row is None or owner in self._written_during_pass:
-                continue
-            up = int(row.get("actsvcs") or 0)
-            total = up + int(row.get("inactsvcs") or 0)
-            found.setdefault(owner, []).append(
-                VserverHealth(name, str(row.get("state") or "UNKNOWN"), up, total)
-            )
-        for owner in set(self.by_service) - set(found) - self._written_during_pass:
+        async for page in self._client.pages("lbvserver", attrs=ATTRS):
+            for row in page:
+                name = str(row.get("name"))
+                owner = owners.get(name)
+                if owner is None or owner in self._written_during_pass:
+                    continue
+                up = int(row.get("activeservices") or 0)
+                total = max(up, int(row.get("totalservices") or 0))
+                state = str(row.get("curstate") or "UNKNOWN")
+                found.setdefault(owner, []).append(VserverHealth(name, state, up, total))
+        expected = Counter(owners.values())
+        for owner in set(self.by_service) - set(expected) - self._written_during_pass:
             del self.by_service[owner]
             self.went_down.discard(owner)
         for owner, vservers in found.items():
+            if len(vservers) < expected[owner]:
+                continue
             health = Health(tuple(sorted(vservers, key=lambda v: v.name)))
             before = self.by_service.get(owner)
             if before == health:

@@ -179,7 +179,7 @@ async def test_the_service_shows_what_the_netscaler_sees_of_its_members(
     simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
 ) -> None:  # fmt: skip
     """The lb vservers' state and members UP are read for all vservers in one request per
-    pass; while all is UP the Service's condition says only what is served (health passes
+    pass (a page of up to 1,000); while all is UP the Service's condition says only what is served (health passes
     write nothing); a vserver going DOWN (no member passes its monitor) is in the message
     and a Warning Event."""
     await nodes(f"{namespace}-a", "10.10.0.1")
@@ -198,10 +198,10 @@ async def test_the_service_shows_what_the_netscaler_sees_of_its_members(
     assert nitro is not None
     assert health is not None
     await eventually(lambda: health.passes > 0, what="a health pass")
-    passes, stat_requests = health.passes, nitro.requests[("stat/lbvserver", "GET")]
+    passes, reads = health.passes, nitro.requests[("lbvserver", "GET")]
     status_writes = running.runtime.client.calls[("services/status", "patch")]
     await eventually(lambda: health.passes >= passes + 2, what="two more passes")
-    assert nitro.requests[("stat/lbvserver", "GET")] - stat_requests == health.passes - passes
+    assert nitro.requests[("lbvserver", "GET")] - reads == health.passes - passes  # a page each
     assert running.runtime.client.calls[("services/status", "patch")] == status_writes
 
     assert simulator.sim.set_probe("DOWN", {"servicegroupname": f"{base}_sgp"}) == 2

@@ -78,6 +78,26 @@ async def test_get_all_bindings_and_count(mock: respx.MockRouter, client: NitroC
     assert await client.count("lbvserver") == 7
 
 
+async def test_pages_ask_for_each_page_until_a_short_one(mock: respx.MockRouter) -> None:
+    names = [f"vs{i}" for i in range(5)]
+
+    def page(request: httpx.Request) -> httpx.Response:
+        size, number = int(request.url.params["pagesize"]), int(request.url.params["pageno"])
+        rows = [{"name": n} for n in names[(number - 1) * size : number * size]]
+        return httpx.Response(200, json={"errorcode": 0, **({"lbvserver": rows} if rows else {})})
+
+    route = mock.get("/lbvserver").mock(side_effect=page)
+    nitro = NitroClient(URL, Credentials("nsroot", SECRET), sleep=no_sleep, page_size=2)
+    found = [[r["name"] for r in rows] async for rows in nitro.pages("lbvserver", attrs=["name"])]
+    assert found == [["vs0", "vs1"], ["vs2", "vs3"], ["vs4"]]
+    sent = [dict(call.request.url.params) for call in route.calls]
+    assert sent == [{"attrs": "name", "pagesize": "2", "pageno": str(n)} for n in (1, 2, 3)]
+    names[:] = names[:4]  # a full last page: one more request, which finds none
+    assert len([rows async for rows in nitro.pages("lbvserver")]) == 2
+    assert route.call_count == 6
+    await nitro.aclose()
+
+
 async def test_writes_use_documented_methods_and_payloads(
     mock: respx.MockRouter, client: NitroClient
 ) -> None:

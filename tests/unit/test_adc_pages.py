@@ -1,0 +1,111 @@
+"""lbctl reads the NetScaler a page at a time (NITRO's ``pagesize``/``pageno``), against the
+NITRO simulator with pages of two objects, next to another instance's objects."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from lbctl.adc.plan import Node
+from lbctl.nitro.client import Credentials, NitroClient
+from lbctl.nitro.simulator import Simulator
+from lbctl.reconcile.adc import AdcSync
+from lbctl.reconcile.adc_health import AdcHealth
+from tests.peer_check_netscaler import CRITICAL, check_netscaler
+
+NODES = [Node(f"n{i}", f"10.0.0.{i}", ready=True, excluded=False) for i in (1, 2, 3)]
+PASSWORD = "nsroot"
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "shop", "name": name, "annotations": {}},
+        "spec": {
+            "type": "LoadBalancer",
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}],
+        },
+    }
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator(username="nsroot", password=PASSWORD)
+
+
+@pytest.fixture
+async def url(sim: Simulator) -> AsyncIterator[str]:
+    async with sim.serve() as base:
+        yield base
+
+
+@pytest.fixture
+async def client(url: str) -> AsyncIterator[NitroClient]:
+    nitro = NitroClient(url, Credentials("nsroot", PASSWORD), page_size=2)
+    yield nitro
+    await nitro.aclose()
+
+
+@pytest.fixture
+async def configured(client: NitroClient) -> dict[str, str]:
+    """Five Services of lbctl "k8s" and two of another instance on one NetScaler; lbctl's
+    lb vservers (name → Service)."""
+    ours = AdcSync(client, "k8s", lambda: NODES, lambda _: [])
+    theirs = AdcSync(client, "other", lambda: NODES, lambda _: [])
+    for i in range(5):
+        assert (await ours.ensure(service(f"web{i}"), [f"192.0.2.{i + 1}"])).retry is None
+    for i in range(2):
+        assert (await theirs.ensure(service(f"db{i}"), [f"192.0.2.{i + 11}"])).retry is None
+    await ours.refresh()
+    vservers = ours.vservers()
+    assert len(vservers) == 5
+    return vservers
+
+
+async def test_a_listing_read_in_pages_is_the_whole_listing(
+    sim: Simulator, client: NitroClient, configured: dict[str, str]
+) -> None:
+    sim.requests.clear()
+    fresh = AdcSync(client, "k8s", lambda: NODES, lambda _: [])
+    owners = await fresh.refresh()
+    assert owners == set(configured.values())
+    assert fresh.vservers() == configured
+    pages = [r.query.get("pageno") for r in sim.requests if r.resource == "lbvserver"]
+    assert pages == ["1", "2", "3", "4"]  # 7 vservers, 2 a page
+    for i in range(5):  # nothing was missed: each Service is as it should be
+        outcome = await fresh.ensure(service(f"web{i}"), [f"192.0.2.{i + 1}"])
+        assert (outcome.retry, outcome.writes) == (None, 0)
+
+
+async def test_health_read_in_pages_agrees_with_a_peer_client(
+    sim: Simulator, url: str, client: NitroClient, configured: dict[str, str]
+) -> None:
+    down = next(name for name, owner in configured.items() if owner.endswith("web3"))
+    assert sim.set_probe("DOWN", {"servicegroupname": down.removesuffix("_lbv") + "_sgp"}) == 3
+    changed: list[str] = []
+    sync = AdcSync(client, "k8s", lambda: NODES, lambda _: [])
+    await sync.refresh()
+    health = AdcHealth(client, sync, changed.append)
+    await health.refresh()
+    assert sorted(changed) == sorted(configured.values())
+    seen = {
+        v.name: (v.state, str(v.up), str(v.total))
+        for h in health.by_service.values()
+        for v in h.vservers
+    }
+    # check_netscaler reads the same attributes of every lb vserver in one unpaged GET.
+    fields = ("curstate", "activeservices", "totalservices")
+    code, out = await check_netscaler(
+        url, PASSWORD, "-C", "matches", "-o", "lbvserver", "--endpoint", "config",
+        "-n", ",".join(fields), "-L", "name", "-w", "UNKNOWN", "-c", "DOWN",
+    )  # fmt: skip
+    assert code == CRITICAL, out
+    readings: dict[str, dict[str, str]] = {}
+    for field, name, value in re.findall(r'lbvserver\.(\w+)\[([^]]+)\]: "([^"]*)"', out):
+        readings.setdefault(name, {})[field] = value
+    peer = {name: tuple(r[f] for f in fields) for name, r in readings.items() if name in seen}
+    assert peer == seen
+    assert seen[down] == ("DOWN", "0", "3")
+    assert {state for name, (state, _, _) in seen.items() if name != down} == {"UP"}
