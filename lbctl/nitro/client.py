@@ -228,14 +228,6 @@ class NitroClient:
                 return
             pageno += 1
 
-    async def stats(self, resource: str) -> list[JSON]:
-        """Statistics of every object of ``resource`` in one request (``GET
-        /nitro/v1/stat/<resource>``, NITRO's statistics API), e.g. ``lbvserver``: ``state``,
-        ``vslbhealth``, ``actsvcs``, ``inactsvcs`` per lb vserver."""
-        operation = Operation("stat", resource)
-        data = await self._call("GET", resource, None, operation, {}, kind="stat")
-        return _objects(operation, resource, data)
-
     async def count(self, resource: str) -> int:
         data = await self._call(
             "GET", resource, None, Operation("count", resource), {"count": "yes"}
@@ -316,17 +308,16 @@ class NitroClient:
         body: JSON | None = None,
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
-        kind: str = "config",
     ) -> JSON:
-        """``kind``: ``config`` or ``stat`` (``/nitro/v1/<kind>/<resource>[/<name>]``)."""
-        path = f"{kind}/{resource}" + (f"/{_encode(name)}" if name is not None else "")
+        """One request to ``/nitro/v1/config/<resource>[/<name>]``, logging in again once if
+        the session expired."""
+        path = f"config/{resource}" + (f"/{_encode(name)}" if name is not None else "")
         for relogged in (False, True):
             if self._token is None and not self._stateless():
                 await self._relogin(None)
             token = self._token
-            metric = resource if kind == "config" else f"{kind}/{resource}"
             response = await self._send(
-                method, path, operation, query, body, timeout, headers, metric=metric
+                method, path, operation, query, body, timeout, headers, metric=resource
             )
             data = self._decode(operation, response)
             code = _errorcode(data)
@@ -426,7 +417,7 @@ class NitroClient:
 
 def _objects(operation: Operation, resource: str, data: JSON) -> list[JSON]:
     """The objects under ``resource`` in a reply: a missing key means none, a single object
-    (``nsfeature``, a stat of one object) is a list of one; anything else is malformed."""
+    (``nsfeature``) is a list of one; anything else is malformed."""
     items = data.get(resource, [])
     if isinstance(items, dict):
         items = [items]
