@@ -314,6 +314,8 @@ class AdcSync:
                     if op.action in ("delete", "unbind"):
                         self._released |= _member_ips(listing, op.key)
                     _record(listing, op, owner)
+                    if self._listing is not None and self._listing is not listing:
+                        _record(self._listing, op, owner)  # read since this began
                     if self._journal is not None:
                         self._journal.append((op, owner))
                     continue

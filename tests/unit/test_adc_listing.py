@@ -1,12 +1,15 @@
-"""lbctl reads the NetScaler a page at a time (NITRO's ``pagesize``/``pageno``), against the
-NITRO simulator with pages of two objects, next to another instance's objects."""
+"""lbctl's listing of the NetScaler, against the NITRO simulator: read a page at a time
+(NITRO's ``pagesize``/``pageno``; pages of two objects here) next to another instance's
+objects, and true to what lbctl wrote while it was being read."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from lbctl.adc.plan import Node
@@ -109,3 +112,66 @@ async def test_health_read_in_pages_agrees_with_a_peer_client(
     assert peer == seen
     assert seen[down] == ("DOWN", "0", "3")
     assert {state for name, (state, _, _) in seen.items() if name != down} == {"UP"}
+
+
+class Gate(httpx.AsyncBaseTransport):
+    """Holds requests back: ``hold(test, until)`` makes each request ``test`` accepts wait for
+    ``until()`` before it is sent."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._holds: list[tuple[Callable[[httpx.Request], bool], Callable[[], Awaitable[Any]]]] = []
+
+    def hold(
+        self, test: Callable[[httpx.Request], bool], until: Callable[[], Awaitable[Any]]
+    ) -> None:
+        self._holds.append((test, until))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for test, until in self._holds:
+            if test(request):
+                await until()
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_writes_that_go_on_while_the_listing_is_read_are_in_the_listing_read(
+    url: str,
+) -> None:
+    """A Service's configuration began on the old listing; a drift pass reads the ADC while
+    its first write is under way and is done before its next ones.  The new listing has
+    them all: configuring the Service again writes nothing (it was "already exists" errors,
+    a Warning Event each, for Services created during a drift pass)."""
+    gate = Gate()
+    nitro = NitroClient(url, Credentials("nsroot", PASSWORD), transport=gate, page_size=2)
+    sync = AdcSync(nitro, "k8s", lambda: NODES, lambda _: [])
+    await sync.refresh()
+    writing, reading, read = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    writes = 0
+
+    def first_write(request: httpx.Request) -> bool:
+        nonlocal writes
+        if request.method != "POST":
+            return False
+        writes += 1
+        return writes == 1
+
+    async def when_read_begins() -> None:
+        writing.set()
+        await reading.wait()
+
+    gate.hold(lambda r: r.method == "GET" and r.url.params.get("pageno") == "1",
+              lambda: asyncio.sleep(0, reading.set()))  # fmt: skip
+    gate.hold(first_write, when_read_begins)
+    gate.hold(lambda r: r.method == "POST" and writes > 1, read.wait)
+    configuring = asyncio.create_task(sync.ensure(service("web"), ["192.0.2.1"]))
+    await writing.wait()
+    await sync.refresh()
+    read.set()
+    outcome = await configuring
+    assert (outcome.retry, writes) == (None, 4)  # monitor, group, vserver, members+binding
+    again = await sync.ensure(service("web"), ["192.0.2.1"])
+    assert (again.retry, again.port_errors, again.writes) == (None, {}, 0)
+    await nitro.aclose()
