@@ -162,8 +162,10 @@ async def test_writes_that_go_on_while_the_listing_is_read_are_in_the_listing_re
         writing.set()
         await reading.wait()
 
-    gate.hold(lambda r: r.method == "GET" and r.url.params.get("pageno") == "1",
-              lambda: asyncio.sleep(0, reading.set()))  # fmt: skip
+    async def read_begins() -> None:
+        reading.set()
+
+    gate.hold(lambda r: r.method == "GET" and r.url.params.get("pageno") == "1", read_begins)
     gate.hold(first_write, when_read_begins)
     gate.hold(lambda r: r.method == "POST" and writes > 1, read.wait)
     configuring = asyncio.create_task(sync.ensure(service("web"), ["192.0.2.1"]))
