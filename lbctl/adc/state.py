@@ -60,8 +60,10 @@ class Key:
     sub: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # One string per object name, however many bindings and indexes refer to it.
+        # One string per object name, node IP and port, however many keys refer to it.
         object.__setattr__(self, "name", sys.intern(self.name))
+        if self.sub:
+            object.__setattr__(self, "sub", tuple(sys.intern(s) for s in self.sub))
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}" + (f" {'/'.join(self.sub)}" if self.sub else "")
@@ -102,35 +104,51 @@ def binding_key(kind: str, item: Mapping[str, Any]) -> Key | None:
 
 
 class Listing:
-    """One instance's objects on the ADC (under its owner key), indexed by Service and parent."""
+    """One instance's objects on the ADC (under its owner key), indexed by Service and parent.
+
+    Held for every Service (about 2 KiB each), so the indexes are lists, not sets: a Service
+    owns a handful of objects, a parent a handful of bindings."""
 
     def __init__(self) -> None:
         self.objects: State = {}
         self._owner: dict[Key, str] = {}
-        self._by_owner: dict[str, set[Key]] = {}
-        self._children: dict[tuple[str, str], set[Key]] = {}
+        self._by_owner: dict[str, list[Key]] = {}
+        self._children: dict[Key, list[Key]] = {}
+        """Parent object's key → its bindings' keys."""
 
     def put(self, key: Key, attrs: Attrs, owner: str | None = None) -> None:
         """Add or replace an object (with its owning Service) or a binding."""
+        known = key in self.objects
         self.objects[key] = attrs
         if key.kind in BINDING_KINDS:
-            self._children.setdefault((BINDING_PARENT[key.kind], key.name), set()).add(key)
-        elif owner is not None:
+            children = self._children.setdefault(Key(BINDING_PARENT[key.kind], key.name), [])
+            if not known:
+                children.append(key)
+        elif owner is not None and self._owner.get(key) != owner:
+            self._forget_owner(key)
             self._owner[key] = owner
-            self._by_owner.setdefault(owner, set()).add(key)
+            self._by_owner.setdefault(owner, []).append(key)
 
     def drop(self, key: Key) -> None:
         """Remove an object, and the bindings the ADC removes with it."""
-        self.objects.pop(key, None)
+        known = self.objects.pop(key, None) is not None
         if key.kind in BINDING_KINDS:
-            self._children.get((BINDING_PARENT[key.kind], key.name), set()).discard(key)
+            parent = Key(BINDING_PARENT[key.kind], key.name)
+            children = self._children.get(parent)
+            if known and children is not None:
+                children.remove(key)
+                if not children:
+                    del self._children[parent]
             return
-        for child in self._children.pop((key.kind, key.name), set()):
+        for child in self._children.pop(key, ()):
             self.objects.pop(child, None)
+        self._forget_owner(key)
+
+    def _forget_owner(self, key: Key) -> None:
         owner = self._owner.pop(key, None)
         if owner is not None:
             keys = self._by_owner[owner]
-            keys.discard(key)
+            keys.remove(key)
             if not keys:
                 del self._by_owner[owner]
 
@@ -139,12 +157,12 @@ class Listing:
         found: State = {}
         for key in self._by_owner.get(owner, ()):
             found[key] = self.objects[key]
-            for child in self._children.get((key.kind, key.name), ()):
+            for child in self._children.get(key, ()):
                 found[child] = self.objects[child]
         return found
 
     def of_parent(self, key: Key) -> set[Key]:
-        return set(self._children.get((key.kind, key.name), ()))
+        return set(self._children.get(key, ()))
 
     def owns(self, owner: str) -> bool:
         return owner in self._by_owner

@@ -1,0 +1,54 @@
+"""Listing's indexes agree with a plain model of the ADC's objects, whatever the order of puts
+and drops (a binding may come before its parent, as a journal replay puts it)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lbctl.adc.state import BINDING_KINDS, BINDING_PARENT, OBJECT_KINDS, Key, Listing
+
+NAMES = st.just("a")
+OBJECT = st.builds(Key, st.sampled_from(OBJECT_KINDS), NAMES)
+BINDING = st.builds(
+    Key, st.sampled_from(BINDING_KINDS), NAMES, st.tuples(st.sampled_from(["10.0.0.1", "x"]))
+)
+OWNERS = st.sampled_from(["ns/one", "ns/two"])
+STEP = st.one_of(
+    st.tuples(st.just("put"), OBJECT, OWNERS),
+    st.tuples(st.just("put"), BINDING, st.none()),
+    st.tuples(st.just("drop"), st.one_of(OBJECT, BINDING), st.none()),
+)
+
+
+def parent(key: Key) -> Key:
+    return Key(BINDING_PARENT[key.kind], key.name)
+
+
+@settings(max_examples=500)
+@given(st.lists(STEP, max_size=40))
+def test_listing_matches_a_model(steps: list[tuple[str, Key, str | None]]) -> None:
+    listing = Listing()
+    objects: dict[Key, str | None] = {}  # key → owner (None for a binding)
+    for n, (action, key, owner) in enumerate(steps):
+        if action == "put":
+            listing.put(key, {"n": n}, owner)
+            objects[key] = owner
+        else:
+            listing.drop(key)
+            objects.pop(key, None)
+            if key.kind in OBJECT_KINDS:  # the ADC removes its bindings with it
+                for gone in [k for k in objects if k.kind in BINDING_KINDS and parent(k) == key]:
+                    del objects[gone]
+    assert set(listing.objects) == set(objects)
+    owners = {o for o in objects.values() if o is not None}
+    assert listing.owner_keys() == owners
+    for owner in ("ns/one", "ns/two"):
+        mine = {k for k, o in objects.items() if o == owner}
+        under = {k for k in objects if k.kind in BINDING_KINDS and parent(k) in mine}
+        assert set(listing.of(owner)) == mine | under
+        assert listing.owns(owner) == (owner in owners)
+    for key in objects:
+        if key.kind in OBJECT_KINDS:
+            children = {k for k in objects if k.kind in BINDING_KINDS and parent(k) == key}
+            assert listing.of_parent(key) == children
