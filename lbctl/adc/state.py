@@ -183,23 +183,29 @@ def read_listing(owner: str | Owner, rows: Mapping[str, Iterable[Mapping[str, An
 
 def read_objects(
     listing: Listing, owner: str | Owner, kind: str, rows: Iterable[Mapping[str, Any]]
-) -> None:
-    """Add the objects of ``kind`` (``lbvserver``, ...) among ``rows`` that are this
-    instance's: their name has its prefix and their comment names exactly its owner key.
-    Rows may come a page at a time."""
+) -> list[Key]:
+    """Put the objects of ``kind`` (``lbvserver``, ...) among ``rows`` that are this
+    instance's (their name has its prefix and their comment names exactly its owner key)
+    into ``listing``; their keys.  Rows may come a page at a time."""
+    found: list[Key] = []
     for row in rows:
         name = str(row.get(KEY_FIELD[kind], ""))
         port = owner_of(owner, name, row.get("comment"))
         if port is not None:
-            kept = {k: row[k] for k in MANAGED_ATTRS[kind] if k in row}
-            listing.put(Key(kind, name), kept, port.owner)
+            key = Key(kind, name)
+            listing.put(key, {k: row[k] for k in MANAGED_ATTRS[kind] if k in row}, port.owner)
+            found.append(key)
+    return found
 
 
-def read_bindings(listing: Listing, kind: str, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Add the bindings of ``kind`` (``member``, ...) among ``rows`` whose parent object is
-    already in the listing (read the objects first)."""
+def read_bindings(listing: Listing, kind: str, rows: Iterable[Mapping[str, Any]]) -> list[Key]:
+    """Put the bindings of ``kind`` (``member``, ...) among ``rows`` whose parent object is
+    in ``listing`` (read the objects first); their keys."""
     parent = BINDING_PARENT[kind]
+    found: list[Key] = []
     for row in rows:
-        found = binding_key(kind, row)
-        if found is not None and Key(parent, found.name) in listing.objects:
-            listing.put(found, NO_ATTRS)
+        key = binding_key(kind, row)
+        if key is not None and Key(parent, key.name) in listing.objects:
+            listing.put(key, NO_ATTRS)
+            found.append(key)
+    return found

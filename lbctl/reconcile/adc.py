@@ -97,20 +97,24 @@ class AdcSync:
             return await self._refresh()
 
     async def _refresh(self) -> set[str]:
-        """Objects a page at a time, then each kind of binding in one bulk GET (``Listing``
-        keeps only lbctl's, so the parsed rows of one reply at a time are all it holds)."""
-        listing = Listing()
+        """Read the ADC into the listing in use, where the ADC workers go on reading and
+        recording meanwhile (a second listing of every Service's objects would double what
+        lbctl holds for a while); what it no longer has goes once all is read.  Objects come a
+        page at a time, each kind of binding in one bulk GET.  Raises NitroError (the listing
+        is then partly read: a hint still, as ever)."""
+        listing = self._listing or Listing()
+        seen: set[Key] = set()
         self._journal = []
         try:
             for kind in OBJECT_KINDS:
                 async for page in self._client.pages(kind, attrs=MANAGED_ATTRS[kind]):
-                    read_objects(listing, self._owner, kind, page)
+                    seen.update(read_objects(listing, self._owner, kind, page))
             in_use: set[str] = set()
             for kind, resource in BINDING_RESOURCE.items():
                 rows = await self._client.get(
                     resource, bulkbindings=True, attrs=BINDING_ATTRS[resource]
                 )
-                read_bindings(listing, kind, rows)
+                seen.update(read_bindings(listing, kind, rows))
                 if kind == "member":
                     in_use = {str(m.get("ip") or m.get("servername")) for m in rows}
                 del rows
@@ -120,7 +124,9 @@ class AdcSync:
                 for s in page
             }
             await self.check_features()
-            for op, owner in self._journal:
+            for key in [k for k in listing.objects if k not in seen]:
+                listing.drop(key)
+            for op, owner in self._journal:  # written meanwhile, maybe after their GET
                 _record(listing, op, owner)
         finally:
             self._journal = None

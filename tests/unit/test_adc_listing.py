@@ -82,6 +82,32 @@ async def test_a_listing_read_in_pages_is_the_whole_listing(
         assert (outcome.retry, outcome.writes) == (None, 0)
 
 
+async def test_a_listing_read_again_drops_what_went_and_keeps_what_is_not_ours_out(
+    client: NitroClient, configured: dict[str, str]
+) -> None:
+    """The drift pass reads into the listing in use: what was removed by hand goes from it
+    (and is put back), what is someone else's never enters it."""
+    sync = AdcSync(client, "k8s", lambda: NODES, lambda _: [])
+    await sync.refresh()
+    web1 = next(name for name, owner in configured.items() if owner.endswith("web1"))
+    web2 = next(name for name, owner in configured.items() if owner.endswith("web2"))
+    await client.delete("lbvserver", web2)  # its binding to the service group goes with it
+    group = web1.removesuffix("_lbv") + "_sgp"
+    member = "servicegroup_servicegroupmember_binding"
+    await client.unbind(member, group, {"ip": "10.0.0.2", "port": 30080})
+    await client.add("lbvserver", {"name": "k8s-by-hand", "servicetype": "TCP",
+                                   "ipv46": "192.0.2.99", "port": 80})  # fmt: skip
+    assert await sync.refresh() == set(configured.values())  # web2 keeps its service group
+    assert sync.vservers() == {k: v for k, v in configured.items() if k != web2}
+    again = await sync.ensure(service("web1"), ["192.0.2.2"])
+    assert (again.retry, again.writes) == (None, 1)  # the member, and only it
+    again = await sync.ensure(service("web2"), ["192.0.2.3"])
+    assert (again.retry, again.writes) == (None, 2)  # the vserver and its binding
+    for i in range(5):
+        outcome = await sync.ensure(service(f"web{i}"), [f"192.0.2.{i + 1}"])
+        assert (outcome.retry, outcome.writes) == (None, 0)
+
+
 async def test_health_read_in_pages_agrees_with_a_peer_client(
     sim: Simulator, url: str, client: NitroClient, configured: dict[str, str]
 ) -> None:
