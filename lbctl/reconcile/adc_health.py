@@ -12,6 +12,7 @@ reads DOWN): that was a Warning and two status writes for a new Service now and 
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ ATTRS = ("name", "curstate", "activeservices", "totalservices")
 """What a pass reads of each lb vserver (read-only attributes of NITRO's ``lbvserver``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VserverHealth:
     name: str
     state: str
@@ -34,7 +35,7 @@ class VserverHealth:
     """Members bound (``totalservices``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Health:
     vservers: tuple[VserverHealth, ...]
 
@@ -88,8 +89,9 @@ class AdcHealth:
                     continue
                 up = int(row.get("activeservices") or 0)
                 total = max(up, int(row.get("totalservices") or 0))
-                state = str(row.get("curstate") or "UNKNOWN")
-                found.setdefault(owner, []).append(VserverHealth(name, state, up, total))
+                state = sys.intern(str(row.get("curstate") or "UNKNOWN"))
+                vserver = VserverHealth(sys.intern(name), state, up, total)  # as the listing's
+                found.setdefault(owner, []).append(vserver)
         expected = Counter(owners.values())
         for owner in set(self.by_service) - set(expected) - self._written_during_pass:
             del self.by_service[owner]
