@@ -117,9 +117,13 @@ class Listing:
         """Parent object's key → its bindings' keys."""
 
     def put(self, key: Key, attrs: Attrs, owner: str | None = None) -> None:
-        """Add or replace an object (with its owning Service) or a binding."""
-        known = key in self.objects
-        self.objects[key] = attrs
+        """Add or replace an object (with its owning Service) or a binding.  What is already
+        there as it is stays (a drift pass puts everything again: the objects it made would
+        replace long-lived ones for nothing)."""
+        before = self.objects.get(key)
+        known = before is not None
+        if before != attrs:
+            self.objects[key] = attrs
         if key.kind in BINDING_KINDS:
             children = self._children.setdefault(Key(BINDING_PARENT[key.kind], key.name), [])
             if not known:

@@ -30,17 +30,18 @@ def parent(key: Key) -> Key:
 def test_listing_matches_a_model(steps: list[tuple[str, Key, str | None]]) -> None:
     listing = Listing()
     objects: dict[Key, str | None] = {}  # key → owner (None for a binding)
+    attrs: dict[Key, dict[str, int]] = {}
     for n, (action, key, owner) in enumerate(steps):
         if action == "put":
-            listing.put(key, {"n": n}, owner)
-            objects[key] = owner
+            listing.put(key, {"n": n % 2}, owner)
+            objects[key], attrs[key] = owner, {"n": n % 2}
         else:
             listing.drop(key)
             objects.pop(key, None)
             if key.kind in OBJECT_KINDS:  # the ADC removes its bindings with it
                 for gone in [k for k in objects if k.kind in BINDING_KINDS and parent(k) == key]:
                     del objects[gone]
-    assert set(listing.objects) == set(objects)
+    assert listing.objects == {k: attrs[k] for k in objects}
     owners = {o for o in objects.values() if o is not None}
     assert listing.owner_keys() == owners
     for owner in ("ns/one", "ns/two"):
