@@ -158,16 +158,18 @@ def nitro_counts(sim: Simulator) -> tuple[int, int]:
 
 
 def complete_passes(sim: Simulator) -> list[int]:
-    """GETs of each drift pass seen whole (a pass starts with the lb vserver listing; one
-    still running when counting stops is left out)."""
+    """GETs of each drift pass seen whole: a pass starts with the first page of lb vservers
+    and ends with ``nsfeature``; one still running when counting stops is left out."""
     passes: list[int] = []
+    running = 0
     for record in sim.requests:
         if record.method == "GET" and record.name is None and not health_read(record):
             if record.resource == "lbvserver" and record.query.get("pageno") == "1":
-                passes.append(0)
-            if passes:
-                passes[-1] += 1
-    return passes[:-1] if passes and passes[-1] < max(passes) else passes
+                running = 0
+            running += 1
+            if record.resource == "nsfeature":
+                passes.append(running)
+    return passes
 
 
 def listings(sim: Simulator) -> int:
