@@ -211,22 +211,21 @@ class NitroClient:
         self, resource: str, *, attrs: Sequence[str] | None = None
     ) -> AsyncIterator[list[JSON]]:
         """Every object of ``resource``, ``page_size`` at a time (NITRO's ``pagesize`` and
-        ``pageno`` GET options); a page shorter than ``page_size`` is the last.  Raises
-        NitroError.
+        ``pageno`` GET options), the last page first; the number of pages comes from a
+        ``count=yes`` GET before them.  Raises NitroError.
 
-        The pages are separate reads: an object deleted from an earlier page while they are
-        read moves the rest forward, so one may be missed, and one added may be seen twice.
-        lbctl's listings are hints the ADC corrects (a write that finds it otherwise reads
-        the listing again), so this costs a retry, never a wrong write.
+        The pages are separate reads of a list that may change meanwhile.  Read from the end,
+        an object deleted moves only objects of pages still to be read (or one of a page read
+        to the page before it: seen twice), so none is missed; an object added at the end, as
+        NetScaler adds them, moves nothing.  Read from the start, each deletion from a page
+        already read made an object of the next page unseen.  Callers take an object seen
+        twice once.  A page shorter than asked does not end the read: the count does.
         """
-        pageno = 1
-        while True:
+        total = await self.count(resource)
+        for pageno in range(-(-total // self.page_size), 0, -1):
             rows = await self.get(resource, attrs=attrs, page=(self.page_size, pageno))
             if rows:
                 yield rows
-            if len(rows) < self.page_size:
-                return
-            pageno += 1
 
     async def count(self, resource: str) -> int:
         data = await self._call(

@@ -178,10 +178,10 @@ async def test_the_service_shows_what_the_netscaler_sees_of_its_members(
     kube: KubeClient, namespace: str, start_lbctl: StartLbctl,
     simulator: RunningSimulator, nodes: Callable[..., Awaitable[None]],
 ) -> None:  # fmt: skip
-    """The lb vservers' state and members UP are read for all vservers in one request per
-    pass (a page of up to 1,000); while all is UP the Service's condition says only what is served (health passes
-    write nothing); a vserver going DOWN (no member passes its monitor) is in the message
-    and a Warning Event."""
+    """The lb vservers' state and members UP are read for all vservers in two requests per
+    pass (their count, a page of up to 1,000); while all is UP the Service's condition says
+    only what is served (health passes write nothing); a vserver going DOWN (no member
+    passes its monitor) is in the message and a Warning Event."""
     await nodes(f"{namespace}-a", "10.10.0.1")
     await nodes(f"{namespace}-b", "10.10.0.2")
     running = await start_lbctl('["10.154.0.0/28"]', adc=simulator.settings(health_period=0.5))
@@ -201,7 +201,8 @@ async def test_the_service_shows_what_the_netscaler_sees_of_its_members(
     passes, reads = health.passes, nitro.requests[("lbvserver", "GET")]
     status_writes = running.runtime.client.calls[("services/status", "patch")]
     await eventually(lambda: health.passes >= passes + 2, what="two more passes")
-    assert nitro.requests[("lbvserver", "GET")] - reads == health.passes - passes  # a page each
+    read = nitro.requests[("lbvserver", "GET")] - reads
+    assert read == 2 * (health.passes - passes)  # a count and a page each
     assert running.runtime.client.calls[("services/status", "patch")] == status_writes
 
     assert simulator.sim.set_probe("DOWN", {"servicegroupname": f"{base}_sgp"}) == 2

@@ -78,23 +78,51 @@ async def test_get_all_bindings_and_count(mock: respx.MockRouter, client: NitroC
     assert await client.count("lbvserver") == 7
 
 
-async def test_pages_ask_for_each_page_until_a_short_one(mock: respx.MockRouter) -> None:
+async def test_pages_count_then_ask_for_each_page_from_the_last(
+    mock: respx.MockRouter,
+) -> None:
     names = [f"vs{i}" for i in range(5)]
 
     def page(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("count") == "yes":
+            return httpx.Response(200, json={"errorcode": 0, "lbvserver": [{"__count": 5}]})
         size, number = int(request.url.params["pagesize"]), int(request.url.params["pageno"])
         rows = [{"name": n} for n in names[(number - 1) * size : number * size]]
+        if number == 2:
+            rows = rows[:1]  # a short page in the middle
         return httpx.Response(200, json={"errorcode": 0, **({"lbvserver": rows} if rows else {})})
 
     route = mock.get("/lbvserver").mock(side_effect=page)
     nitro = NitroClient(URL, Credentials("nsroot", SECRET), sleep=no_sleep, page_size=2)
     found = [[r["name"] for r in rows] async for rows in nitro.pages("lbvserver", attrs=["name"])]
-    assert found == [["vs0", "vs1"], ["vs2", "vs3"], ["vs4"]]
+    assert found == [["vs4"], ["vs2"], ["vs0", "vs1"]]  # the short page does not end the read
     sent = [dict(call.request.url.params) for call in route.calls]
-    assert sent == [{"attrs": "name", "pagesize": "2", "pageno": str(n)} for n in (1, 2, 3)]
-    names[:] = names[:4]  # a full last page: one more request, which finds none
+    assert sent == [{"count": "yes"}] + [
+        {"attrs": "name", "pagesize": "2", "pageno": str(n)} for n in (3, 2, 1)
+    ]
+    await nitro.aclose()
+
+
+async def test_pages_of_a_resource_that_fills_them_exactly_or_is_empty(
+    mock: respx.MockRouter,
+) -> None:
+    total = 4
+
+    def page(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("count") == "yes":
+            counted = {"lbvserver": [{"__count": total}]} if total else {}
+            return httpx.Response(200, json={"errorcode": 0, **counted})
+        number = int(request.url.params["pageno"])
+        rows = [{"name": f"vs{i}"} for i in range(total)][(number - 1) * 2 : number * 2]
+        return httpx.Response(200, json={"errorcode": 0, "lbvserver": rows})
+
+    route = mock.get("/lbvserver").mock(side_effect=page)
+    nitro = NitroClient(URL, Credentials("nsroot", SECRET), sleep=no_sleep, page_size=2)
     assert len([rows async for rows in nitro.pages("lbvserver")]) == 2
-    assert route.call_count == 6
+    assert route.call_count == 3  # the count and two full pages, no empty one
+    total = 0
+    assert [rows async for rows in nitro.pages("lbvserver")] == []
+    assert route.call_count == 4
     await nitro.aclose()
 
 
