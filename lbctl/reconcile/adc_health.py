@@ -80,7 +80,7 @@ class AdcHealth:
         without vservers any more loses it."""
         self._written_during_pass = set(self._writing)
         owners = self._adc.vservers()
-        found: dict[str, list[VserverHealth]] = {}
+        found: dict[str, dict[str, VserverHealth]] = {}  # by name: pages may show one twice
         async for page in self._client.pages("lbvserver", attrs=ATTRS):
             for row in page:
                 name = str(row.get("name"))
@@ -91,7 +91,7 @@ class AdcHealth:
                 total = max(up, int(row.get("totalservices") or 0))
                 state = sys.intern(str(row.get("curstate") or "UNKNOWN"))
                 vserver = VserverHealth(sys.intern(name), state, up, total)  # as the listing's
-                found.setdefault(owner, []).append(vserver)
+                found.setdefault(owner, {})[vserver.name] = vserver
         expected = Counter(owners.values())
         for owner in set(self.by_service) - set(expected) - self._written_during_pass:
             del self.by_service[owner]
@@ -99,7 +99,7 @@ class AdcHealth:
         for owner, vservers in found.items():
             if len(vservers) < expected[owner]:
                 continue
-            health = Health(tuple(sorted(vservers, key=lambda v: v.name)))
+            health = Health(tuple(vservers[name] for name in sorted(vservers)))
             before = self.by_service.get(owner)
             if before == health:
                 continue

@@ -241,3 +241,47 @@ async def test_an_object_deleted_while_the_pages_are_read_costs_no_other_its_pla
         outcome = await sync.ensure(service(f"web{i}"), [f"192.0.2.{i + 1}"])
         assert (outcome.retry, outcome.port_errors, outcome.writes) == (None, {}, 0), i
     await nitro.aclose()
+
+
+def two_ports(name: str, ports: tuple[int, ...]) -> dict[str, Any]:
+    spec = service(name)
+    spec["spec"]["ports"] = [
+        {"port": port, "protocol": "TCP", "nodePort": 30000 + port} for port in ports
+    ]
+    return spec
+
+
+async def test_health_takes_a_vserver_seen_twice_once(url: str, client: NitroClient) -> None:
+    """A Service's vserver deleted while a health pass reads the pages moves another to the
+    page still to be read: seen twice, it must not stand in for the one that went (the
+    Service's health then lists one vserver twice and forgets the other)."""
+    sync = AdcSync(client, "k8s", lambda: NODES, lambda _: [])
+    assert (await sync.ensure(two_ports("s", (80,)), ["192.0.2.1"])).retry is None
+    assert (await sync.ensure(service("y"), ["192.0.2.2"])).retry is None
+    assert (await sync.ensure(two_ports("s", (80, 443)), ["192.0.2.1"])).retry is None
+    assert (await sync.ensure(service("z"), ["192.0.2.3"])).retry is None
+    order = [r["name"] for r in await client.get("lbvserver", attrs=["name"])]
+    gone, twice = "k8s-shop_s_80-tcp_lbv", "k8s-shop_s_443-tcp_lbv"
+    assert order == [gone, "k8s-shop_y_80-tcp_lbv", twice, "k8s-shop_z_80-tcp_lbv"]
+    gate = Gate()
+    nitro = NitroClient(url, Credentials("nsroot", PASSWORD), transport=gate, page_size=2)
+    changed: list[str] = []
+    health = AdcHealth(nitro, sync, changed.append)
+    await health.refresh()
+    before = health.by_service["shop/s"]
+    assert [v.name for v in before.vservers] == [twice, gone]
+    deleting = False
+
+    async def delete_gone() -> None:
+        nonlocal deleting
+        if deleting:
+            deleting = False
+            await client.delete("lbvserver", gone)
+
+    gate.hold(lambda r: r.url.params.get("pageno") == "1", delete_gone)
+    deleting, changed[:] = True, []
+    await health.refresh()
+    assert not deleting
+    assert health.by_service["shop/s"] == before  # not read whole: as it was
+    assert "shop/s" not in changed
+    await nitro.aclose()
