@@ -216,6 +216,12 @@ class AdcSync:
             raise
         return True
 
+    @property
+    def listed(self) -> bool:
+        """A listing of the ADC is held: not before the first read, nor after a write found
+        the ADC otherwise, until it is read again (meanwhile :meth:`vservers` is empty)."""
+        return self._listing is not None
+
     def vservers(self) -> dict[str, str]:
         """lb vserver name → the Service owning it, as last listed."""
         if self._listing is None:

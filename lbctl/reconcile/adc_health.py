@@ -77,7 +77,10 @@ class AdcHealth:
         """One pass: one GET per page of ``page_size`` vservers, each of a bounded size.  Raises
         NitroError.  A Service not all of whose vservers were read (gone from the ADC, or
         missed by the pages: see :meth:`NitroClient.pages`) keeps its health as it was; one
-        without vservers any more loses it."""
+        without vservers any more loses it.  Without a listing (it is to be read again) there
+        is no pass: not knowing lbctl's vservers is not their being gone."""
+        if not self._adc.listed:
+            return
         self._written_during_pass = set(self._writing)
         owners = self._adc.vservers()
         found: dict[str, dict[str, VserverHealth]] = {}  # by name: pages may show one twice

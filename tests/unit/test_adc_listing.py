@@ -285,3 +285,32 @@ async def test_health_takes_a_vserver_seen_twice_once(url: str, client: NitroCli
     assert health.by_service["shop/s"] == before  # not read whole: as it was
     assert "shop/s" not in changed
     await nitro.aclose()
+
+
+async def test_health_passes_while_the_listing_is_read_again_forget_nothing(
+    sim: Simulator, client: NitroClient, configured: dict[str, str]
+) -> None:
+    """A write that finds the ADC otherwise than listed ("already exists") leaves lbctl
+    without a listing until it is read again; a health pass meanwhile knows no vserver of
+    lbctl's, which is not that they are all gone: their health stays, and a vserver that
+    goes DOWN meanwhile is still said to have gone down."""
+    sync = AdcSync(client, "k8s", lambda: NODES, lambda _: [])
+    await sync.refresh()
+    changed: list[str] = []
+    health = AdcHealth(client, sync, changed.append)
+    await health.refresh()
+    assert set(health.by_service) == set(configured.values())
+    await client.add("lbvserver", {"name": "k8s-shop_web9_80-tcp_lbv", "servicetype": "TCP",
+                                   "ipv46": "192.0.2.9", "port": 80})  # fmt: skip
+    clash = await sync.ensure(service("web9"), ["192.0.2.9"])
+    assert "already exists" in str(clash.retry)
+    assert not sync.listed  # to be read again
+    web3 = next(name for name, owner in configured.items() if owner.endswith("web3"))
+    assert sim.set_probe("DOWN", {"servicegroupname": web3.removesuffix("_lbv") + "_sgp"}) == 3
+    before, changed[:] = dict(health.by_service), []
+    await health.refresh()
+    assert (health.by_service, changed) == (before, [])
+    await sync.refresh()
+    await health.refresh()
+    assert changed == ["shop/web3"]
+    assert health.went_down == {"shop/web3"}
