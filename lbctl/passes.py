@@ -69,7 +69,7 @@ async def save_passes(adc: AdcSync, interval: float) -> None:
 
 
 async def health_passes(health: AdcHealth, period: float) -> None:
-    """Every ``period``: read the state of every lb vserver (one NITRO GET per 1,000)."""
+    """Every ``period``: read the state of every lb vserver (a count, then a GET per 1,000)."""
     while True:
         await asyncio.sleep(period)
         try:

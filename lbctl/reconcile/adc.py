@@ -1,6 +1,6 @@
 """Programs one Service's ADC objects by diff, from a shared listing of lbctl's objects.
 
-The listing (a handful of NITRO GETs, independent of the number of Services) is read at start
+The listing (a handful of NITRO GETs, one more per 1,000 objects of a kind) is read at start
 and on every drift pass; between passes it is kept current by applying each successful write to
 it, so a Service that is already right costs no NITRO request at all and a new one costs only
 its writes.  A write that finds the ADC different from the listing (an object missing or already
