@@ -74,9 +74,10 @@ class AdcHealth:
         self._writing.discard(owner)
 
     async def refresh(self) -> None:
-        """One pass: one GET per page of ``page_size`` vservers, each of a bounded size.  Raises
-        NitroError.  A Service not all of whose vservers were read (gone from the ADC, or
-        missed by the pages: see :meth:`NitroClient.pages`) keeps its health as it was; one
+        """One pass: the vservers' count, then one GET per page of ``page_size`` vservers, each
+        of a bounded size.  Raises NitroError.  A Service not all of whose vservers were read
+        (gone from the ADC, or added since they were counted: see :meth:`NitroClient.pages`)
+        keeps its health as it was; one
         without vservers any more loses it.  Without a listing (it is to be read again) there
         is no pass: not knowing lbctl's vservers is not their being gone."""
         if not self._adc.listed:
