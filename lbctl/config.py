@@ -47,7 +47,8 @@ class AdcSettings:
     NetScaler's own controller offers; coalesced to at most one save per ``save_interval``."""
     save_interval: float = 60.0
     health_period: float = 30.0
-    """Seconds between reads of every lb vserver's state (one NITRO GET per 1,000); 0: never."""
+    """Seconds between reads of every lb vserver's state (a count, then a NITRO GET per 1,000);
+    0: never."""
     workers: int = 8
     """Concurrent NetScaler reconciles (their own queue): NITRO requests in flight at most."""
 
