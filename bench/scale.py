@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from lbctl.adc.state import OBJECT_KINDS
 from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import LocalControlPlane, free_port
@@ -158,17 +159,24 @@ def nitro_counts(sim: Simulator) -> tuple[int, int]:
 
 
 def complete_passes(sim: Simulator) -> list[int]:
-    """GETs of each drift pass seen whole: a pass starts with the first page of lb vservers
-    and ends with ``nsfeature``; one still running when counting stops is left out."""
+    """GETs of each drift pass seen whole, from its first (the count of monitors) to its last
+    (``nsfeature``); one still running when counting stops is left out.  Health passes send
+    the same count of lb vservers as drift passes: every such count is left out, and a drift
+    pass's own added back."""
     passes: list[int] = []
-    running = 0
+    running: int | None = None
     for record in sim.requests:
-        if record.method == "GET" and record.name is None and not health_read(record):
-            if record.resource == "lbvserver" and record.query.get("pageno") == "1":
-                running = 0
-            running += 1
-            if record.resource == "nsfeature":
-                passes.append(running)
+        if record.method != "GET" or record.name is not None or health_read(record):
+            continue
+        counting = record.query.get("count") == "yes"
+        if counting and record.resource == OBJECT_KINDS[0]:
+            running = 0
+        if running is None or (counting and record.resource == "lbvserver"):
+            continue
+        running += 1
+        if record.resource == "nsfeature":
+            passes.append(running + 1)
+            running = None
     return passes
 
 
@@ -315,9 +323,9 @@ async def scenario(
         result["idle_nitro_writes"] = idle_writes
         per_pass = complete_passes(sim)
         result["health_reads"] = health_reads(sim)
-        result["nitro_requests_per_health_pass"] = health_reads(sim) / max(
+        result["nitro_requests_per_health_pass"] = 1 + health_reads(sim) / max(
             1, round(idle / HEALTH_PERIOD)
-        )
+        )  # its count of lb vservers, then its pages
         result["drift_passes"] = len(per_pass)
         result["nitro_requests_per_drift_pass"] = (
             statistics.median(per_pass) + requests / len(per_pass) if per_pass else float("nan")
@@ -348,10 +356,10 @@ ROWS = [
     ("idle_apiserver_writes", "idle: apiserver writes", "", 0),
     ("idle_nitro_writes", "idle: NITRO writes", "", 0),
     ("idle_cpu_s", "idle: lbctl CPU", "s", None),
-    # Objects come in pages of PAGE_SIZE (one more, empty, after a full last page); bindings
-    # of each kind in one GET, then servers and features.
-    ("nitro_requests_per_drift_pass", "NITRO requests per drift pass", "", lambda n: 3 * n + 8),
-    ("nitro_requests_per_health_pass", "NITRO requests per health pass (about)", "", lambda n: n),
+    # Each kind of object: a count, then pages of PAGE_SIZE; bindings of each kind in one GET;
+    # servers (a count and a page here), then features.
+    ("nitro_requests_per_drift_pass", "NITRO requests per drift pass", "", lambda n: 3 * n + 9),
+    ("nitro_requests_per_health_pass", "NITRO requests per health pass", "", lambda n: n + 1),
 ]
 
 
