@@ -77,9 +77,9 @@ class AdcHealth:
         """One pass: the vservers' count, then one GET per page of ``page_size`` vservers, each
         of a bounded size.  Raises NitroError.  A Service not all of whose vservers were read
         (gone from the ADC, or added since they were counted: see :meth:`NitroClient.pages`)
-        keeps its health as it was; one
-        without vservers any more loses it.  Without a listing (it is to be read again) there
-        is no pass: not knowing lbctl's vservers is not their being gone."""
+        keeps its health as it was; one without vservers any more loses it.  Without a listing
+        (it is to be read again) there is no pass: not knowing lbctl's vservers is not their
+        being gone."""
         if not self._adc.listed:
             return
         self._written_during_pass = set(self._writing)
