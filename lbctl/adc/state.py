@@ -165,6 +165,10 @@ class Listing:
                 found[child] = self.objects[child]
         return found
 
+    def owned(self, kind: str) -> dict[str, str]:
+        """Name → owning Service of each object of ``kind`` (``lbvserver``, ...)."""
+        return {key.name: owner for key, owner in self._owner.items() if key.kind == kind}
+
     def of_parent(self, key: Key) -> set[Key]:
         return set(self._children.get(key, ()))
 

@@ -224,14 +224,7 @@ class AdcSync:
 
     def vservers(self) -> dict[str, str]:
         """lb vserver name → the Service owning it, as last listed."""
-        if self._listing is None:
-            return {}
-        return {
-            key.name: owner
-            for owner in self._listing.owner_keys()
-            for key in self._listing.of(owner)
-            if key.kind == "lbvserver"
-        }
+        return {} if self._listing is None else self._listing.owned("lbvserver")
 
     def may_own(self, owner: str) -> bool:
         return self._listing is not None and self._listing.owns(owner)

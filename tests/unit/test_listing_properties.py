@@ -44,6 +44,9 @@ def test_listing_matches_a_model(steps: list[tuple[str, Key, str | None]]) -> No
     assert listing.objects == {k: attrs[k] for k in objects}
     owners = {o for o in objects.values() if o is not None}
     assert listing.owner_keys() == owners
+    for kind in OBJECT_KINDS:
+        named = {k.name: o for k, o in objects.items() if k.kind == kind and o is not None}
+        assert listing.owned(kind) == named
     for owner in ("ns/one", "ns/two"):
         mine = {k for k, o in objects.items() if o == owner}
         under = {k for k in objects if k.kind in BINDING_KINDS and parent(k) in mine}
