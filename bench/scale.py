@@ -33,6 +33,7 @@ from lbctl.kube.client import NAMESPACES, NODES, SERVICES, KubeClient, api_clien
 from lbctl.kube.informer import Informer
 from lbctl.nitro.client import PAGE_SIZE
 from lbctl.nitro.simulator import RequestRecord, Simulator
+from lbctl.reconcile.adc_health import ATTRS
 from lbctl.reconcile.conditions import ADC_CONDITION
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
@@ -190,7 +191,7 @@ def listings(sim: Simulator) -> int:
 
 def health_read(record: RequestRecord) -> bool:
     """A health pass's read: a page of lb vservers' ``curstate`` and member counts."""
-    return record.resource == "lbvserver" and "curstate" in record.query.get("attrs", "")
+    return record.resource == "lbvserver" and record.query.get("attrs") == ",".join(ATTRS)
 
 
 def health_reads(sim: Simulator) -> int:
