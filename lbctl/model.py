@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,14 +57,33 @@ def ports_text(ports: frozenset[Port]) -> list[str]:
     return sorted(f"{protocol}/{port}" for protocol, port in ports)
 
 
+PORT_SETS_KEPT = 4096
+_port_sets: dict[frozenset[Port], frozenset[Port]] = {}
+"""Each distinct set of ports once, however many Vips and holders name it (two per Service,
+about 340 bytes each otherwise); emptied when it reaches ``PORT_SETS_KEPT`` sets."""
+
+
 def ports_from_text(items: Any) -> frozenset[Port]:
-    """Vip ``spec.ports`` entries such as "TCP/80"; malformed ones are ignored."""
+    """Vip ``spec.ports`` entries such as "TCP/80"; malformed ones are ignored.  Equal sets
+    come back as one shared object."""
     ports = set()
     for item in items if isinstance(items, list) else []:
         protocol, _, number = str(item).partition("/")
         if number.isdigit():
             ports.add((protocol, int(number)))
-    return frozenset(ports)
+    found = frozenset(ports)
+    shared = _port_sets.get(found)
+    if shared is None:
+        if len(_port_sets) >= PORT_SETS_KEPT:
+            _port_sets.clear()
+        shared = _port_sets[found] = found
+    return shared
+
+
+def namespaced_key(namespace: str, name: str) -> str:
+    """``namespace/name``, interned: one string per object however many indexes hold its
+    key (it was four copies per Service, 60 bytes each)."""
+    return sys.intern(f"{namespace}/{name}")
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -157,7 +177,7 @@ class ServiceView:
 
     @property
     def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return namespaced_key(self.namespace, self.name)
 
     @property
     def requested_pool(self) -> str | None:
@@ -274,7 +294,7 @@ class VipView:
 
     @property
     def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return namespaced_key(self.namespace, self.name)
 
     @property
     def address(self) -> IPAddress | None:

@@ -14,6 +14,7 @@ from lbctl.model import (
     MANAGER,
     IPAddress,
     Port,
+    namespaced_key,
     parse_ip,
     ports_from_text,
     ports_text,
@@ -48,7 +49,7 @@ class Holder:
 
     @property
     def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return namespaced_key(self.namespace, self.name)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -76,9 +77,11 @@ def by_age(obj: JSON) -> tuple[str, int]:
 
 
 def object_key(obj: JSON) -> str:
+    """``namespace/name`` (``name`` if cluster-scoped), interned: the cache and every index
+    keyed by it share one string."""
     meta = obj["metadata"]
     namespace = meta.get("namespace")
-    return f"{namespace}/{meta['name']}" if namespace else str(meta["name"])
+    return sys.intern(f"{namespace}/{meta['name']}" if namespace else str(meta["name"]))
 
 
 class Backoff:

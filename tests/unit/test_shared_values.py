@@ -1,0 +1,30 @@
+"""Values held once per Service by several indexes are one object, not a copy per index."""
+
+from __future__ import annotations
+
+from lbctl import model
+from lbctl.kube.informer import object_key
+from lbctl.model import namespaced_key, ports_from_text
+from lbctl.vipaddress import Holder
+
+
+def test_equal_port_lists_give_one_shared_set() -> None:
+    first = ports_from_text(["TCP/80", "TCP/443"])
+    again = ports_from_text(["TCP/443", "TCP/80", "bad"])
+    assert first == {("TCP", 80), ("TCP", 443)}
+    assert again is first
+    assert ports_from_text([]) is ports_from_text(None)
+
+
+def test_the_shared_port_sets_stay_bounded() -> None:
+    for port in range(2 * model.PORT_SETS_KEPT):
+        assert ports_from_text([f"TCP/{port}"]) == {("TCP", port)}
+    assert len(model._port_sets) <= model.PORT_SETS_KEPT
+
+
+def test_keys_of_one_object_are_one_string() -> None:
+    namespace, name = "".join(["sh", "op"]), "".join(["cart", "-1"])  # built, not literals
+    from_cache = object_key({"metadata": {"namespace": namespace, "name": name}})
+    assert from_cache == "shop/cart-1"
+    assert namespaced_key(namespace, name) is from_cache
+    assert Holder("Service", namespace, name, "uid-1").key is from_cache
