@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from lbctl.ipam.allocator import Allocator
 from lbctl.kube.client import JSON
 from lbctl.model import IPAddress
+from lbctl.setmap import SetMap
 from lbctl.vipaddress import AddressRecordView, Holder
 
 
@@ -30,7 +31,7 @@ class AddressTracker:
         self._on_release = on_release
         self.by_holder: dict[str, dict[IPAddress, Holder]] = {}
         """Holder key → {address: holder} for every record naming it."""
-        self._holder_keys: dict[IPAddress, set[str]] = {}
+        self._holder_keys: SetMap[IPAddress, str] = SetMap()
         """The other way round (address → holder keys), so releasing one address at the end of
         a mass deletion costs O(1), not a scan of every holder."""
         self._indexed: dict[IPAddress, str] = {}
@@ -52,7 +53,7 @@ class AddressTracker:
             )  # fmt: skip
             for holder in after.holders:
                 self.by_holder.setdefault(holder.key, {})[after.address] = holder
-                self._holder_keys.setdefault(after.address, set()).add(holder.key)
+                self._holder_keys.add(after.address, holder.key)
             if before is not None and _frees(before, after):
                 self._on_release()  # a sharer left or freed a port: a waiter may fit now
         elif before is not None and before.address is not None:
@@ -82,7 +83,7 @@ class AddressTracker:
         if self._indexed.get(address) != uid:
             return
         del self._indexed[address]
-        for key in list(self._holder_keys.get(address, ())):
+        for key in self._holder_keys.get(address):
             self._forget(key, address)
         if self._allocator.unrecord(address):
             self._on_release()
@@ -93,11 +94,7 @@ class AddressTracker:
             held.pop(address, None)
             if not held:
                 del self.by_holder[key]
-        keys = self._holder_keys.get(address)
-        if keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self._holder_keys[address]
+        self._holder_keys.discard(address, key)
 
     def recorded(
         self, key: str, kind: str = "Service", load_balancer_class: str | bool | None = True

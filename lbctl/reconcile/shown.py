@@ -17,6 +17,7 @@ from lbctl.ipam.allocator import Allocator
 from lbctl.kube.client import JSON
 from lbctl.kube.informer import object_key
 from lbctl.model import IPAddress, ServiceView
+from lbctl.setmap import SetMap
 
 
 class ShownIndex:
@@ -29,8 +30,9 @@ class ShownIndex:
         manages: Callable[[ServiceView], bool] = lambda _: True,
         on_release: Callable[[], None] = lambda: None,
     ) -> None:
-        self._by_address: dict[IPAddress, set[str]] = {}
-        self._of: dict[str, frozenset[IPAddress]] = {}
+        self._by_address: SetMap[IPAddress, str] = SetMap()
+        self._of: dict[str, tuple[IPAddress, ...]] = {}
+        """Service key → the addresses it shows (a tuple: a third of a one-address set)."""
         self._allocator = allocator
         self._manages = manages
         self._on_release = on_release
@@ -48,19 +50,14 @@ class ShownIndex:
             view = ServiceView.from_raw(new)
             now = frozenset(view.held_addresses())
             blocks = now if now and not self._manages(view) else frozenset()
-        before = self._of.pop(key, frozenset())
+        before = frozenset(self._of.pop(key, ()))
         unshown = False
         for address in before - now:
-            keys = self._by_address.get(address)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._by_address[address]
-                    unshown = True
+            unshown = self._by_address.discard(address, key) or unshown
         for address in now - before:
-            self._by_address.setdefault(address, set()).add(key)
+            self._by_address.add(address, key)
         if now:
-            self._of[key] = now
+            self._of[key] = tuple(now)
         if self._block(key, blocks) or unshown:
             self._on_release()  # wakes a Service waiting to show an address no one shows now
 
@@ -88,8 +85,8 @@ class ShownIndex:
 
     def showing(self, address: IPAddress) -> set[str]:
         """The Services that show ``address``."""
-        return set(self._by_address.get(address, ()))
+        return set(self._by_address.get(address))
 
     def others(self, address: IPAddress, key: str) -> set[str]:
         """The Services other than ``key`` that show ``address``."""
-        return self._by_address.get(address, set()) - {key}
+        return set(self._by_address.get(address)) - {key}
