@@ -186,7 +186,11 @@ class Allocator:
         if not self._in_use(address):
             self._take(address)
         self._records[address] = (holders, share_key, closed)
-        self._recorded_ports[address] = dict(ports or {})
+        given = {key: p for key, p in (ports or {}).items() if p}
+        if given:
+            self._recorded_ports[address] = given
+        else:  # as most records: no dict of empty port sets kept per address
+            self._recorded_ports.pop(address, None)
 
     def unrecord(self, address: IPAddress) -> bool:
         """The address's durable record is gone; True when that made the address free."""

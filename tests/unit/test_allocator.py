@@ -175,6 +175,15 @@ def test_a_record_shared_under_a_key_may_be_joined_under_that_key(allocator: All
         allocator.assign("ns/d", ip("10.0.0.3"), share_key="ns/blue")
 
 
+def test_the_ports_a_record_gives_are_those_it_was_last_read_with(allocator: Allocator) -> None:
+    web = frozenset({("TCP", 80)})
+    allocator.record(ip("10.0.0.2"), frozenset({"ns/a"}), "ns/blue", ports={"ns/a": web})
+    with pytest.raises(PortConflict, match="ns/a"):
+        allocator.assign("ns/b", ip("10.0.0.2"), share_key="ns/blue", ports=web)
+    allocator.record(ip("10.0.0.2"), frozenset({"ns/a"}), "ns/blue", ports={"ns/a": frozenset()})
+    assert allocator.assign("ns/b", ip("10.0.0.2"), share_key="ns/blue", ports=web).owner == "ns/b"
+
+
 def test_a_record_being_deleted_admits_no_new_holder(allocator: Allocator) -> None:
     """A record deleted by hand (kept by its finalizer while its holders show the address)
     is closed: its holders keep the address, a sharer of its key is not offered it and gets
