@@ -34,7 +34,7 @@ def record_name(address: IPAddress) -> str:
     return address.exploded.replace(":", "-")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Holder:
     """One holder named by a ``VipAddress``: a Service (or a hand-made Vip) by key and UID."""
 
