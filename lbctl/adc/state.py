@@ -201,9 +201,17 @@ def read_objects(
         port = owner_of(owner, name, row.get("comment"))
         if port is not None:
             key = Key(kind, name)
-            listing.put(key, {k: row[k] for k in MANAGED_ATTRS[kind] if k in row}, port.owner)
+            listing.put(key, {k: _kept(k, row[k]) for k in MANAGED_ATTRS[kind] if k in row},
+                        port.owner)  # fmt: skip
             found.append(key)
     return found
+
+
+def _kept(attr: str, value: Any) -> Any:
+    """An attribute's value as a listing keeps it: each string once however many objects
+    have it (``TCP``, ``ROUNDROBIN``, the name its key holds already: about ten strings per
+    Service otherwise), but for the comment, which names one owner."""
+    return sys.intern(value) if isinstance(value, str) and attr != "comment" else value
 
 
 def read_bindings(listing: Listing, kind: str, rows: Iterable[Mapping[str, Any]]) -> list[Key]:

@@ -3,10 +3,19 @@ and drops (a binding may come before its parent, as a journal replay puts it).""
 
 from __future__ import annotations
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lbctl.adc.state import BINDING_KINDS, BINDING_PARENT, OBJECT_KINDS, Key, Listing
+from lbctl.adc.names import PortId, object_name, ownership_comment
+from lbctl.adc.state import (
+    BINDING_KINDS,
+    BINDING_PARENT,
+    OBJECT_KINDS,
+    Key,
+    Listing,
+    read_objects,
+)
 
 NAMES = st.just("a")
 OBJECT = st.builds(Key, st.sampled_from(OBJECT_KINDS), NAMES)
@@ -56,3 +65,19 @@ def test_listing_matches_a_model(steps: list[tuple[str, Key, str | None]]) -> No
         if key.kind in OBJECT_KINDS:
             children = {k for k in objects if k.kind in BINDING_KINDS and parent(k) == key}
             assert listing.of_parent(key) == children
+
+
+def test_listed_objects_share_their_attribute_strings() -> None:
+    """Rows parsed from two replies (every string a new object) keep one copy of each value
+    they share, and of the name their key holds."""
+    rows = []
+    for service in ("web", "db"):
+        port = PortId("shop", service, 80, "TCP")
+        row = {"name": object_name("k8s", port, "lbv"), "servicetype": "TCP", "port": 80,
+               "lbmethod": "ROUNDROBIN", "comment": ownership_comment("k8s", port)}  # fmt: skip
+        rows.extend(orjson.loads(orjson.dumps([row])))
+    listing = Listing()
+    web, db = read_objects(listing, "k8s", "lbvserver", rows)
+    for attr in ("servicetype", "lbmethod"):
+        assert listing.objects[web][attr] is listing.objects[db][attr]
+    assert listing.objects[web]["name"] is web.name
