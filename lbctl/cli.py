@@ -20,6 +20,8 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from lbctl import __version__, logs
 from lbctl.config import Settings, env_flag, env_value
 from lbctl.ipam.ranges import RangeError, parse_vip_range
@@ -187,7 +189,10 @@ def settings_from(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
 
 
 def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main``; SIGTERM or SIGINT cancels it so shutdown runs its cleanup."""
+    """Run ``main`` on uvloop's event loop; SIGTERM or SIGINT cancels it so shutdown runs its
+    cleanup.  uvloop (libuv, in C) sends lbctl's requests for less CPU than asyncio's own loop,
+    and its TLS read buffers hold memory only as replies fill them (asyncio's allocate 256 KiB
+    per connection up front, 40 apiserver connections at full speed)."""
 
     async def runner() -> None:
         task = asyncio.ensure_future(main)
@@ -197,7 +202,7 @@ def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(runner())
+    uvloop.run(runner())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
