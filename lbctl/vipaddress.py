@@ -6,6 +6,7 @@ proof that an address is taken (see ``lbctl.reconcile.addresses`` for the writes
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,9 +92,9 @@ class AddressRecordView:
         if address is not None and record_name(address) != meta.get("name"):
             address = None  # a record must be named by its address to prove anything
         holders = tuple(
-            Holder(
-                str(h.get("kind") or "Service"),
-                str(h.get("namespace") or ""),
+            Holder(  # kind and namespace interned: the index keeps a Holder per Service
+                sys.intern(str(h.get("kind") or "Service")),
+                sys.intern(str(h.get("namespace") or "")),
                 str(h.get("name") or ""),
                 str(h.get("uid") or ""),
                 ports_from_text(h.get("ports")),

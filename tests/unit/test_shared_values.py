@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
+
 from lbctl import model
 from lbctl.kube.informer import object_key
 from lbctl.model import namespaced_key, ports_from_text
-from lbctl.vipaddress import Holder
+from lbctl.vipaddress import AddressRecordView, Holder
 
 
 def test_equal_port_lists_give_one_shared_set() -> None:
@@ -28,3 +30,20 @@ def test_keys_of_one_object_are_one_string() -> None:
     assert from_cache == "shop/cart-1"
     assert namespaced_key(namespace, name) is from_cache
     assert Holder("Service", namespace, name, "uid-1").key is from_cache
+
+
+def test_holders_read_from_records_share_kind_and_namespace() -> None:
+    def record(address: str, name: str) -> dict[str, object]:
+        holder = {"kind": "Service", "namespace": "shop", "name": name, "uid": f"u-{name}"}
+        parsed: dict[str, object] = orjson.loads(
+            orjson.dumps(
+                {"metadata": {"name": address}, "spec": {"address": address, "holders": [holder]}}
+            )
+        )
+        return parsed
+
+    (a,) = AddressRecordView.from_raw(record("10.0.0.1", "a")).holders
+    (b,) = AddressRecordView.from_raw(record("10.0.0.2", "b")).holders
+    assert (a.kind, a.namespace) == ("Service", "shop")
+    assert a.kind is b.kind
+    assert a.namespace is b.namespace
