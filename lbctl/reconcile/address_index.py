@@ -29,8 +29,9 @@ class AddressTracker:
         self._allocator = allocator
         self._enqueue_service = enqueue_service
         self._on_release = on_release
-        self.by_holder: dict[str, dict[IPAddress, Holder]] = {}
-        """Holder key → {address: holder} for every record naming it."""
+        self._by_holder: SetMap[str, tuple[IPAddress, Holder]] = SetMap()
+        """Holder key → (address, holder) for every record naming it (nearly always one: a
+        SetMap holds it bare, where a dict per holder cost 230 bytes)."""
         self._holder_keys: SetMap[IPAddress, str] = SetMap()
         """The other way round (address → holder keys), so releasing one address at the end of
         a mass deletion costs O(1), not a scan of every holder."""
@@ -52,7 +53,8 @@ class AddressTracker:
                 ports={h.key: h.ports for h in after.holders},
             )  # fmt: skip
             for holder in after.holders:
-                self.by_holder.setdefault(holder.key, {})[after.address] = holder
+                self._forget(holder.key, after.address)  # one entry per holder and address
+                self._by_holder.add(holder.key, (after.address, holder))
                 self._holder_keys.add(after.address, holder.key)
             if before is not None and _frees(before, after):
                 self._on_release()  # a sharer left or freed a port: a waiter may fit now
@@ -69,7 +71,7 @@ class AddressTracker:
 
     def replay(self, records: Iterable[JSON]) -> None:
         """Rebuild the allocator's record index (cleared by the caller) from cached records."""
-        self.by_holder.clear()
+        self._by_holder.clear()
         self._holder_keys.clear()
         self._indexed.clear()
         for raw in records:
@@ -89,22 +91,27 @@ class AddressTracker:
             self._on_release()
 
     def _forget(self, key: str, address: IPAddress) -> None:
-        held = self.by_holder.get(key)
-        if held is not None:
-            held.pop(address, None)
-            if not held:
-                del self.by_holder[key]
+        for entry in self._by_holder.get(key):
+            if entry[0] == address:
+                self._by_holder.discard(key, entry)
         self._holder_keys.discard(address, key)
+
+    def holder_keys(self) -> list[str]:
+        """The keys of every holder some record names."""
+        return list(self._by_holder)
+
+    def held(self, key: str) -> dict[IPAddress, Holder]:
+        """Address → holder, for every record naming holder ``key``."""
+        return dict(self._by_holder.get(key))
 
     def recorded(
         self, key: str, kind: str = "Service", load_balancer_class: str | bool | None = True
     ) -> list[tuple[IPAddress, str]]:
         """(address, holder UID) of every record naming holder ``key`` of ``kind``, claimed by
         an instance of ``load_balancer_class`` (True: of any class)."""
-        held = self.by_holder.get(key, {})
         return [
             (a, h.uid)
-            for a, h in held.items()
+            for a, h in self._by_holder.get(key)
             if h.kind == kind
             and (load_balancer_class is True or h.load_balancer_class == load_balancer_class)
         ]

@@ -311,7 +311,8 @@ class AddressRecords:
         within ``namespace`` (None: all); ``live(kind, key)`` is the cached holder's UID.
         Each is confirmed by a quorum read first; the number of records released."""
         released = 0
-        for key, held in list(self._tracker.by_holder.items()):
+        for key in self._tracker.holder_keys():
+            held = self._tracker.held(key)
             holder_namespace, name = key.split("/", 1)
             if namespace is not None and holder_namespace != namespace:
                 continue
