@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from lbctl.ipam.freelist import FreeList
 from lbctl.ipam.ranges import DEFAULT_POOL, IPAddress, Pool
+from lbctl.setmap import SetMap
 
 
 class AllocationError(Exception):
@@ -93,9 +94,11 @@ class Allocator:
     def _reset(self, pools: tuple[Pool, ...]) -> None:
         self._index_pools(pools)
         self._by_owner: dict[str, Allocation] = {}
-        self._by_address: dict[IPAddress, dict[str, Allocation]] = {}
+        self._by_address: SetMap[IPAddress, str] = SetMap()
+        """Address → the owners holding it (their allocations are in ``_by_owner``); nearly
+        always one, held bare (a dict per address cost 230 bytes)."""
         self._shared: dict[str, set[IPAddress]] = {}
-        self._records: dict[IPAddress, tuple[frozenset[str], str | None, bool]] = {}
+        self._records: dict[IPAddress, tuple[tuple[str, ...], str | None, bool]] = {}
         """Address → the keys (``namespace/name``) its durable record names as holders, the
         record's sharing key, and whether the record is being deleted (it then admits no
         holder it does not name: only they may hold the address until it goes)."""
@@ -128,13 +131,10 @@ class Allocator:
         in_use = set(self._by_address) | set(self._records) | set(self._shown_elsewhere)
         for address in in_use:
             self._take(address)
-        for address, holders in self._by_address.items():
-            pool = self.pool_of(address)
-            for owner, allocation in list(holders.items()):
-                if allocation.pool != pool:
-                    moved = dataclasses.replace(allocation, pool=pool)
-                    holders[owner] = moved
-                    self._by_owner[owner] = moved
+        for owner, allocation in list(self._by_owner.items()):
+            pool = self.pool_of(allocation.address)
+            if allocation.pool != pool:
+                self._by_owner[owner] = dataclasses.replace(allocation, pool=pool)
 
     @property
     def pool_names(self) -> list[str]:
@@ -160,7 +160,7 @@ class Allocator:
 
     def holders(self, address: IPAddress) -> list[Allocation]:
         """Every owner of ``address`` (several only when it is shared), by owner name."""
-        return [a for _, a in sorted(self._by_address.get(address, {}).items())]
+        return [self._by_owner[owner] for owner in sorted(self._by_address.get(address))]
 
     def holder(self, address: IPAddress) -> Allocation | None:
         holders = self.holders(address)
@@ -169,7 +169,7 @@ class Allocator:
     def recorded_for(self, address: IPAddress) -> frozenset[str] | None:
         """The holders the address's durable record names; None when it has no record."""
         record = self._records.get(address)
-        return record[0] if record is not None else None
+        return frozenset(record[0]) if record is not None else None
 
     def record(
         self,
@@ -185,7 +185,9 @@ class Allocator:
         it, not even under its key."""
         if not self._in_use(address):
             self._take(address)
-        self._records[address] = (holders, share_key, closed)
+        # The holders as a tuple: a set of one, as nearly every record names, is four times
+        # its size (216 bytes) and there is a record per address in use.
+        self._records[address] = (tuple(holders), share_key, closed)
         given = {key: p for key, p in (ports or {}).items() if p}
         if given:
             self._recorded_ports[address] = given
@@ -220,7 +222,7 @@ class Allocator:
 
     def _in_use(self, address: IPAddress) -> bool:
         return bool(
-            self._by_address.get(address)
+            address in self._by_address
             or address in self._records
             or address in self._shown_elsewhere
         )
@@ -241,7 +243,7 @@ class Allocator:
         this index, and the holders its record names (with the ports it gives them)."""
         me = owner_key(owner)
         record = self._records.get(address)
-        named = record[0] if record is not None else frozenset()
+        named = frozenset(record[0] if record is not None else ())
         showing = self._shown_elsewhere.get(address, set()) - {me}
         if showing - named and me not in named:
             # Shown by a Service the record does not name: not lbctl's to give (a holder the
@@ -337,8 +339,8 @@ class Allocator:
         current = self._by_owner.get(owner)
         if current is not None and current.address != address:
             self.release(owner)
-        held = self._by_address.get(address, {}).get(owner)
-        if held is not None:
+        held = self._by_owner.get(owner)  # released above unless it holds ``address``
+        if held is not None and held.address == address:
             wanted = Allocation(owner, address, held.pool, token or held.token, share_key, ports)
             return held if wanted == held else self._record(wanted)
         if not self._in_use(address):
@@ -363,12 +365,10 @@ class Allocator:
         if current is None or (token is not None and current.token != token):
             return None
         del self._by_owner[owner]
-        sharers = self._by_address[current.address]
-        del sharers[owner]
+        emptied = self._by_address.discard(current.address, owner)
         self._forget_share(current.share_key, current.address)
-        if sharers:
+        if not emptied:
             return current
-        del self._by_address[current.address]
         if not self._in_use(current.address):
             self._give(current.address)
         return current
@@ -395,7 +395,7 @@ class Allocator:
     def _record(self, allocation: Allocation) -> Allocation:
         previous = self._by_owner.get(allocation.owner)
         self._by_owner[allocation.owner] = allocation
-        self._by_address.setdefault(allocation.address, {})[allocation.owner] = allocation
+        self._by_address.add(allocation.address, allocation.owner)
         if allocation.share_key is not None:
             self._shared.setdefault(allocation.share_key, set()).add(allocation.address)
         if previous is not None and previous.share_key != allocation.share_key:
@@ -407,7 +407,7 @@ class Allocator:
         (otherwise a later sharer could join an address the free list thinks is free)."""
         if share_key is None:
             return
-        if any(a.share_key == share_key for a in self._by_address.get(address, {}).values()):
+        if any(self._by_owner[o].share_key == share_key for o in self._by_address.get(address)):
             return
         addresses = self._shared.get(share_key)
         if addresses is not None:
