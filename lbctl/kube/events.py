@@ -35,8 +35,10 @@ MAX_INSTANCE = 128
 Signature = tuple[str, str, str, str]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Seen:
+    """What was posted for one signature (up to REMEMBERED of them are kept)."""
+
     namespace: str
     name: str
     count: int
