@@ -202,7 +202,14 @@ def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    uvloop.run(runner())
+    try:
+        uvloop.run(runner())
+    finally:
+        # A closed uvloop loop leaves its own handlers on SIGTERM and SIGINT (it restores the
+        # defaults only while it listens for signals, which it has stopped when it closes), so
+        # both would be swallowed until the process exits; asyncio's loop restored them.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
