@@ -20,8 +20,6 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
 from lbctl import __version__, logs
 from lbctl.config import Settings, env_flag, env_value
 from lbctl.ipam.ranges import RangeError, parse_vip_range
@@ -192,7 +190,9 @@ def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
     """Run ``main`` on uvloop's event loop; SIGTERM or SIGINT cancels it so shutdown runs its
     cleanup.  uvloop (libuv, in C) sends lbctl's requests for less CPU than asyncio's own loop,
     and its TLS read buffers hold memory only as replies fill them (asyncio's allocate 256 KiB
-    per connection up front, 40 apiserver connections at full speed)."""
+    per connection up front, 40 apiserver connections at full speed).  uvloop is imported here:
+    the read-only commands (``kubectl lbctl``) run where it does not install (Windows)."""
+    import uvloop
 
     async def runner() -> None:
         task = asyncio.ensure_future(main)
