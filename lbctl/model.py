@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from lbctl.interning import shared
 
 LB_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 VIP_ANNOTATION = "com.citrix.vip"
@@ -83,7 +84,7 @@ def ports_from_text(items: Any) -> frozenset[Port]:
 def namespaced_key(namespace: str, name: str) -> str:
     """``namespace/name``, interned: one string per object however many indexes hold its
     key (it was four copies per Service, 60 bytes each)."""
-    return sys.intern(f"{namespace}/{name}")
+    return shared(f"{namespace}/{name}")
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -6,10 +6,10 @@ proof that an address is taken (see ``lbctl.reconcile.addresses`` for the writes
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
+from lbctl.interning import shared
 from lbctl.model import (
     MANAGED_BY_LABEL,
     MANAGER,
@@ -93,8 +93,8 @@ class AddressRecordView:
             address = None  # a record must be named by its address to prove anything
         holders = tuple(
             Holder(  # kind and namespace interned: the index keeps a Holder per Service
-                sys.intern(str(h.get("kind") or "Service")),
-                sys.intern(str(h.get("namespace") or "")),
+                shared(str(h.get("kind") or "Service")),
+                shared(str(h.get("namespace") or "")),
                 str(h.get("name") or ""),
                 str(h.get("uid") or ""),
                 ports_from_text(h.get("ports")),

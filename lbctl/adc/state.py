@@ -7,7 +7,6 @@ thing).  NITRO returns numbers sometimes as strings; :func:`same` compares after
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from lbctl.adc.annotations import (
     SERVICEGROUP_ANNOTATION,
 )
 from lbctl.adc.names import Owner, owner_of
+from lbctl.interning import shared
 
 Attrs = dict[str, Any]
 
@@ -61,9 +61,9 @@ class Key:
 
     def __post_init__(self) -> None:
         # One string per object name, node IP and port, however many keys refer to it.
-        object.__setattr__(self, "name", sys.intern(self.name))
+        object.__setattr__(self, "name", shared(self.name))
         if self.sub:
-            object.__setattr__(self, "sub", tuple(sys.intern(s) for s in self.sub))
+            object.__setattr__(self, "sub", tuple(shared(s) for s in self.sub))
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}" + (f" {'/'.join(self.sub)}" if self.sub else "")
@@ -211,7 +211,7 @@ def _kept(attr: str, value: Any) -> Any:
     """An attribute's value as a listing keeps it: each string once however many objects
     have it (``TCP``, ``ROUNDROBIN``, the name its key holds already: about ten strings per
     Service otherwise), but for the comment, which names one owner."""
-    return sys.intern(value) if isinstance(value, str) and attr != "comment" else value
+    return shared(value) if isinstance(value, str) and attr != "comment" else value
 
 
 def read_bindings(listing: Listing, kind: str, rows: Iterable[Mapping[str, Any]]) -> list[Key]:

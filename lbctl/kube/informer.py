@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
 
+from lbctl.interning import shared
 from lbctl.kube.client import JSON, KubeClient, Resource
 from lbctl.kube.errors import Gone, KubeError, KubeUnavailable, NotFound, status_error
 from lbctl.kube.packing import Packer
@@ -81,7 +81,7 @@ def object_key(obj: JSON) -> str:
     keyed by it share one string."""
     meta = obj["metadata"]
     namespace = meta.get("namespace")
-    return sys.intern(f"{namespace}/{meta['name']}" if namespace else str(meta["name"]))
+    return shared(f"{namespace}/{meta['name']}" if namespace else str(meta["name"]))
 
 
 class Backoff:

@@ -12,11 +12,11 @@ reads DOWN): that was a Warning and two status writes for a new Service now and 
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lbctl.interning import shared
 from lbctl.nitro.client import NitroClient
 from lbctl.reconcile.adc import AdcSync
 
@@ -93,8 +93,8 @@ class AdcHealth:
                     continue
                 up = int(row.get("activeservices") or 0)
                 total = max(up, int(row.get("totalservices") or 0))
-                state = sys.intern(str(row.get("curstate") or "UNKNOWN"))
-                vserver = VserverHealth(sys.intern(name), state, up, total)  # as the listing's
+                state = shared(str(row.get("curstate") or "UNKNOWN"))
+                vserver = VserverHealth(shared(name), state, up, total)  # as the listing's
                 found.setdefault(owner, {})[vserver.name] = vserver
         expected = Counter(owners.values())
         for owner in set(self.by_service) - set(expected) - self._written_during_pass:

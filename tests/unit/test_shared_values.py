@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
-from lbctl import model
+from lbctl import interning, model
 from lbctl.kube.informer import object_key
 from lbctl.model import namespaced_key, ports_from_text
 from lbctl.vipaddress import AddressRecordView, Holder
@@ -47,3 +48,13 @@ def test_holders_read_from_records_share_kind_and_namespace() -> None:
     assert (a.kind, a.namespace) == ("Service", "shop")
     assert a.kind is b.kind
     assert a.namespace is b.namespace
+
+
+def test_the_shared_string_table_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unlike ``sys.intern`` on Python 3.12 (immortal strings), the table lets go: it never
+    holds more than ``KEPT`` strings, however many distinct keys come and go."""
+    monkeypatch.setattr(interning, "KEPT", 8)
+    for i in range(100):
+        key = interning.shared(f"ns-{i}/svc-{i}")
+        assert interning.shared("".join(["ns-", str(i), "/svc-", str(i)])) is key
+        assert len(interning._table) <= 8
