@@ -1,25 +1,39 @@
-"""One string object for equal strings that many indexes keep (object keys, ADC names).
+"""One object for equal values that many indexes keep (object keys, ADC names, port sets).
 
-``sys.intern`` would do on Python 3.11 and 3.13, but on 3.12 interned strings are immortal
-(PEP 683): every key lbctl ever saw would stay in memory, about 100 bytes each, however many
-Services came and went (measured: 1,000,000 keys interned and dropped kept 106 MB on 3.12.1,
-none on 3.11.7 and 3.13.0).  This table is lbctl's own and bounded instead.
+``sys.intern`` would do for strings on Python 3.11 and 3.13, but on 3.12 interned strings are
+immortal (PEP 683): every key lbctl ever saw would stay in memory, about 100 bytes each,
+however many Services came and went (measured: 1,000,000 keys interned and dropped kept
+106 MB on 3.12.1, none on 3.11.7 and 3.13.0).  These tables are lbctl's own and bounded.
 """
 
 from __future__ import annotations
 
-KEPT = 1 << 18
-"""Strings the table holds at most; when full it starts again (strings in use stay alive where
-they are used, and equal ones met later are shared anew)."""
+from collections.abc import Hashable
+from typing import Generic, TypeVar
 
-_table: dict[str, str] = {}
+T = TypeVar("T", bound=Hashable)
 
 
-def shared(text: str) -> str:
-    """The one object held for strings equal to ``text`` (``text`` itself the first time)."""
-    found = _table.get(text)
-    if found is None:
-        if len(_table) >= KEPT:
-            _table.clear()
-        found = _table[text] = text
-    return found
+class Table(Generic[T]):
+    """Equal values as one shared object, ``kept`` values at most: when full it starts again
+    (values in use stay alive where they are used; equal ones met later are shared anew)."""
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self._values: dict[T, T] = {}
+
+    def __call__(self, value: T) -> T:
+        """The one object held for values equal to ``value`` (``value`` itself at first)."""
+        found = self._values.get(value)
+        if found is None:
+            if len(self._values) >= self.kept:
+                self._values.clear()
+            found = self._values[value] = value
+        return found
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+shared: Table[str] = Table(1 << 18)
+"""Strings: ``shared(text)``."""

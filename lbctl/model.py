@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbctl.interning import shared
+from lbctl.interning import Table, shared
 
 LB_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 VIP_ANNOTATION = "com.citrix.vip"
@@ -58,10 +58,9 @@ def ports_text(ports: frozenset[Port]) -> list[str]:
     return sorted(f"{protocol}/{port}" for protocol, port in ports)
 
 
-PORT_SETS_KEPT = 4096
-_port_sets: dict[frozenset[Port], frozenset[Port]] = {}
+_port_sets: Table[frozenset[Port]] = Table(4096)
 """Each distinct set of ports once, however many Vips and holders name it (two per Service,
-about 340 bytes each otherwise); emptied when it reaches ``PORT_SETS_KEPT`` sets."""
+about 340 bytes each otherwise)."""
 
 
 def ports_from_text(items: Any) -> frozenset[Port]:
@@ -72,13 +71,7 @@ def ports_from_text(items: Any) -> frozenset[Port]:
         protocol, _, number = str(item).partition("/")
         if number.isdigit():
             ports.add((protocol, int(number)))
-    found = frozenset(ports)
-    shared = _port_sets.get(found)
-    if shared is None:
-        if len(_port_sets) >= PORT_SETS_KEPT:
-            _port_sets.clear()
-        shared = _port_sets[found] = found
-    return shared
+    return _port_sets(frozenset(ports))
 
 
 def namespaced_key(namespace: str, name: str) -> str:

@@ -20,9 +20,9 @@ def test_equal_port_lists_give_one_shared_set() -> None:
 
 
 def test_the_shared_port_sets_stay_bounded() -> None:
-    for port in range(2 * model.PORT_SETS_KEPT):
+    for port in range(2 * model._port_sets.kept):
         assert ports_from_text([f"TCP/{port}"]) == {("TCP", port)}
-    assert len(model._port_sets) <= model.PORT_SETS_KEPT
+        assert len(model._port_sets) <= model._port_sets.kept
 
 
 def test_keys_of_one_object_are_one_string() -> None:
@@ -52,9 +52,9 @@ def test_holders_read_from_records_share_kind_and_namespace() -> None:
 
 def test_the_shared_string_table_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unlike ``sys.intern`` on Python 3.12 (immortal strings), the table lets go: it never
-    holds more than ``KEPT`` strings, however many distinct keys come and go."""
-    monkeypatch.setattr(interning, "KEPT", 8)
+    holds more than ``kept`` strings, however many distinct keys come and go."""
+    monkeypatch.setattr(interning.shared, "kept", 8)
     for i in range(100):
         key = interning.shared(f"ns-{i}/svc-{i}")
         assert interning.shared("".join(["ns-", str(i), "/svc-", str(i)])) is key
-        assert len(interning._table) <= 8
+        assert len(interning.shared) <= 8
