@@ -188,10 +188,10 @@ def settings_from(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace]:
 
 def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
     """Run ``main`` on uvloop's event loop; SIGTERM or SIGINT cancels it so shutdown runs its
-    cleanup.  uvloop (libuv, in C) sends lbctl's requests for less CPU than asyncio's own loop,
-    and its TLS read buffers hold memory only as replies fill them (asyncio's allocate 256 KiB
-    per connection up front, 40 apiserver connections at full speed).  uvloop is imported here:
-    the read-only commands (``kubectl lbctl``) run where it does not install (Windows)."""
+    cleanup.  uvloop (libuv, in C) runs lbctl's requests for less CPU than asyncio's own loop
+    (``bench.scale``, 10,000 Services: 112 s of CPU instead of 147 s, all addressed in 229 s
+    instead of 430 s).  uvloop is imported here: the read-only commands (``kubectl lbctl``)
+    run where it does not install (Windows)."""
     import uvloop
 
     async def runner() -> None:
