@@ -4,7 +4,7 @@ Objects of one resource share most of their bytes (field names, the same annotat
 and conditions), so deflate given a few of them as its preset dictionary (zlib's ``zdict``,
 RFC 1950 FDICT) packs a Service of about 1 KB into about 160 bytes, a Vip of 700 into 150, in
 about 10 µs; reading one back costs about 3 µs more than parsing its JSON (measured with
-zlib 1.2/1.3 and orjson 3.11 on the objects lbctl writes).  The dictionary is made of the first
+zlib 1.2.13 and orjson 3.13 on the objects lbctl writes).  The dictionary is made of the first
 objects packed, then fixed for the packer's life: those first objects stay plain JSON.
 """
 

@@ -25,7 +25,7 @@ def test_a_signal_cancels_main_its_cleanup_runs_and_the_defaults_come_back(signu
         done.append(type(loop).__module__)
         loop.call_later(0.05, os.kill, os.getpid(), signum)
         try:
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # until the signal cancels it
         finally:
             await asyncio.shield(cleanup())
 
