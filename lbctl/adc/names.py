@@ -16,6 +16,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from lbctl.interning import shared
+
 MAX_NAME = 127
 MAX_COMMENT = 256
 """NetScaler's limit on an object's comment."""
@@ -51,7 +53,9 @@ class PortId:
 
     @property
     def owner(self) -> str:
-        return f"{self.namespace}/{self.service}"
+        """``namespace/name``: the one string lbctl holds for that Service's key (the listing
+        keeps it for each of the Service's objects)."""
+        return shared(f"{self.namespace}/{self.service}")
 
     @property
     def label(self) -> str:

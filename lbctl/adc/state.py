@@ -7,7 +7,7 @@ thing).  NITRO returns numbers sometimes as strings; :func:`same` compares after
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from lbctl.adc.annotations import (
     SERVICEGROUP_ANNOTATION,
 )
 from lbctl.adc.names import Owner, owner_of
-from lbctl.interning import shared
+from lbctl.interning import Table, shared
 
 Attrs = dict[str, Any]
 
@@ -70,9 +70,8 @@ class Key:
 
 
 State = dict[Key, Attrs]
-NO_ATTRS: Attrs = {}
-"""What a listing keeps of a binding: it is its key, nothing to compare (one shared dict for
-every binding; never written to)."""
+NO_ATTRS: Mapping[str, Any] = {}
+"""A binding's attributes: it is its key, nothing to compare."""
 
 
 def normalise(value: object) -> object:
@@ -106,47 +105,89 @@ def binding_key(kind: str, item: Mapping[str, Any]) -> Key | None:
 class Listing:
     """One instance's objects on the ADC (under its owner key), indexed by Service and parent.
 
-    Held for every Service (about 2 KiB each), so the indexes are lists, not sets: a Service
-    owns a handful of objects, a parent a handful of bindings."""
+    Held for every Service, so it is kept compact (about 1.2 KiB per Service as plain dicts
+    and lists, about 0.7 KiB so): an object's attributes are one tuple, the names first
+    (shared by every object with the same names) and then the values; a parent's bindings are
+    found by its name, a lone binding held bare, several in a list."""
 
     def __init__(self) -> None:
-        self.objects: State = {}
+        self._rows: dict[Key, tuple[Any, ...]] = {}
+        """Key → (attribute names, value, ...); ``()`` for a binding."""
         self._owner: dict[Key, str] = {}
         self._by_owner: dict[str, list[Key]] = {}
-        self._children: dict[Key, list[Key]] = {}
-        """Parent object's key → its bindings' keys."""
+        self._children: dict[str, dict[str, Key | list[Key]]] = {
+            kind: {} for kind in set(BINDING_PARENT.values())
+        }
+        """Parent kind → parent name → its binding's key, or its bindings' keys."""
 
-    def put(self, key: Key, attrs: Attrs, owner: str | None = None) -> None:
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows
+
+    def __iter__(self) -> Iterator[Key]:
+        """Every object's and binding's key."""
+        return iter(self._rows)
+
+    def attrs(self, key: Key) -> Attrs:
+        """A new dict of the attributes kept of ``key``.  Raises KeyError if it is absent."""
+        row = self._rows[key]
+        return dict(zip(row[0], row[1:], strict=True)) if row else {}
+
+    def state(self) -> State:
+        """Everything listed, as :data:`State`."""
+        return {key: self.attrs(key) for key in self._rows}
+
+    def put(self, key: Key, attrs: Mapping[str, Any], owner: str | None = None) -> None:
         """Add or replace an object (with its owning Service) or a binding.  What is already
         there as it is stays (a drift pass puts everything again: the objects it made would
         replace long-lived ones for nothing)."""
-        before = self.objects.get(key)
-        known = before is not None
-        if before != attrs:
-            self.objects[key] = attrs
+        row = _row(attrs)
+        before = self._rows.get(key)
+        if before != row:
+            self._rows[key] = row
         if key.kind in BINDING_KINDS:
-            children = self._children.setdefault(Key(BINDING_PARENT[key.kind], key.name), [])
-            if not known:
-                children.append(key)
+            if before is None:
+                self._add_child(key)
         elif owner is not None and self._owner.get(key) != owner:
             self._forget_owner(key)
             self._owner[key] = owner
             self._by_owner.setdefault(owner, []).append(key)
 
+    def update(self, key: Key, attrs: Mapping[str, Any]) -> None:
+        """Set some attributes of an object that is listed (nothing if it is not)."""
+        if key in self._rows:
+            self._rows[key] = _row({**self.attrs(key), **attrs})
+
     def drop(self, key: Key) -> None:
         """Remove an object, and the bindings the ADC removes with it."""
-        known = self.objects.pop(key, None) is not None
+        known = self._rows.pop(key, None) is not None
         if key.kind in BINDING_KINDS:
-            parent = Key(BINDING_PARENT[key.kind], key.name)
-            children = self._children.get(parent)
-            if known and children is not None:
-                children.remove(key)
-                if not children:
-                    del self._children[parent]
+            if known:
+                self._remove_child(key)
             return
-        for child in self._children.pop(key, ()):
-            self.objects.pop(child, None)
+        for child in self.of_parent(key):
+            self._rows.pop(child, None)
+        self._children.get(key.kind, {}).pop(key.name, None)
         self._forget_owner(key)
+
+    def _add_child(self, key: Key) -> None:
+        under = self._children[BINDING_PARENT[key.kind]]
+        found = under.get(key.name)
+        if found is None:
+            under[key.name] = key
+        elif isinstance(found, list):
+            found.append(key)
+        else:
+            under[key.name] = [found, key]
+
+    def _remove_child(self, key: Key) -> None:
+        under = self._children[BINDING_PARENT[key.kind]]
+        found = under.get(key.name)
+        if isinstance(found, list):
+            found.remove(key)
+            if len(found) == 1:
+                under[key.name] = found[0]
+        elif found == key:
+            del under[key.name]
 
     def _forget_owner(self, key: Key) -> None:
         owner = self._owner.pop(key, None)
@@ -160,9 +201,9 @@ class Listing:
         """Everything that belongs to ``owner``: its objects and the bindings under them."""
         found: State = {}
         for key in self._by_owner.get(owner, ()):
-            found[key] = self.objects[key]
-            for child in self._children.get(key, ()):
-                found[child] = self.objects[child]
+            found[key] = self.attrs(key)
+            for child in self.of_parent(key):
+                found[child] = {}
         return found
 
     def owned(self, kind: str) -> dict[str, str]:
@@ -170,13 +211,28 @@ class Listing:
         return {key.name: owner for key, owner in self._owner.items() if key.kind == kind}
 
     def of_parent(self, key: Key) -> set[Key]:
-        return set(self._children.get(key, ()))
+        found = self._children.get(key.kind, {}).get(key.name)
+        if found is None:
+            return set()
+        return set(found) if isinstance(found, list) else {found}
 
     def owns(self, owner: str) -> bool:
         return owner in self._by_owner
 
     def owner_keys(self) -> set[str]:
         return set(self._by_owner)
+
+
+_names: Table[tuple[str, ...]] = Table(1024)
+"""Each distinct tuple of attribute names once (a handful: one or two per kind)."""
+
+
+def _row(attrs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Attributes as a listing keeps them: ``(names, value, ...)``, ``()`` when there are none
+    (160 bytes for an lb vserver's 8 attributes against 290 as a dict)."""
+    if not attrs:
+        return ()
+    return (_names(tuple(attrs)), *(_kept(k, v) for k, v in attrs.items()))
 
 
 def read_listing(owner: str | Owner, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> Listing:
@@ -201,8 +257,7 @@ def read_objects(
         port = owner_of(owner, name, row.get("comment"))
         if port is not None:
             key = Key(kind, name)
-            listing.put(key, {k: _kept(k, row[k]) for k in MANAGED_ATTRS[kind] if k in row},
-                        port.owner)  # fmt: skip
+            listing.put(key, {k: row[k] for k in MANAGED_ATTRS[kind] if k in row}, port.owner)
             found.append(key)
     return found
 
@@ -210,8 +265,12 @@ def read_objects(
 def _kept(attr: str, value: Any) -> Any:
     """An attribute's value as a listing keeps it: each string once however many objects
     have it (``TCP``, ``ROUNDROBIN``, the name its key holds already: about ten strings per
-    Service otherwise), but for the comment, which names one owner."""
-    return shared(value) if isinstance(value, str) and attr != "comment" else value
+    Service otherwise), but for those nothing else has (the comment, which names one owner, and
+    the lb vserver's address): sharing those would only add an entry to the table."""
+    return shared(value) if isinstance(value, str) and attr not in _UNSHARED else value
+
+
+_UNSHARED = frozenset({"comment", "ipv46"})
 
 
 def read_bindings(listing: Listing, kind: str, rows: Iterable[Mapping[str, Any]]) -> list[Key]:
@@ -221,7 +280,7 @@ def read_bindings(listing: Listing, kind: str, rows: Iterable[Mapping[str, Any]]
     found: list[Key] = []
     for row in rows:
         key = binding_key(kind, row)
-        if key is not None and Key(parent, key.name) in listing.objects:
+        if key is not None and Key(parent, key.name) in listing:
             listing.put(key, NO_ATTRS)
             found.append(key)
     return found

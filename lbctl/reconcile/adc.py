@@ -124,7 +124,7 @@ class AdcSync:
                 for s in page
             }
             await self.check_features()
-            for key in [k for k in listing.objects if k not in seen]:
+            for key in [k for k in listing if k not in seen]:
                 listing.drop(key)
             for op, owner in self._journal:  # written meanwhile, maybe after their GET
                 _record(listing, op, owner)
@@ -385,10 +385,9 @@ def _record(listing: Listing, op: Op, owner: str) -> None:
     if op.action == "bind":
         listing.put(op.key, NO_ATTRS)
     elif op.action == "add":
-        listing.put(op.key, dict(op.attrs), owner)
+        listing.put(op.key, op.attrs, owner)
     elif op.action == "update":
-        if op.key in listing.objects:
-            listing.objects[op.key].update(op.attrs)
+        listing.update(op.key, op.attrs)
     else:
         listing.drop(op.key)
 

@@ -109,7 +109,7 @@ def test_listing_keeps_only_owned_objects_and_their_bindings() -> None:
         "lbvserver_servicegroup_binding": [{"name": V.name, "servicegroupname": G.name}],
     }
     listing = read_listing("k8s", rows)
-    assert sorted(listing.objects) == sorted(
+    assert sorted(listing) == sorted(
         [
             V,
             G,
@@ -118,7 +118,7 @@ def test_listing_keeps_only_owned_objects_and_their_bindings() -> None:
         ]
     )
     assert listing.owner_keys() == {"a/b"}
-    assert listing.of("a/b") == listing.objects
+    assert listing.of("a/b") == listing.state()
     assert listing.of("a/c") == {}
 
 

@@ -423,7 +423,7 @@ async def test_numbers_as_strings_in_a_listing_need_no_write() -> None:
                 {"name": key.name, "servicegroupname": key.sub[0]}
             )
     listing = read_listing("lbctl", rows)
-    assert any(isinstance(v.get("port"), str) for v in listing.objects.values())
+    assert any(isinstance(v.get("port"), str) for v in listing.state().values())
     assert diff(plan.objects, listing.of("ns/web")) == []
 
 
