@@ -1,4 +1,5 @@
-"""One object for equal values that many indexes keep (object keys, ADC names, port sets).
+"""One object for equal values that many indexes keep (object keys, ADC names, port sets,
+addresses).
 
 ``sys.intern`` would do for strings on Python 3.11 and 3.13, but on 3.12 interned strings are
 immortal (PEP 683): every key lbctl ever saw would stay in memory, about 100 bytes each,
@@ -8,6 +9,7 @@ however many Services came and went (measured: 1,000,000 keys interned and dropp
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -37,3 +39,7 @@ class Table(Generic[T]):
 
 shared: Table[str] = Table(1 << 18)
 """Strings: ``shared(text)``."""
+
+addresses: Table[ipaddress.IPv4Address | ipaddress.IPv6Address] = Table(1 << 17)
+"""Addresses: a Service's VIP is parsed from its Vip, its VipAddress record and its own status
+(about 90 bytes each); ``addresses(address)``."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbctl.interning import Table, shared
+from lbctl.interning import Table, addresses, shared
 
 LB_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 VIP_ANNOTATION = "com.citrix.vip"
@@ -108,7 +108,7 @@ def parse_address(text: str) -> IPAddress:
             raise AddressError(
                 f"{text!r} is an IPv4-mapped IPv6 address; write it as {address.ipv4_mapped}"
             )
-    return address
+    return addresses(address)
 
 
 def parse_ip(text: Any) -> IPAddress | None:
@@ -135,9 +135,10 @@ def parse_shown(text: Any) -> IPAddress | None:
     octets = text.split(".")
     if len(octets) == 4 and all(o.isascii() and o.isdigit() for o in octets):
         with contextlib.suppress(ValueError):
-            return ipaddress.IPv4Address(".".join(o.lstrip("0") or "0" for o in octets))
+            return addresses(ipaddress.IPv4Address(".".join(o.lstrip("0") or "0" for o in octets)))
     with contextlib.suppress(ValueError):
-        return ipaddress.IPv6Address(text).ipv4_mapped
+        mapped = ipaddress.IPv6Address(text).ipv4_mapped
+        return None if mapped is None else addresses(mapped)
     return None
 
 

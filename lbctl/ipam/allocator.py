@@ -18,6 +18,7 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from lbctl.interning import addresses
 from lbctl.ipam.freelist import FreeList
 from lbctl.ipam.ranges import DEFAULT_POOL, IPAddress, Pool
 from lbctl.setmap import SetMap
@@ -321,7 +322,7 @@ class Allocator:
             if free is None or lowest is None:
                 continue
             free.take(lowest)
-            address = ipaddress.ip_address(lowest)
+            address = addresses(ipaddress.ip_address(lowest))
             return self._record(Allocation(owner, address, name, None, share_key, ports))
         raise PoolExhausted(_exhausted(names, version, self._pools))
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import orjson
 import pytest
 
 from lbctl import interning, model
+from lbctl.ipam.allocator import Allocator
+from lbctl.ipam.ranges import parse_vip_range
 from lbctl.kube.informer import object_key
-from lbctl.model import namespaced_key, ports_from_text
+from lbctl.model import namespaced_key, parse_address, parse_ip, parse_shown, ports_from_text
 from lbctl.vipaddress import AddressRecordView, Holder
 
 
@@ -58,3 +62,16 @@ def test_the_shared_string_table_stays_bounded(monkeypatch: pytest.MonkeyPatch) 
         key = interning.shared(f"ns-{i}/svc-{i}")
         assert interning.shared("".join(["ns-", str(i), "/svc-", str(i)])) is key
         assert len(interning.shared) <= 8
+
+
+def test_equal_addresses_are_one_object_however_they_were_read() -> None:
+    """A VIP read from its Vip, its record, the Service's status (spelled leniently) and the
+    allocator that gave it is one object."""
+    allocator = Allocator(parse_vip_range('["10.7.0.1 - 10.7.0.2"]'))
+    given = allocator.allocate("shop/web").address
+    assert given == ipaddress.ip_address("10.7.0.1")
+    assert parse_address("".join(["10.7.", "0.1"])) is given
+    assert parse_ip(" 10.7.0.1") is given
+    assert parse_shown("10.7.0.01") is given
+    assert parse_shown("::ffff:10.7.0.1") is given
+    assert parse_address("2001:db8::1") is parse_address("2001:db8:0::1")
