@@ -36,6 +36,12 @@ CONFIGURATION_STATES = Resource(
 READY_TIMEOUT = 120.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ControllerProcess:
     """A controller process with its CPU and peak RSS read from /proc."""
 
@@ -50,8 +56,7 @@ class ControllerProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the process so far (all its threads)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def rss_peak_mb(self) -> float:
         """Peak resident set size (VmHWM) in MiB."""

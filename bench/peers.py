@@ -10,6 +10,9 @@ own, and measures:
 - the time from the first create until every Service shows an address in its status (and
   for lbctl+ADC until every lb vserver is bound to its service group on the simulator);
 - the controller's CPU seconds over that time and until its writes settle (from /proc);
+- the time the bench's own creates took, and the CPU seconds kube-apiserver and etcd spent
+  until every Service had its address (from /proc: the work the controller's writes cost the
+  control plane, on top of the creates every run has);
 - apiserver writes per new Service, objects and Events apart, from the deltas of the
   apiserver's ``apiserver_request_total`` (the runs are sequential, so every write in the
   window is the controller's, except the bench's own Service creates and the apiserver's
@@ -30,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import ssl
+import statistics
 import sys
 import time
 from collections import Counter
@@ -44,6 +48,7 @@ from bench.peer_controllers import (
     ControllerProcess,
     LbctlController,
     MetalLBController,
+    cpu_seconds,
     install_metallb,
     metallb_binary,
 )
@@ -79,10 +84,15 @@ class Apiserver:
     """The apiserver's own /metrics, read with the admin token of the local control plane."""
 
     def __init__(self, plane: LocalControlPlane) -> None:
+        self.plane = plane
         self.url = f"{plane.url}/metrics"
         self.headers = {"Authorization": f"Bearer {plane.token}"}
         self.ssl = ssl.create_default_context(cafile=str(plane.workdir / "certs" / "apiserver.crt"))
         self.ssl.check_hostname = False
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of kube-apiserver and etcd so far."""
+        return sum(cpu_seconds(pid) for pid in self.plane.pids().values())
 
     async def writes(self) -> Counter[WriteKey]:
         """Write requests so far, by (verb, resource, subresource, refused)."""
@@ -203,10 +213,15 @@ async def one_run(
     await watcher.synced.wait()
     before = await settled(apiserver)
     cpu_before = controller.cpu_seconds()
+    plane_cpu_before = apiserver.cpu_seconds()
     started = time.monotonic()
-    creating = asyncio.create_task(
-        create_services(kube, namespace, n, controller.load_balancer_class)
-    )
+
+    async def create() -> float:
+        """The time the last create was answered."""
+        await create_services(kube, namespace, n, controller.load_balancer_class)
+        return time.monotonic()
+
+    creating = asyncio.create_task(create())
 
     async def all_shown() -> bool:
         if creating.done() and creating.exception() is not None:
@@ -214,9 +229,10 @@ async def one_run(
         return len(shown) >= n
 
     await until(all_shown, f"every {controller.name} Service has an address")
-    await creating
+    created_at = await creating
     all_addressed = max(shown.values()) - started
     cpu_addressed = controller.cpu_seconds() - cpu_before
+    plane_cpu_addressed = apiserver.cpu_seconds() - plane_cpu_before
     configured: dict[str, float] = {}
     if sim is not None:
 
@@ -233,6 +249,8 @@ async def one_run(
         "controller": controller.name,
         "all_addressed_s": all_addressed,
         "cpu_s_until_addressed": cpu_addressed,
+        "created_s": created_at - started,
+        "control_plane_cpu_s_until_addressed": plane_cpu_addressed,
         "cpu_s": controller.cpu_seconds() - cpu_before,
         "rss_peak_mb": controller.rss_peak_mb(),
         **configured,
@@ -323,6 +341,24 @@ def table(result: dict[str, Any]) -> str:
             f"{ml['cpu_s']:>6.1f} s | {writes(lb):>21} {writes(adc):>9} {writes(ml):>9} | "
             f"{lb['rss_peak_mb']:>12.0f} MB {adc['rss_peak_mb']:>3.0f} MB "
             f"{ml['rss_peak_mb']:>5.0f} MB"
+        )
+    ratios = [
+        lb["all_addressed_s"] / ml["all_addressed_s"]
+        for r in range(1, result["rounds"] + 1)
+        for lb, ml in [[next(x for x in runs if x["round"] == r and x["controller"] == c)
+                        for c in ("lbctl", "MetalLB")]]
+    ]  # fmt: skip
+    median = statistics.median(ratios)
+    lines += [
+        "",
+        f"median ratio lbctl / MetalLB over {len(ratios)} rounds: {median:.2f}",
+        "",
+        f"{'run':>16} | {'creates done':>12} | {'control plane CPU until addressed':>34}",
+    ]
+    for x in runs:
+        lines.append(
+            f"{x['controller'] + ' ' + str(x['round']):>16} | {x['created_s']:>10.1f} s | "
+            f"{x['control_plane_cpu_s_until_addressed']:>32.1f} s"
         )
     return "\n".join(lines)
 

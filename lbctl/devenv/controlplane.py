@@ -223,6 +223,10 @@ class LocalControlPlane:
         self.stop_apiserver()
         self._launch_apiserver()
 
+    def pids(self) -> dict[str, int]:
+        """Process id of each running component: ``etcd``, ``kube-apiserver``."""
+        return {name: proc.pid for name, proc, _ in self._procs if proc.poll() is None}
+
     @contextlib.contextmanager
     def paused_apiserver(self) -> Iterator[None]:
         """Freeze kube-apiserver (SIGSTOP) inside the block: requests hang instead of failing,

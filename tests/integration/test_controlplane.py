@@ -61,11 +61,12 @@ async def test_servers_die_with_the_process_that_started_them(tmp_path: Path) ->
     """SIGKILL of the owner (as when a test run is killed) leaves no etcd or apiserver behind."""
     script = textwrap.dedent(
         """
+        import json
         import signal
         from lbctl.devenv.controlplane import LocalControlPlane
         plane = LocalControlPlane()
         plane.start()
-        print(" ".join(str(p.pid) for _, p, _ in plane._procs), flush=True)
+        print(json.dumps(plane.pids()), flush=True)
         signal.pause()  # until the test kills this process
         """
     )
@@ -73,8 +74,9 @@ async def test_servers_die_with_the_process_that_started_them(tmp_path: Path) ->
         sys.executable, "-c", script, stdout=subprocess.PIPE
     )
     assert owner.stdout is not None
-    pids = [int(pid) for pid in (await owner.stdout.readline()).split()]
-    assert len(pids) == 2
+    by_name = json.loads(await owner.stdout.readline())
+    assert set(by_name) == {"etcd", "kube-apiserver"}
+    pids = list(by_name.values())
     owner.send_signal(signal.SIGKILL)
     await owner.wait()
 
