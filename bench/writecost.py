@@ -1,0 +1,234 @@
+"""What each kind of write costs the control plane: kube-apiserver and etcd CPU per write.
+
+When lbctl and MetalLB run on one small machine, the time for N Services to get their address
+is bounded by the CPU of the whole machine, and most of it is the control plane's.  This
+bench prices each write one controller makes per new Service, so the ratio between them can be
+reasoned about rather than only measured:
+
+- lbctl (IPAM only): a VipAddress create (the per-address record), a Vip create, a merge
+  PATCH of the Service's status (status, annotation and finalizer at once) and an Event;
+- MetalLB's controller: two PUTs of the Service's status, and an Event;
+- the Service create every run has, for scale.
+
+It runs lbctl once for one Service and uses what lbctl wrote as the model of every write, so
+the objects are the size lbctl makes them.  Then, on the same local control plane, it makes N
+writes of each kind, 32 in flight, and reads the CPU seconds of kube-apiserver and etcd from
+/proc before and after.  Run: ``python -m bench.writecost -n 1000``; JSON in
+bench/results/writecost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench.peer_controllers import LbctlController, cpu_seconds
+from lbctl.devenv.build import ensure_binaries
+from lbctl.devenv.cluster import install_crds, load_balancer_service
+from lbctl.devenv.controlplane import LocalControlPlane
+from lbctl.kube.client import (
+    EVENTS,
+    JSON,
+    NAMESPACES,
+    SERVICES,
+    VIP_ADDRESSES,
+    VIPS,
+    KubeClient,
+    api_client_from,
+)
+
+RESULTS = Path(__file__).parent / "results" / "writecost.json"
+IN_FLIGHT = 32
+NAMESPACE = "writecost"
+SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
+PER_SERVICE = {
+    "lbctl": ("VipAddress create", "Vip create", "Service status PATCH", "Event create"),
+    "MetalLB": ("Service status PUT", "Service status PUT", "Event create"),
+}
+
+
+async def priced(
+    plane: LocalControlPlane, n: int, write: Callable[[int], Awaitable[Any]]
+) -> dict[str, float]:
+    """``write(0)`` … ``write(n - 1)``, IN_FLIGHT at a time: wall seconds, and the control
+    plane's CPU milliseconds per write."""
+    limit = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(i: int) -> None:
+        async with limit:
+            await write(i)
+
+    def cpu() -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in plane.pids().items()}
+
+    before, started = cpu(), time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    wall, after = time.monotonic() - started, cpu()
+    spent = {name: (after[name] - before[name]) * 1000 / n for name in before}
+    return {"wall_s": wall, "apiserver_ms": spent["kube-apiserver"], "etcd_ms": spent["etcd"]}
+
+
+def model(obj: JSON) -> JSON:
+    """``obj`` without what the apiserver sets, as a body to create again."""
+    body = copy.deepcopy(obj)
+    for field in SERVER_SET:
+        body["metadata"].pop(field, None)
+    return body
+
+
+async def lbctl_writes(plane: LocalControlPlane, kube: KubeClient) -> dict[str, JSON]:
+    """What lbctl writes for one new Service: its Vip, its VipAddress, the Service as its
+    status PATCH leaves it, and its Event."""
+    controller = LbctlController(plane, "10.64.0.0/24")
+    try:
+        await controller.wait_ready()
+        klass = controller.load_balancer_class
+        await kube.create(
+            SERVICES, NAMESPACE, load_balancer_service("model", loadBalancerClass=klass)
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            events = (await kube.list(EVENTS, NAMESPACE))[0]
+            service = await kube.get(SERVICES, NAMESPACE, "model")
+            if events and service.get("status", {}).get("loadBalancer", {}).get("ingress"):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("lbctl gave the model Service no address and no Event")
+            await asyncio.sleep(0.1)
+    finally:
+        controller.stop()
+    return {
+        "vip": await kube.get(VIPS, NAMESPACE, "model"),
+        "address": (await kube.list(VIP_ADDRESSES))[0][0],
+        "service": service,
+        "event": events[0],
+    }
+
+
+def address(i: int) -> str:
+    return f"10.65.{i // 256}.{i % 256}"
+
+
+async def run(n: int) -> dict[str, Any]:
+    with LocalControlPlane(ensure_binaries()) as plane:
+        kube = KubeClient(await api_client_from(str(plane.kubeconfig)))
+        try:
+            await install_crds(kube)
+            await kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
+            written = await lbctl_writes(plane, kube)
+            vip, record, event = (model(written[k]) for k in ("vip", "address", "event"))
+            vip["metadata"].pop("ownerReferences", None)
+            service = written["service"]
+            meta = service["metadata"]
+
+            async def create_service(i: int) -> None:
+                body = load_balancer_service(f"s-{i}", loadBalancerClass="bench.io/nobody")
+                await kube.create(SERVICES, NAMESPACE, body)
+
+            async def create_vip(i: int) -> None:
+                body = copy.deepcopy(vip)
+                body["metadata"]["name"] = f"s-{i}"
+                await kube.create(VIPS, NAMESPACE, body)
+
+            async def create_record(i: int) -> None:
+                body = copy.deepcopy(record)
+                body["metadata"]["name"] = body["spec"]["address"] = address(i)
+                await kube.create(VIP_ADDRESSES, None, body)
+
+            async def patch_status(i: int) -> None:
+                ingress = [{"ip": address(i), "ipMode": "VIP"}]
+                patch = {
+                    "metadata": {"annotations": meta.get("annotations"),
+                                 "finalizers": meta.get("finalizers")},
+                    "status": {"loadBalancer": {"ingress": ingress},
+                               "conditions": service["status"].get("conditions")},
+                }  # fmt: skip
+                await kube.patch(SERVICES, NAMESPACE, f"s-{i}", patch, subresource="status")
+
+            cached: dict[str, JSON] = {}
+
+            async def put_status(i: int) -> None:
+                # As client-go's UpdateStatus: the whole object, as MetalLB's cache has it.
+                current = cached[f"s-{i}"]
+                current["status"]["loadBalancer"] = {"ingress": [{"ip": address(i + n)}]}
+                path = SERVICES.path(NAMESPACE, f"s-{i}", "status")
+                await kube._json("update", "PUT", path, body=current)
+
+            async def create_event(i: int) -> None:
+                body = copy.deepcopy(event)
+                body["metadata"]["name"] = f"s-{i}.{i:016x}"
+                body["involvedObject"]["name"] = f"s-{i}"
+                await kube.create(EVENTS, NAMESPACE, body)
+
+            kinds = {
+                "Service create": create_service,
+                "VipAddress create": create_record,
+                "Vip create": create_vip,
+                "Service status PATCH": patch_status,
+                "Service status PUT": put_status,
+                "Event create": create_event,
+            }
+            result: dict[str, Any] = {"writes": n, "in_flight": IN_FLIGHT, "kinds": {}}
+            for kind, write in kinds.items():
+                if write is put_status:
+                    listed = (await kube.list(SERVICES, NAMESPACE))[0]
+                    cached.update((x["metadata"]["name"], x) for x in listed)
+                result["kinds"][kind] = await priced(plane, n, write)
+                print(f"{kind}: done", file=sys.stderr, flush=True)
+        finally:
+            await kube.close()
+    return result
+
+
+def per_service(result: dict[str, Any], controller: str) -> float:
+    """Control-plane CPU milliseconds of one controller's writes for one new Service."""
+    kinds = result["kinds"]
+    return sum(
+        float(kinds[k]["apiserver_ms"] + kinds[k]["etcd_ms"]) for k in PER_SERVICE[controller]
+    )
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"Control-plane CPU per write: {result['writes']} writes of each kind, "
+        f"{result['in_flight']} in flight, one local kube-apiserver + etcd",
+        "",
+        f"{'write':<22} {'apiserver':>10} {'etcd':>8} {'together':>9} {'wall':>7}",
+    ]
+    for kind, x in result["kinds"].items():
+        both = x["apiserver_ms"] + x["etcd_ms"]
+        lines.append(
+            f"{kind:<22} {x['apiserver_ms']:>7.2f} ms {x['etcd_ms']:>5.2f} ms "
+            f"{both:>6.2f} ms {x['wall_s']:>5.1f} s"
+        )
+    lines.append("")
+    for controller, kinds in PER_SERVICE.items():
+        lines.append(
+            f"per new Service, {controller}'s writes ({', '.join(kinds)}): "
+            f"{per_service(result, controller):.2f} ms"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.writecost", description=__doc__)
+    parser.add_argument("-n", "--writes", type=int, default=1000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    result = asyncio.run(run(args.writes))
+    print(table(result))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
