@@ -105,10 +105,11 @@ def binding_key(kind: str, item: Mapping[str, Any]) -> Key | None:
 class Listing:
     """One instance's objects on the ADC (under its owner key), indexed by Service and parent.
 
-    Held for every Service, so it is kept compact (about 1.2 KiB per Service as plain dicts
-    and lists, about 0.7 KiB so): an object's attributes are one tuple, the names first
-    (shared by every object with the same names) and then the values; a parent's bindings are
-    found by its name, a lone binding held bare, several in a list."""
+    Held for every Service, so it is kept compact: an object's attributes are one tuple, the
+    names first (shared by every object with the same names) and then the values; a parent's
+    bindings are found by its name, a lone binding held bare, several in a list.  A one-port
+    Service on three nodes read from a NITRO reply costs about 1.6 KB so, strings included,
+    against 2.2 KB as dicts of attributes and a list per parent (CPython 3.11)."""
 
     def __init__(self) -> None:
         self._rows: dict[Key, tuple[Any, ...]] = {}
