@@ -322,7 +322,10 @@ class Allocator:
             if free is None or lowest is None:
                 continue
             free.take(lowest)
-            address = addresses(ipaddress.ip_address(lowest))
+            # By the pool's family: ip_address() reads an int below 2**32 as IPv4, so a pool
+            # inside ::/96 would hand out 0.0.0.5 for ::5.
+            family = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+            address = addresses(family(lowest))
             return self._record(Allocation(owner, address, name, None, share_key, ports))
         raise PoolExhausted(_exhausted(names, version, self._pools))
 

@@ -272,3 +272,12 @@ def test_a_holder_its_record_names_is_not_locked_out_by_a_hand_edited_record(
     allocator.record(x, frozenset({"ns/web", "ns/dns"}), "ns/red", ports={"ns/web": web})
     assert allocator.assign("ns/web", x, share_key="ns/blue", ports=web).address == x
     assert allocator.assign("ns/dns", x, share_key="ns/blue", ports=dns).address == x
+
+
+def test_an_ipv6_pool_of_small_addresses_gives_ipv6_addresses() -> None:
+    """``::5`` is the integer 5: an address built from it must stay IPv6, or the Service would
+    be shown 0.0.0.5."""
+    allocator = Allocator(parse_vip_range('["::5 - ::6"]'))
+    first = allocator.allocate("shop/web", version=6).address
+    assert first == ipaddress.IPv6Address("::5")
+    assert allocator.allocate("shop/db", version=6).address == ipaddress.IPv6Address("::6")
