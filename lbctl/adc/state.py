@@ -204,7 +204,7 @@ class Listing:
         for key in self._by_owner.get(owner, ()):
             found[key] = self.attrs(key)
             for child in self.of_parent(key):
-                found[child] = {}
+                found[child] = self.attrs(child)
         return found
 
     def owned(self, kind: str) -> dict[str, str]:

@@ -71,7 +71,7 @@ def test_listing_matches_a_model(steps: list[tuple[str, Key, str | None]]) -> No
     for owner in ("ns/one", "ns/two"):
         mine = {k for k, o in objects.items() if o == owner}
         under = {k for k in objects if k.kind in BINDING_KINDS and parent(k) in mine}
-        assert set(listing.of(owner)) == mine | under
+        assert listing.of(owner) == {k: attrs[k] for k in mine | under}
         assert listing.owns(owner) == (owner in owners)
     for key in objects:
         if key.kind in OBJECT_KINDS:
