@@ -7,14 +7,15 @@ reasoned about rather than only measured:
 
 - lbctl (IPAM only): a VipAddress create (the per-address record), a Vip create, a merge
   PATCH of the Service's status (status, annotation and finalizer at once) and an Event;
-- MetalLB's controller: two PUTs of the Service's status, and an Event;
+- MetalLB's controller: two PUTs of the Service's status, a PUT of its IPAddressPool's status
+  (about one per new Service in bench.peers: 1,056 for 1,000) and an Event;
 - the Service create every run has, for scale.
 
-It runs lbctl once for one Service and uses what lbctl wrote as the model of every write, so
-the objects are the size lbctl makes them.  Then, on the same local control plane, it makes N
-writes of each kind, 32 in flight, and reads the CPU seconds of kube-apiserver and etcd from
-/proc before and after.  Run: ``python -m bench.writecost -n 1000``; JSON in
-bench/results/writecost.json.
+It runs lbctl, and then MetalLB's controller, once for one Service and uses what each wrote as
+the model of its writes, so the objects are the size each controller makes them.  Then, on the
+same local control plane, it makes N writes of each kind, 32 in flight, and reads the CPU
+seconds of kube-apiserver and etcd from /proc before and after.
+Run: ``python -m bench.writecost -n 1000``; JSON in bench/results/writecost.json.
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.peer_controllers import LbctlController, cpu_seconds
+from bench.peer_controllers import (
+    IP_ADDRESS_POOLS,
+    METALLB_NAMESPACE,
+    LbctlController,
+    MetalLBController,
+    cpu_seconds,
+    install_metallb,
+    metallb_binary,
+)
 from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import LocalControlPlane
@@ -50,7 +59,12 @@ NAMESPACE = "writecost"
 SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
 PER_SERVICE = {
     "lbctl": ("VipAddress create", "Vip create", "Service status PATCH", "Event create"),
-    "MetalLB": ("Service status PUT", "Service status PUT", "Event create"),
+    "MetalLB": (
+        "Service status PUT",
+        "Service status PUT",
+        "IPAddressPool status PUT",
+        "Event create",
+    ),
 }
 
 
@@ -112,6 +126,28 @@ async def lbctl_writes(plane: LocalControlPlane, kube: KubeClient) -> dict[str, 
     }
 
 
+async def metallb_pool(plane: LocalControlPlane, kube: KubeClient) -> JSON:
+    """MetalLB's IPAddressPool as its controller leaves it after giving one Service an
+    address (its status counts assigned and available addresses)."""
+    await install_metallb(kube, "10.80.0.0/24")
+    controller = MetalLBController(plane, kube, metallb_binary())
+    try:
+        await controller.wait_ready()
+        klass = controller.load_balancer_class
+        body = load_balancer_service("metallb-model", loadBalancerClass=klass)
+        await kube.create(SERVICES, NAMESPACE, body)
+        deadline = time.monotonic() + 60
+        while True:
+            pool = await kube.get(IP_ADDRESS_POOLS, METALLB_NAMESPACE, "bench")
+            if (pool.get("status") or {}).get("assignedIPv4"):
+                return pool
+            if time.monotonic() > deadline:
+                raise TimeoutError("MetalLB wrote no assignment in its pool's status")
+            await asyncio.sleep(0.1)
+    finally:
+        controller.stop()
+
+
 def address(i: int) -> str:
     return f"10.65.{i // 256}.{i % 256}"
 
@@ -123,6 +159,7 @@ async def run(n: int) -> dict[str, Any]:
             await install_crds(kube)
             await kube.create(NAMESPACES, None, {"metadata": {"name": NAMESPACE}})
             written = await lbctl_writes(plane, kube)
+            pool = model(await metallb_pool(plane, kube))
             vip, record, event = (model(written[k]) for k in ("vip", "address", "event"))
             vip["metadata"].pop("ownerReferences", None)
             service = written["service"]
@@ -154,11 +191,24 @@ async def run(n: int) -> dict[str, Any]:
 
             cached: dict[str, JSON] = {}
 
+            async def make_pool(i: int) -> None:
+                body = {key: value for key, value in pool.items() if key != "status"}
+                body["metadata"] = {"name": f"p-{i}", "namespace": METALLB_NAMESPACE}
+                body["spec"] = {**pool["spec"], "addresses": [f"10.{90 + i // 256}.{i % 256}.0/24"]}
+                await kube.create(IP_ADDRESS_POOLS, METALLB_NAMESPACE, body)
+
             async def put_status(i: int) -> None:
                 # As client-go's UpdateStatus: the whole object, as MetalLB's cache has it.
                 current = cached[f"s-{i}"]
                 current["status"]["loadBalancer"] = {"ingress": [{"ip": address(i + n)}]}
                 path = SERVICES.path(NAMESPACE, f"s-{i}", "status")
+                await kube._json("update", "PUT", path, body=current)
+
+            async def put_pool_status(i: int) -> None:
+                # A pool of its own per write: MetalLB writes its one pool in turn.
+                current = cached[f"p-{i}"]
+                current["status"] = {**pool["status"], "assignedIPv4": i % 250 + 1}
+                path = IP_ADDRESS_POOLS.path(METALLB_NAMESPACE, f"p-{i}", "status")
                 await kube._json("update", "PUT", path, body=current)
 
             async def create_event(i: int) -> None:
@@ -173,12 +223,17 @@ async def run(n: int) -> dict[str, Any]:
                 "Vip create": create_vip,
                 "Service status PATCH": patch_status,
                 "Service status PUT": put_status,
+                "IPAddressPool status PUT": put_pool_status,
                 "Event create": create_event,
             }
             result: dict[str, Any] = {"writes": n, "in_flight": IN_FLIGHT, "kinds": {}}
             for kind, write in kinds.items():
                 if write is put_status:
                     listed = (await kube.list(SERVICES, NAMESPACE))[0]
+                    cached.update((x["metadata"]["name"], x) for x in listed)
+                if write is put_pool_status:
+                    await asyncio.gather(*(make_pool(i) for i in range(n)))
+                    listed = (await kube.list(IP_ADDRESS_POOLS, METALLB_NAMESPACE))[0]
                     cached.update((x["metadata"]["name"], x) for x in listed)
                 result["kinds"][kind] = await priced(plane, n, write)
                 print(f"{kind}: done", file=sys.stderr, flush=True)
