@@ -260,7 +260,7 @@ def table(result: dict[str, Any]) -> str:
     for kind, x in result["kinds"].items():
         both = x["apiserver_ms"] + x["etcd_ms"]
         lines.append(
-            f"{kind:<22} {x['apiserver_ms']:>7.2f} ms {x['etcd_ms']:>5.2f} ms "
+            f"{kind:<26} {x['apiserver_ms']:>7.2f} ms {x['etcd_ms']:>5.2f} ms "
             f"{both:>6.2f} ms {x['wall_s']:>5.1f} s"
         )
     lines.append("")
