@@ -255,7 +255,7 @@ def table(result: dict[str, Any]) -> str:
         f"Control-plane CPU per write: {result['writes']} writes of each kind, "
         f"{result['in_flight']} in flight, one local kube-apiserver + etcd",
         "",
-        f"{'write':<22} {'apiserver':>10} {'etcd':>8} {'together':>9} {'wall':>7}",
+        f"{'write':<26} {'apiserver':>10} {'etcd':>8} {'together':>9} {'wall':>7}",
     ]
     for kind, x in result["kinds"].items():
         both = x["apiserver_ms"] + x["etcd_ms"]
