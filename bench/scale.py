@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import statistics
@@ -25,6 +24,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.report import report
 from lbctl.adc.state import OBJECT_KINDS
 from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
@@ -390,11 +390,7 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=60.0)
     args = parser.parse_args()
     result = asyncio.run(run(args.services, args.idle))
-    print(table(result))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten: {RESULTS}")
-    return 0
+    return report(table(result), result, RESULTS)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +38,7 @@ from bench.peer_controllers import (
     install_metallb,
     metallb_binary,
 )
+from bench.report import report
 from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import LocalControlPlane
@@ -278,11 +278,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     result = asyncio.run(run(args.writes))
-    print(table(result))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten: {args.output}")
-    return 0
+    return report(table(result), result, args.output)
 
 
 if __name__ == "__main__":
