@@ -325,9 +325,12 @@ def table(result: dict[str, Any]) -> str:
         header,
         "-" * len(header),
     ]
+
+    def run_of(r: int, controller: str) -> dict[str, Any]:
+        return next(x for x in runs if x["round"] == r and x["controller"] == controller)
+
     for r in range(1, result["rounds"] + 1):
-        lb, adc, ml = (next(x for x in runs if x["round"] == r and x["controller"] == c)
-                       for c in CONTENDERS)  # fmt: skip
+        lb, adc, ml = (run_of(r, c) for c in CONTENDERS)
 
         def writes(x: dict[str, Any]) -> str:
             return f"{x['object_writes_per_service']:.2f}+{x['event_writes_per_service']:.2f}"
@@ -343,11 +346,9 @@ def table(result: dict[str, Any]) -> str:
             f"{ml['rss_peak_mb']:>5.0f} MB"
         )
     ratios = [
-        lb["all_addressed_s"] / ml["all_addressed_s"]
+        run_of(r, "lbctl")["all_addressed_s"] / run_of(r, "MetalLB")["all_addressed_s"]
         for r in range(1, result["rounds"] + 1)
-        for lb, ml in [[next(x for x in runs if x["round"] == r and x["controller"] == c)
-                        for c in ("lbctl", "MetalLB")]]
-    ]  # fmt: skip
+    ]
     median = statistics.median(ratios)
     lines += [
         "",
