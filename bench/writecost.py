@@ -39,6 +39,7 @@ from bench.peer_controllers import (
     metallb_binary,
 )
 from bench.report import report
+from bench.scale import until
 from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import LocalControlPlane
@@ -55,6 +56,8 @@ from lbctl.kube.client import (
 
 RESULTS = Path(__file__).parent / "results" / "writecost.json"
 IN_FLIGHT = 32
+MODEL_TIMEOUT_S = 60.0
+"""How long each controller may take to handle the one Service whose writes are the models."""
 NAMESPACE = "writecost"
 SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
 PER_SERVICE = {
@@ -107,22 +110,23 @@ async def lbctl_writes(plane: LocalControlPlane, kube: KubeClient) -> dict[str, 
         await kube.create(
             SERVICES, NAMESPACE, load_balancer_service("model", loadBalancerClass=klass)
         )
-        deadline = time.monotonic() + 60
-        while True:
-            events = (await kube.list(EVENTS, NAMESPACE))[0]
-            service = await kube.get(SERVICES, NAMESPACE, "model")
-            if events and service.get("status", {}).get("loadBalancer", {}).get("ingress"):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError("lbctl gave the model Service no address and no Event")
-            await asyncio.sleep(0.1)
+        seen: dict[str, Any] = {}
+
+        async def addressed_and_told() -> bool:
+            seen["events"] = (await kube.list(EVENTS, NAMESPACE))[0]
+            seen["service"] = await kube.get(SERVICES, NAMESPACE, "model")
+            ingress = seen["service"].get("status", {}).get("loadBalancer", {}).get("ingress")
+            return bool(seen["events"] and ingress)
+
+        what = "lbctl gave the model Service an address and an Event"
+        await until(addressed_and_told, what, timeout=MODEL_TIMEOUT_S, poll=0.1)
     finally:
         controller.stop()
     return {
         "vip": await kube.get(VIPS, NAMESPACE, "model"),
         "address": (await kube.list(VIP_ADDRESSES))[0][0],
-        "service": service,
-        "event": events[0],
+        "service": seen["service"],
+        "event": seen["events"][0],
     }
 
 
@@ -136,14 +140,15 @@ async def metallb_pool(plane: LocalControlPlane, kube: KubeClient) -> JSON:
         klass = controller.load_balancer_class
         body = load_balancer_service("metallb-model", loadBalancerClass=klass)
         await kube.create(SERVICES, NAMESPACE, body)
-        deadline = time.monotonic() + 60
-        while True:
-            pool = await kube.get(IP_ADDRESS_POOLS, METALLB_NAMESPACE, "bench")
-            if (pool.get("status") or {}).get("assignedIPv4"):
-                return pool
-            if time.monotonic() > deadline:
-                raise TimeoutError("MetalLB wrote no assignment in its pool's status")
-            await asyncio.sleep(0.1)
+        seen: dict[str, JSON] = {}
+
+        async def assigned() -> bool:
+            seen["pool"] = await kube.get(IP_ADDRESS_POOLS, METALLB_NAMESPACE, "bench")
+            return bool((seen["pool"].get("status") or {}).get("assignedIPv4"))
+
+        what = "MetalLB wrote an assignment in its pool's status"
+        await until(assigned, what, timeout=MODEL_TIMEOUT_S, poll=0.1)
+        return seen["pool"]
     finally:
         controller.stop()
 

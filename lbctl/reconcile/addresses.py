@@ -312,10 +312,10 @@ class AddressRecords:
         Each is confirmed by a quorum read first; the number of records released."""
         released = 0
         for key in self._tracker.holder_keys():
-            held = self._tracker.held(key)
             holder_namespace, name = key.split("/", 1)
             if namespace is not None and holder_namespace != namespace:
                 continue
+            held = self._tracker.held(key)
             for kind, resource in (("Service", SERVICES), ("Vip", VIPS)):
                 uids = {h.uid for h in held.values() if h.kind == kind}
                 if uids and uids != {live(kind, key)}:
