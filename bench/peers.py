@@ -36,7 +36,6 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ from bench.peer_controllers import (
     metallb_binary,
 )
 from bench.report import report
-from bench.scale import NODE_IPS, ready_nodes
+from bench.scale import NODE_IPS, ready_nodes, until
 from lbctl.devenv.build import ensure_binaries
 from lbctl.devenv.cluster import install_crds, load_balancer_service
 from lbctl.devenv.controlplane import LocalControlPlane
@@ -115,14 +114,6 @@ class Apiserver:
         return found
 
 
-async def until(probe: Callable[[], Any], what: str, poll: float = 0.05) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(poll)
-
-
 async def settled(apiserver: Apiserver) -> Counter[WriteKey]:
     """Writes so far, once none came for SETTLE_S (trailing status updates and Events)."""
     last = await apiserver.writes()
@@ -162,7 +153,7 @@ async def delete_all(kube: KubeClient, namespace: str, n: int) -> None:
         vips, _ = await kube.list(VIPS, namespace)
         return not left and not vips
 
-    await until(gone, f"Services of {namespace} deleted", poll=0.5)
+    await until(gone, f"Services of {namespace} deleted", timeout=TIMEOUT_S, poll=0.5)
 
 
 def split_writes(delta: Counter[WriteKey], n: int) -> dict[str, Any]:
@@ -228,7 +219,9 @@ async def one_run(
             raise RuntimeError(f"creating Services failed: {creating.exception()}")
         return len(shown) >= n
 
-    await until(all_shown, f"every {controller.name} Service has an address")
+    await until(
+        all_shown, f"every {controller.name} Service has an address", timeout=TIMEOUT_S, poll=0.05
+    )
     created_at = await creating
     all_addressed = max(shown.values()) - started
     cpu_addressed = controller.cpu_seconds() - cpu_before
@@ -239,7 +232,8 @@ async def one_run(
         async def all_configured() -> bool:
             return len(sim.objects("lbvserver_servicegroup_binding")) - bound_before >= n
 
-        await until(all_configured, "every lbctl+ADC Service configured on the simulator")
+        what = "every lbctl+ADC Service configured on the simulator"
+        await until(all_configured, what, timeout=TIMEOUT_S, poll=0.05)
         configured["all_configured_s"] = time.monotonic() - started
     watching.cancel()
     with contextlib.suppress(asyncio.CancelledError):
