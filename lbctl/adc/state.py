@@ -165,7 +165,7 @@ class Listing:
             if known:
                 self._remove_child(key)
             return
-        for child in self._bindings(key):
+        for child in self.of_parent(key):
             self._rows.pop(child, None)
         self._children.get(key.kind, {}).pop(key.name, None)
         self._forget_owner(key)
@@ -203,7 +203,7 @@ class Listing:
         found: State = {}
         for key in self._by_owner.get(owner, ()):
             found[key] = self.attrs(key)
-            for child in self._bindings(key):
+            for child in self.of_parent(key):
                 found[child] = self.attrs(child)
         return found
 
@@ -212,14 +212,10 @@ class Listing:
         return {key.name: owner for key, owner in self._owner.items() if key.kind == kind}
 
     def of_parent(self, key: Key) -> set[Key]:
-        return set(self._bindings(key))
-
-    def _bindings(self, key: Key) -> list[Key]:
-        """The bindings under parent ``key``: a copy, safe to drop them while going through."""
         found = self._children.get(key.kind, {}).get(key.name)
         if found is None:
-            return []
-        return list(found) if isinstance(found, list) else [found]
+            return set()
+        return set(found) if isinstance(found, list) else {found}
 
     def owns(self, owner: str) -> bool:
         return owner in self._by_owner
